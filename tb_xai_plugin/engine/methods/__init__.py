@@ -1,0 +1,1 @@
+"""Every attribution method, one module each; importing this package registers them all."""

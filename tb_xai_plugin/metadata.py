@@ -1,0 +1,124 @@
+"""The plugin's name and its versioned on-disk contract.
+
+Layout of one run (the files are the source of truth; the event file only indexes them):
+
+    <run>/plugins/xai/checkpoints/step-000000042.h5     the model (weights included)
+    <run>/plugins/xai/checkpoints/step-000000042.json   its manifest (see CHECKPOINT_KEYS)
+    <run>/plugins/xai/samples/<name>.npz                images [N,H,W,C], labels [N] (-1: none), ids [N]
+    <run>/plugins/xai/samples/<name>.json               its manifest (see SAMPLES_KEYS)
+
+A manifest is written after its data file, both under a temporary name renamed into place,
+so a reader that finds a manifest finds a complete data file.
+Pure Python: imported by TensorBoard's plugin loader, so nothing heavy here.
+"""
+
+import json
+import re
+
+from tb_xai_plugin.errors import XaiError
+
+PLUGIN_NAME = "xai"
+FORMAT_VERSION = 1
+
+PLUGIN_DIR = ("plugins", PLUGIN_NAME)
+CHECKPOINTS_DIR = "checkpoints"
+SAMPLES_DIR = "samples"
+
+CHECKPOINT_TAG = "xai/checkpoint"
+SAMPLES_TAG_PREFIX = "xai/samples/"
+
+KIND_CHECKPOINT = "checkpoint"
+KIND_SAMPLES = "samples"
+
+# Keys every checkpoint manifest has.
+CHECKPOINT_KEYS = (
+    "format_version",  # FORMAT_VERSION at write time
+    "kind",  # "checkpoint"
+    "step",  # int, the training step
+    "file",  # data file name, inside the checkpoints folder
+    "format",  # "h5" or "savedmodel"
+    "model_name",  # model.name
+    "input_shape",  # [H, W, C]
+    "num_classes",  # int
+    "class_names",  # list of str, len num_classes
+    "preprocessing",  # see PREPROCESSING_TYPES
+    "output_activation",  # "softmax", "sigmoid" or "linear": the final layer's activation
+    "layers",  # [{"name", "type", "output_shape", "conv"}], in model order
+    "weights_sha256",  # sha256 over the model's weight arrays, see summary.weights_checksum
+    "file_sha256",  # sha256 of the data file's bytes (of a SavedModel's saved_model.pb)
+    "versions",  # {"tensorflow", "keras", "tb_xai_plugin", "python"}
+    "wall_time",  # float, seconds since epoch
+)
+
+# Keys every sample-set manifest has.
+SAMPLES_KEYS = (
+    "format_version",
+    "kind",  # "samples"
+    "name",  # matches NAME_PATTERN
+    "step",
+    "file",
+    "count",  # N
+    "image_shape",  # [H, W, C]
+    "dtype",  # "uint8" or "float32"
+    "value_range",  # [min, max] of the stored images, for display
+    "has_labels",  # bool
+    "class_names",  # list of str or null
+    "sha256",  # sha256 of the data file's bytes
+    "wall_time",
+)
+
+# How the engine turns a stored image x into the model's input.
+#   {"type": "none"}                               model(x)
+#   {"type": "scale", "scale": a, "offset": b}    model(a * x + b)
+#   {"type": "keras_app", "module": "vgg16"}      model(tf.keras.applications.<module>.preprocess_input(x))
+PREPROCESSING_TYPES = ("none", "scale", "keras_app")
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def checkpoint_basename(step):
+    """File stem of the checkpoint at `step`: 'step-%09d'."""
+    return "step-%09d" % int(step)
+
+
+def check_name(name):
+    """Return `name` if it is a valid sample-set name, else raise XaiError."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+        raise XaiError(
+            "invalid name %r: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
+            % (name,)
+        )
+    return name
+
+
+def index_content(kind):
+    """The plugin_data content of an index summary: small JSON naming the format version and kind."""
+    return json.dumps({"version": FORMAT_VERSION, "kind": kind}).encode("utf-8")
+
+
+def parse_index_content(content):
+    """Parse plugin_data content; raise XaiError for a version this code cannot read."""
+    try:
+        parsed = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise XaiError("unreadable xai plugin metadata: %s" % e) from e
+    if not isinstance(parsed, dict) or parsed.get("version", 0) > FORMAT_VERSION:
+        raise XaiError("xai data written by a newer tb-xai (format %r)" % (parsed,))
+    return parsed
+
+
+def parse_manifest(text, kind):
+    """Parse a manifest's JSON text, checking its kind, version and keys; raise XaiError otherwise."""
+    try:
+        manifest = json.loads(text)
+    except ValueError as e:
+        raise XaiError("unreadable manifest: %s" % e) from e
+    keys = CHECKPOINT_KEYS if kind == KIND_CHECKPOINT else SAMPLES_KEYS
+    if not isinstance(manifest, dict) or manifest.get("kind") != kind:
+        raise XaiError("not a %s manifest" % kind)
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise XaiError("manifest written by a newer tb-xai (format %r)" % manifest.get("format_version"))
+    missing = [k for k in keys if k not in manifest]
+    if missing:
+        raise XaiError("manifest lacks %s" % ", ".join(missing))
+    return manifest

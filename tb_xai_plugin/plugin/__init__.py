@@ -1,0 +1,1 @@
+"""The TensorBoard side: loader, catalog, workers, caches and routes."""
