@@ -15,7 +15,8 @@ class BuildWithFrontend(build_py):
     """Builds the dashboard bundle (frontend/ -> tb_xai_plugin/static/) before packaging it."""
 
     def run(self):
-        if not os.path.exists(BUNDLE):
+        # An editable install (`make setup`) leaves the bundle to `make frontend`.
+        if not getattr(self, "editable_mode", False) and not os.path.exists(BUNDLE):
             npm = shutil.which("npm")
             if npm is None:
                 raise RuntimeError("building tb-xai needs npm (Node.js 20) for the dashboard bundle")
