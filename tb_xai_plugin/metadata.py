@@ -122,3 +122,33 @@ def parse_manifest(text, kind):
     if missing:
         raise XaiError("manifest lacks %s" % ", ".join(missing))
     return manifest
+
+
+_MODULE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def _is_number(value):
+    """True for an int or float that is finite (bool excluded)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < float("inf")
+
+
+def check_preprocessing(preprocessing):
+    """Return a normalized copy of a preprocessing record (see PREPROCESSING_TYPES); raise XaiError if invalid."""
+    if preprocessing is None:
+        return {"type": "none"}
+    if not isinstance(preprocessing, dict) or preprocessing.get("type") not in PREPROCESSING_TYPES:
+        raise XaiError(
+            "preprocessing must be a dict whose 'type' is one of %s, not %r" % (", ".join(PREPROCESSING_TYPES), preprocessing)
+        )
+    kind = preprocessing["type"]
+    if kind == "none":
+        return {"type": "none"}
+    if kind == "scale":
+        scale, offset = preprocessing.get("scale", 1.0), preprocessing.get("offset", 0.0)
+        if not (_is_number(scale) and _is_number(offset)):
+            raise XaiError("scale preprocessing needs finite numbers 'scale' and 'offset', not %r" % (preprocessing,))
+        return {"type": "scale", "scale": float(scale), "offset": float(offset)}
+    module = preprocessing.get("module")
+    if not isinstance(module, str) or not _MODULE_PATTERN.match(module):
+        raise XaiError("keras_app preprocessing needs 'module', e.g. 'vgg16', not %r" % (preprocessing,))
+    return {"type": "keras_app", "module": module}

@@ -1,0 +1,196 @@
+"""The plugin's files under <run>/plugins/xai/: paths, atomic writes and manifest I/O.
+
+Everything goes through `tf.io.gfile` (TensorBoard's compat copy of it), so `gs://` and other
+remote logdirs work. A file is written under `<final>.tmp-<uuid>` and renamed into place, so a
+reader never sees half a file; temporary names are never listed as data.
+"""
+
+import hashlib
+import json
+import os
+import uuid
+
+from tensorboard.compat import tf
+
+from tb_xai_plugin import metadata
+from tb_xai_plugin.errors import NotFoundError, XaiError
+
+TEMP_MARK = ".tmp-"
+_CHUNK = 1 << 20
+
+
+def plugin_dir(run_dir):
+    """<run_dir>/plugins/xai."""
+    return os.path.join(run_dir, *metadata.PLUGIN_DIR)
+
+
+def checkpoints_dir(run_dir):
+    """<run_dir>/plugins/xai/checkpoints."""
+    return os.path.join(plugin_dir(run_dir), metadata.CHECKPOINTS_DIR)
+
+
+def samples_dir(run_dir):
+    """<run_dir>/plugins/xai/samples."""
+    return os.path.join(plugin_dir(run_dir), metadata.SAMPLES_DIR)
+
+
+def checkpoint_paths(run_dir, step, fmt):
+    """(data path, manifest path) of the checkpoint at `step`; the data is a file (h5) or a folder."""
+    stem = os.path.join(checkpoints_dir(run_dir), metadata.checkpoint_basename(step))
+    return (stem + ".h5" if fmt == "h5" else stem), stem + ".json"
+
+
+def sample_paths(run_dir, name):
+    """(data path, manifest path) of the sample set `name` (checked against metadata.NAME_PATTERN)."""
+    stem = os.path.join(samples_dir(run_dir), metadata.check_name(name))
+    return stem + ".npz", stem + ".json"
+
+
+def is_temp(path):
+    """True for a name written by this module that was not (yet) renamed into place."""
+    return TEMP_MARK in os.path.basename(path.rstrip("/"))
+
+
+def _temp_name(path):
+    """A fresh temporary sibling of `path`: '<path>.tmp-<uuid4 hex>'."""
+    return "%s%s%s" % (path.rstrip("/"), TEMP_MARK, uuid.uuid4().hex)
+
+
+def ensure_dir(path):
+    """Create folder `path` (and parents) or raise XaiError saying it cannot be written."""
+    try:
+        tf.io.gfile.makedirs(path)
+        is_dir = tf.io.gfile.isdir(path)
+    except (OSError, tf.errors.OpError) as e:
+        raise XaiError("cannot write to %s: %s" % (path, _reason(e))) from e
+    if not is_dir:
+        raise XaiError("cannot write to %s: it is not a folder" % path)
+    return path
+
+
+def _reason(error):
+    """The short message of an OSError or a TensorFlow OpError."""
+    return getattr(error, "message", None) or str(error)
+
+
+def remove_quietly(path):
+    """Delete file or folder `path` if it exists; errors are ignored (used to clean up after a failure)."""
+    try:
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        elif tf.io.gfile.exists(path):
+            tf.io.gfile.remove(path)
+    except (OSError, tf.errors.OpError):
+        pass
+
+
+def _publish(temp, path):
+    """Rename finished `temp` to `path`, replacing what was there; remove `temp` on failure."""
+    try:
+        if tf.io.gfile.isdir(temp):
+            _replace_dir(temp, path)
+        else:
+            tf.io.gfile.rename(temp, path, overwrite=True)
+    except (OSError, tf.errors.OpError) as e:
+        remove_quietly(temp)
+        raise XaiError("cannot write %s: %s" % (path, _reason(e))) from e
+
+
+def _replace_dir(temp, path):
+    """Rename folder `temp` to `path`; an old `path` is first moved aside, then deleted."""
+    old = None
+    if tf.io.gfile.exists(path):
+        old = _temp_name(path)
+        tf.io.gfile.rename(path, old)
+    tf.io.gfile.rename(temp, path)
+    if old:
+        remove_quietly(old)
+
+
+def write_bytes(path, data):
+    """Write `data` to `path` atomically (temporary name, then rename); raise XaiError on failure."""
+    temp = _temp_name(path)
+    try:
+        with tf.io.gfile.GFile(temp, "wb") as f:
+            f.write(data)
+    except (OSError, tf.errors.OpError) as e:
+        remove_quietly(temp)
+        raise XaiError("cannot write %s: %s" % (path, _reason(e))) from e
+    _publish(temp, path)
+
+
+def write_json(path, obj):
+    """Write `obj` as indented JSON to `path` atomically."""
+    write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def copy_in(local_path, path):
+    """Copy a local file or folder to `path` (any gfile scheme) atomically; raise XaiError on failure."""
+    temp = _temp_name(path)
+    try:
+        if os.path.isdir(local_path):
+            _copy_tree(local_path, temp)
+        else:
+            tf.io.gfile.copy(local_path, temp, overwrite=True)
+    except (OSError, tf.errors.OpError) as e:
+        remove_quietly(temp)
+        raise XaiError("cannot write %s: %s" % (path, _reason(e))) from e
+    _publish(temp, path)
+
+
+def _copy_tree(local_dir, target):
+    """Copy every file under local folder `local_dir` to the same relative path under `target`."""
+    tf.io.gfile.makedirs(target)
+    for root, dirs, names in os.walk(local_dir):
+        relative = os.path.relpath(root, local_dir)
+        out = target if relative == "." else os.path.join(target, relative)
+        for d in dirs:
+            tf.io.gfile.makedirs(os.path.join(out, d))
+        for name in names:
+            tf.io.gfile.copy(os.path.join(root, name), os.path.join(out, name), overwrite=True)
+
+
+def sha256(path):
+    """sha256 hex digest of the bytes of file `path`."""
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(path, kind):
+    """The parsed manifest at `path` (metadata.parse_manifest checks it); NotFoundError if absent."""
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except tf.errors.NotFoundError as e:
+        raise NotFoundError("no %s manifest at %s" % (kind, path)) from e
+    except (OSError, tf.errors.OpError, UnicodeDecodeError) as e:
+        raise XaiError("cannot read %s: %s" % (path, _reason(e))) from e
+    return metadata.parse_manifest(text, kind)
+
+
+def _manifests(directory, kind):
+    """Every readable manifest of `kind` in `directory`, skipping temporary and unreadable ones."""
+    if not tf.io.gfile.isdir(directory):
+        return []
+    found = []
+    for name in sorted(tf.io.gfile.listdir(directory)):
+        if name.endswith(".json") and not is_temp(name):
+            try:
+                found.append(read_manifest(os.path.join(directory, name), kind))
+            except XaiError:
+                continue  # a foreign or damaged file must not hide the others
+    return found
+
+
+def checkpoint_manifests(run_dir):
+    """The manifests of every checkpoint of a run, sorted by step (from the files, not the events)."""
+    found = _manifests(checkpoints_dir(run_dir), metadata.KIND_CHECKPOINT)
+    return sorted(found, key=lambda m: m["step"])
+
+
+def sample_manifests(run_dir):
+    """The manifests of every sample set of a run, sorted by name."""
+    return sorted(_manifests(samples_dir(run_dir), metadata.KIND_SAMPLES), key=lambda m: m["name"])
