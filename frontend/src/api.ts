@@ -1,0 +1,137 @@
+// Typed fetchers for the plugin's routes (docs/http_api.md). Relative URLs only: the iframe's
+// base is /data/plugin/xai/, which also holds behind --path_prefix.
+import type {
+  AttributionsResponse,
+  LayersResponse,
+  MethodChoice,
+  MethodsResponse,
+  ModelRef,
+  PredictionsResponse,
+  ProgressResponse,
+  RunsResponse,
+  SampleSetRef,
+  SuggestionsResponse,
+  Target,
+} from "./types";
+
+/** A failed request, with the server's sentence (or a plain one) for the person. */
+export class ApiError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+    this.name = "ApiError";
+  }
+  get cancelled(): boolean {
+    return this.status === 409;
+  }
+}
+
+let base = "./";
+
+/** Where the routes live; tests and benches may point it elsewhere. */
+export function setBase(url: string): void {
+  base = url.endsWith("/") ? url : url + "/";
+}
+
+/** The message of an error body {"error": ...}, else a sentence naming the status. */
+async function errorOf(response: Response): Promise<ApiError> {
+  let message = `the server answered ${response.status} ${response.statusText}`.trim();
+  try {
+    const body = await response.json();
+    if (body && typeof body.error === "string") message = body.error;
+  } catch {
+    /* not JSON: keep the status sentence */
+  }
+  return new ApiError(message, response.status);
+}
+
+/** GET `route` and parse its JSON body, or throw ApiError. */
+async function getJson<T>(route: string, signal?: AbortSignal): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(base + route, { signal });
+  } catch (e) {
+    if ((e as Error).name === "AbortError") throw e;
+    throw new ApiError("the TensorBoard server cannot be reached", 0);
+  }
+  if (!response.ok) throw await errorOf(response);
+  return (await response.json()) as T;
+}
+
+/** POST `body` as JSON with the X-XAI-Request header and parse the answer, or throw ApiError. */
+async function postJson<T>(route: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(base + route, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-XAI-Request": "1" },
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (e) {
+    if ((e as Error).name === "AbortError") throw e;
+    throw new ApiError("the TensorBoard server cannot be reached", 0);
+  }
+  if (!response.ok) throw await errorOf(response);
+  return (await response.json()) as T;
+}
+
+export const getRuns = (): Promise<RunsResponse> => getJson("runs");
+
+export const getMethods = (): Promise<MethodsResponse> => getJson("methods");
+
+export const getLayers = (model: ModelRef): Promise<LayersResponse> =>
+  getJson(`layers?run=${encodeURIComponent(model.run)}&step=${model.step}`);
+
+export const getProgress = (requestId: string): Promise<ProgressResponse> =>
+  getJson(`progress?request_id=${encodeURIComponent(requestId)}`);
+
+/** URL of one sample's PNG. */
+export function imageUrl(samples: SampleSetRef, index: number): string {
+  return `${base}image?run=${encodeURIComponent(samples.run)}&samples=${encodeURIComponent(samples.name)}&index=${index}`;
+}
+
+export interface PredictionsRequest {
+  models: ModelRef[];
+  samples: SampleSetRef;
+  indices?: number[];
+  top_k: number;
+}
+
+export const postPredictions = (req: PredictionsRequest, signal?: AbortSignal): Promise<PredictionsResponse> =>
+  postJson("predictions", req, signal);
+
+export interface AttributionsRequest {
+  models: ModelRef[];
+  samples: SampleSetRef;
+  indices: number[];
+  methods: MethodChoice[];
+  target: Target;
+  layer: string | null;
+  neuron: number | null;
+  request_id?: string;
+}
+
+export const postAttributions = (req: AttributionsRequest, signal?: AbortSignal): Promise<AttributionsResponse> =>
+  postJson("attributions", req, signal);
+
+export interface SuggestionsRequest {
+  models: ModelRef[];
+  samples: SampleSetRef;
+  layer: string | null;
+  neuron: number | null;
+  request_id?: string;
+}
+
+export const postSuggestions = (req: SuggestionsRequest, signal?: AbortSignal): Promise<SuggestionsResponse> =>
+  postJson("suggestions", req, signal);
+
+export const postCancel = (requestId: string): Promise<{ cancelled: boolean }> =>
+  postJson("cancel", { request_id: requestId });
+
+let counter = 0;
+
+/** A fresh request id matching [A-Za-z0-9_-]{1,64}. */
+export function newRequestId(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${Date.now().toString(36)}-${counter}`;
+}

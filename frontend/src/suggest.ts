@@ -1,0 +1,148 @@
+// The suggestion panel's logic: points, jitter, filters, hit-testing and histogram bins. No DOM.
+import { quadtree, type Quadtree } from "d3-quadtree";
+import type { Filters } from "./state";
+import type { SuggestionsResponse } from "./types";
+
+/** A deterministic offset in [-amplitude, amplitude] for sample i (integer hash, no state). */
+export function jitter(i: number, amplitude: number): number {
+  let h = (i + 1) * 0x9e3779b1;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
+  return ((h >>> 0) / 0xffffffff) * 2 * amplitude - amplitude;
+}
+
+export type Verdict = "right" | "wrong" | "unknown";
+
+/** Whether most models got sample i right, from per_sample.majority_right (unknown without labels). */
+export function verdict(stats: SuggestionsResponse, i: number): Verdict {
+  const m = stats.per_sample.majority_right;
+  if (!m || m[i] === null || m[i] === undefined) return "unknown";
+  return m[i] ? "right" : "wrong";
+}
+
+/** Models whose statistics arrived. */
+const okModels = (stats: SuggestionsResponse) => stats.per_model.filter((m) => m.ok && m.predicted);
+
+/** Indices of the samples that pass every active filter, in index order. */
+export function applyFilters(stats: SuggestionsResponse, f: Filters): number[] {
+  const labels = stats.labels;
+  const models = okModels(stats);
+  let out: number[] = [];
+  for (let i = 0; i < stats.count; i++) {
+    if ((f.misclassified || f.topMistakes) && verdict(stats, i) !== "wrong") continue;
+    if (f.trueClass !== null && (!labels || labels[i] !== f.trueClass)) continue;
+    if (f.predictedClass !== null && !models.some((m) => m.predicted![i] === f.predictedClass)) continue;
+    out.push(i);
+  }
+  if (f.topMistakes) {
+    const score = stats.per_sample.mean_top_score;
+    out = out
+      .sort((a, b) => score[b] - score[a] || a - b)
+      .slice(0, f.topMistakes)
+      .sort((a, b) => a - b);
+  }
+  return out;
+}
+
+export interface Point {
+  index: number;
+  x: number; // screen pixels
+  y: number;
+}
+
+/** A quadtree over the points' screen positions. */
+export function buildQuadtree(points: Point[]): Quadtree<Point> {
+  return quadtree<Point>()
+    .x((p) => p.x)
+    .y((p) => p.y)
+    .addAll(points);
+}
+
+/** The point nearest (x, y) within `radius` pixels, or undefined. */
+export function hitTest(tree: Quadtree<Point>, x: number, y: number, radius: number): Point | undefined {
+  return tree.find(x, y, radius);
+}
+
+/** Indices of the points inside the rectangle [x0, x1] x [y0, y1], found through the quadtree. */
+export function pointsInRect(tree: Quadtree<Point>, x0: number, y0: number, x1: number, y1: number): number[] {
+  const found: number[] = [];
+  tree.visit((node, nx0, ny0, nx1, ny1) => {
+    if (!node.length) {
+      let leaf: typeof node | undefined = node;
+      while (leaf && !leaf.length) {
+        const p = (leaf as { data: Point }).data;
+        if (p.x >= x0 && p.x <= x1 && p.y >= y0 && p.y <= y1) found.push(p.index);
+        leaf = (leaf as { next?: typeof node }).next;
+      }
+    }
+    return nx0 > x1 || ny0 > y1 || nx1 < x0 || ny1 < y0;
+  });
+  return found.sort((a, b) => a - b);
+}
+
+export interface Bin {
+  x0: number;
+  x1: number;
+  indices: number[];
+}
+
+/** `count` equal bins over [lo, hi] of values[i] for i in `indices` (the last bin closed on the right). */
+export function histogram(values: ArrayLike<number>, indices: number[], count: number, lo: number, hi: number): Bin[] {
+  const width = hi > lo ? (hi - lo) / count : 1;
+  const bins: Bin[] = Array.from({ length: count }, (_, k) => ({ x0: lo + k * width, x1: lo + (k + 1) * width, indices: [] }));
+  for (const i of indices) {
+    const v = values[i];
+    if (!Number.isFinite(v)) continue;
+    const k = Math.min(count - 1, Math.max(0, Math.floor((v - lo) / width)));
+    bins[k].indices.push(i);
+  }
+  return bins;
+}
+
+/** [min, max] of the finite values at `indices` ([0, 1] when there are none). */
+export function extent(values: ArrayLike<number>, indices: number[]): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const i of indices) {
+    const v = values[i];
+    if (Number.isFinite(v)) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  if (lo > hi) return [0, 1];
+  return lo === hi ? [lo - 0.5, hi + 0.5] : [lo, hi];
+}
+
+/** 1 - p(true label) per sample, from one model's statistics (NaN where unknown). */
+export function lossOfTruth(stats: SuggestionsResponse, model = 0): number[] {
+  const p = okModels(stats)[model]?.p_true;
+  return Array.from({ length: stats.count }, (_, i) => (p && p[i] !== null && p[i] !== undefined ? 1 - p[i] : NaN));
+}
+
+/** The selection as CSV rows: index, label, then each model's predicted class and top score. */
+export function selectionTable(
+  stats: SuggestionsResponse,
+  indices: number[],
+  className: (c: number) => string,
+): { header: string[]; rows: (string | number)[][] } {
+  const models = okModels(stats);
+  const header = ["index", "label", "mean_top_score", "distinct_classes"];
+  for (const m of models) header.push(`${m.run}@${m.step} predicted`, `${m.run}@${m.step} score`);
+  const rows = indices.map((i) => {
+    const label = stats.labels ? stats.labels[i] : null;
+    const row: (string | number)[] = [
+      i,
+      label === null || label < 0 ? "" : className(label),
+      round(stats.per_sample.mean_top_score[i]),
+      stats.per_sample.distinct_classes[i],
+    ];
+    for (const m of models) row.push(className(m.predicted![i]), round(m.top_score ? m.top_score[i] : NaN));
+    return row;
+  });
+  return { header, rows };
+}
+
+/** x to 4 decimals, as a number ('' for NaN). */
+const round = (x: number): number | string => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : "");

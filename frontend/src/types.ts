@@ -1,0 +1,150 @@
+// The JSON shapes of docs/http_api.md, one interface per response.
+
+export interface ModelRef {
+  run: string;
+  step: number;
+}
+
+export interface SampleSetRef {
+  run: string;
+  name: string;
+}
+
+export interface Checkpoint {
+  step: number;
+  model_name: string;
+  input_shape: number[];
+  num_classes: number;
+  wall_time: number;
+}
+
+export interface SampleSet {
+  name: string;
+  count: number;
+  image_shape: number[];
+  has_labels: boolean;
+  class_names: string[] | null;
+}
+
+export interface RunInfo {
+  run: string;
+  checkpoints: Checkpoint[];
+  sample_sets: SampleSet[];
+}
+
+export interface RunsResponse {
+  runs: RunInfo[];
+}
+
+export type ParamType = "int" | "float" | "bool" | "choice";
+
+export interface ParamSpec {
+  name: string;
+  type: ParamType;
+  default: number | boolean | string;
+  label?: string;
+  min?: number | null;
+  max?: number | null;
+  choices?: (string | number)[];
+}
+
+export interface MethodInfo {
+  id: string;
+  label: string;
+  family: string;
+  description: string;
+  signed: boolean;
+  takes_layer: boolean;
+  takes_neuron: boolean;
+  sampling?: boolean;
+  params: ParamSpec[];
+}
+
+export interface MethodsResponse {
+  methods: MethodInfo[];
+}
+
+export interface LayerInfo {
+  name: string;
+  type: string;
+  output_shape: (number | null)[];
+  conv: boolean;
+}
+
+export interface LayersResponse {
+  layers: LayerInfo[];
+  default_layer: string | null;
+  methods: Record<string, { ok: boolean; reason?: string }>;
+}
+
+export type Target = { kind: "predicted" } | { kind: "label" } | { kind: "class"; index: number };
+
+export type ParamValues = Record<string, number | boolean | string>;
+
+export interface MethodChoice {
+  id: string;
+  params: ParamValues;
+}
+
+export interface ModelPredictions {
+  run: string;
+  step: number;
+  ok: boolean;
+  error?: string;
+  top_classes?: number[][];
+  top_scores?: number[][];
+}
+
+export interface PredictionsResponse {
+  indices: number[];
+  labels: number[] | null;
+  models: ModelPredictions[];
+}
+
+export interface AttributionCell {
+  run: string;
+  step: number;
+  method: string;
+  ok: boolean;
+  error?: string;
+  shape?: number[];
+  data?: string;
+  range?: [number, number];
+  signed?: boolean;
+  targets?: number[];
+  scores?: number[];
+}
+
+export interface AttributionsResponse {
+  cells: AttributionCell[];
+}
+
+export interface ModelStats {
+  run: string;
+  step: number;
+  ok: boolean;
+  error?: string;
+  predicted?: number[];
+  top_score?: number[];
+  p_true?: number[] | null;
+}
+
+export interface SuggestionsResponse {
+  count: number;
+  labels: number[] | null;
+  per_model: ModelStats[];
+  per_sample: {
+    mean_top_score: number[];
+    distinct_classes: number[];
+    majority_right: (boolean | null)[] | null;
+    entropy?: number[];
+  };
+  activation: { layer: string; neuron: number | null; mean: number[] } | null;
+}
+
+export interface ProgressResponse {
+  request_id: string;
+  state: "running" | "done" | "cancelled" | "unknown";
+  done: number;
+  total: number;
+}
