@@ -1,0 +1,310 @@
+"""The `tb-xai` command. `tb-xai import` logs a saved model or a Keras application (and optionally a
+sample set) into a run, so models trained elsewhere can be explained beside logged ones.
+
+    tb-xai import --logdir logs --run vgg --keras-app VGG16 --weights imagenet --images photos/
+    tb-xai import --logdir logs --run cnn --model cnn.h5 --images val.npz --step 3
+
+Models load with `compile=False` and `safe_mode=True`: a model whose config holds Python code
+(a Lambda layer) is refused unless `--allow-unsafe` is given. Everything is checked before anything
+is written, so a bad argument leaves the logdir as it was.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from tb_xai_plugin.errors import XaiError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+IMAGENET_CLASSES = 1000
+
+
+def _parser():
+    """The argparse parser of `tb-xai` and its `import` subcommand."""
+    parser = argparse.ArgumentParser(prog="tb-xai", description="tb-xai: explain image classifiers in TensorBoard")
+    commands = parser.add_subparsers(dest="command", required=True)
+    imp = commands.add_parser("import", help="log a saved model or a Keras application (and samples) into a run")
+    imp.add_argument("--logdir", required=True, help="TensorBoard's --logdir")
+    imp.add_argument("--run", required=True, help="the run's name: a folder inside the logdir, e.g. 'vgg' or 'sweep/lr1'")
+    source = imp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a saved model: .h5 file, .keras file or SavedModel folder")
+    source.add_argument("--keras-app", help="a tf.keras.applications name, e.g. VGG16, ResNet50, MobileNetV2")
+    imp.add_argument("--weights", default="imagenet", help="for --keras-app: imagenet, none, or a weights file")
+    imp.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="for --keras-app: input size")
+    imp.add_argument("--class-names", help="a file of class names, one per line (or a JSON list)")
+    imp.add_argument("--preprocessing", help='JSON, e.g. \'{"type": "scale", "scale": 0.00392, "offset": 0}\'')
+    imp.add_argument("--images", help="a folder with one subfolder of images per class, or an .npz (images, labels)")
+    imp.add_argument("--samples-name", default="validation", help="the sample set's name")
+    imp.add_argument("--step", type=int, default=0, help="the checkpoint's step")
+    imp.add_argument("--allow-unsafe", action="store_true", help="allow models whose config holds code (Lambda)")
+    return parser
+
+
+def check_run_name(run):
+    """`run` if it is a relative path of plain names (no '..', not absolute), else XaiError."""
+    from tb_xai_plugin import metadata
+
+    parts = run.replace("\\", "/").split("/")
+    if not run or run.startswith("/") or not all(metadata.NAME_PATTERN.match(p) and ".." not in p for p in parts):
+        raise XaiError("invalid run name %r: use names of letters, digits, '_', '-', '.' joined by '/'" % run)
+    return run
+
+
+def read_class_names(path):
+    """Class names from a file: a JSON list of strings, or one name per line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise XaiError("cannot read class names from %s: %s" % (path, e)) from e
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise XaiError("%s must hold a JSON list of strings or one class name per line" % path)
+    return names
+
+
+def _lambda_layers(config):
+    """Names of the Lambda layers anywhere in a Keras model config (nested models included)."""
+    found = []
+    if isinstance(config, dict):
+        if config.get("class_name") == "Lambda":
+            found.append(config.get("config", {}).get("name", "?"))
+        for value in config.values():
+            found += _lambda_layers(value)
+    elif isinstance(config, list):
+        for value in config:
+            found += _lambda_layers(value)
+    return found
+
+
+def _h5_config(path):
+    """The model config stored in an .h5 file, or None if it has none."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        raw = f.attrs.get("model_config")
+    if raw is None:
+        return None
+    return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+
+
+def load_model(path, allow_unsafe=False):
+    """Load a saved model (.h5, .keras, SavedModel folder) without compiling; XaiError if unusable or unsafe."""
+    import tensorflow as tf
+
+    if not os.path.exists(path):
+        raise XaiError("no model at %s" % path)
+    if path.endswith(".h5") and not allow_unsafe:
+        try:
+            lambdas = _lambda_layers(_h5_config(path))
+        except (OSError, ValueError) as e:
+            raise XaiError("cannot read %s as an .h5 model: %s" % (path, e)) from e
+        if lambdas:
+            raise XaiError("%s has Lambda layers (%s), whose code would run on load: pass --allow-unsafe if you trust it"
+                           % (path, ", ".join(lambdas)))
+    kwargs = {"safe_mode": not allow_unsafe} if path.endswith(".keras") else {}
+    try:
+        return tf.keras.models.load_model(path, compile=False, **kwargs)
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for a file it cannot load
+        raise XaiError("cannot load model %s: %s" % (path, e)) from e
+
+
+def app_module(name):
+    """The tf.keras.applications submodule of application `name` (e.g. 'vgg16' for VGG16)."""
+    import tensorflow as tf
+
+    builder = getattr(tf.keras.applications, name, None) if name[:1].isupper() else None
+    module = getattr(builder, "__module__", "").rsplit(".", 1)[-1]
+    if not callable(builder) or not hasattr(getattr(tf.keras.applications, module, None), "preprocess_input"):
+        known = sorted(n for n in dir(tf.keras.applications) if n[:1].isupper())
+        raise XaiError("unknown Keras application %r; known: %s" % (name, ", ".join(known)))
+    return module
+
+
+def build_keras_app(name, weights, input_size=None):
+    """(model, preprocessing) for tf.keras.applications `name` with weights 'imagenet', 'none' or a file."""
+    import tensorflow as tf
+
+    module = app_module(name)
+    if weights not in ("imagenet", "none") and not os.path.isfile(weights):
+        raise XaiError("--weights must be imagenet, none or an existing weights file, not %r" % weights)
+    kwargs = {"weights": None if weights == "none" else weights, "classes": IMAGENET_CLASSES}
+    if input_size:
+        kwargs["input_shape"] = (input_size[0], input_size[1], 3)
+    try:
+        model = getattr(tf.keras.applications, name)(**kwargs)
+    except Exception as e:  # noqa: BLE001 - a download or a shape check failed inside Keras
+        if weights == "imagenet" and "URL fetch failure" in str(e):
+            raise XaiError("cannot download the ImageNet weights of %s (%s): download the weights file on a machine "
+                           "with internet and pass --weights PATH" % (name, e)) from e
+        raise XaiError("cannot build %s: %s" % (name, e)) from e
+    return model, {"type": "keras_app", "module": module}
+
+
+def imagenet_class_names():
+    """The 1000 ImageNet class names from Keras' class index, or None if it cannot be fetched (offline)."""
+    from tensorflow.keras.applications import imagenet_utils
+
+    try:
+        path = __import__("tensorflow").keras.utils.get_file(
+            "imagenet_class_index.json", imagenet_utils.CLASS_INDEX_PATH, cache_subdir="models"
+        )
+        with open(path, encoding="utf-8") as f:
+            index = json.load(f)
+    except Exception:  # noqa: BLE001 - offline or a broken cache: the caller falls back
+        return None
+    return [index[str(i)][1] for i in range(IMAGENET_CLASSES)]
+
+
+def _class_names(args, num_classes):
+    """Class names: --class-names file, else ImageNet's for a Keras app, else None (the default 0..K-1)."""
+    if args.class_names:
+        return read_class_names(args.class_names)
+    if args.keras_app:
+        names = imagenet_class_names()
+        if names is None:
+            print("tb-xai: the ImageNet class index cannot be fetched (offline?); naming classes 'class 0'.."
+                  "'class 999'. Pass --class-names FILE to name them.", file=sys.stderr)
+            names = ["class %d" % i for i in range(IMAGENET_CLASSES)]
+        return names
+    return None
+
+
+def _image_size(model):
+    """(H, W, C) of the model's input."""
+    return tuple(int(d) for d in model.input_shape[1:])
+
+
+def load_image(path, size):
+    """An image file resized with PIL to (H, W, C) = `size` (C 1: grayscale, 3: RGB), as uint8."""
+    from PIL import Image
+    import numpy as np
+
+    height, width, channels = size
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except OSError as e:
+        raise XaiError("cannot read image %s: %s" % (path, e)) from e
+    return array.reshape(size)
+
+
+def load_image_folder(folder, size, model_class_names):
+    """(images, labels, class_names, ids) from one subfolder of images per class.
+
+    Folders named like the model's classes get those indices; otherwise classes are the folder
+    names in sorted order (Keras' image_dataset_from_directory convention).
+    """
+    import numpy as np
+
+    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    if not classes:
+        raise XaiError("%s has no class subfolders" % folder)
+    if model_class_names and set(classes) <= set(model_class_names):
+        class_names, index = list(model_class_names), {c: model_class_names.index(c) for c in classes}
+    else:
+        class_names, index = classes, {c: i for i, c in enumerate(classes)}
+    images, labels, ids = [], [], []
+    for cls in classes:
+        for name in sorted(os.listdir(os.path.join(folder, cls))):
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                images.append(load_image(os.path.join(folder, cls, name), size))
+                labels.append(index[cls])
+                ids.append("%s/%s" % (cls, name))
+    if not images:
+        raise XaiError("%s has no images (%s) in its class subfolders" % (folder, ", ".join(IMAGE_EXTENSIONS)))
+    return np.stack(images), np.array(labels), class_names, ids
+
+
+def load_npz(path, size):
+    """(images, labels or None, ids or None) from an .npz with keys images and optionally labels, ids."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in ("images", "labels", "ids") if k in data.files}
+    except (OSError, ValueError) as e:
+        raise XaiError("cannot read %s as an .npz of images: %s" % (path, e)) from e
+    if "images" not in arrays:
+        raise XaiError("%s has no 'images' array" % path)
+    images = arrays["images"]
+    if images.ndim == 3 and size[2] == 1:
+        images = images[..., np.newaxis]
+    if tuple(images.shape[1:]) != tuple(size):
+        raise XaiError("images in %s are %s, the model takes %s" % (path, images.shape[1:], size))
+    ids = arrays.get("ids")
+    return images, arrays.get("labels"), None if ids is None else ids.tolist()
+
+
+def _load_samples(args, model, class_names):
+    """The prepared sample set named by --images, or None."""
+    from tb_xai_plugin import summary
+
+    if not args.images:
+        return None
+    size = _image_size(model)
+    if os.path.isdir(args.images):
+        images, labels, names, ids = load_image_folder(args.images, size, class_names)
+    elif args.images.endswith(".npz") and os.path.isfile(args.images):
+        (images, labels, ids), names = load_npz(args.images, size), class_names
+    else:
+        raise XaiError("--images must be a folder of class subfolders or an .npz file: %s" % args.images)
+    return summary.prepare_samples(images, labels, names, ids), labels is not None
+
+
+def run_import(args):
+    """Validate everything, then log the model (and samples) into <logdir>/<run> at --step."""
+    from tb_xai_plugin import metadata, summary
+
+    run_dir = os.path.join(args.logdir, check_run_name(args.run))
+    metadata.check_name(args.samples_name)
+    if args.step < 0:
+        raise XaiError("--step must be >= 0")
+    if args.keras_app:
+        model, preprocessing = build_keras_app(args.keras_app, args.weights, args.input_size)
+    else:
+        model, preprocessing = load_model(args.model, args.allow_unsafe), None
+    if args.preprocessing:
+        try:
+            preprocessing = json.loads(args.preprocessing)
+        except ValueError as e:
+            raise XaiError("--preprocessing is not JSON: %s" % e) from e
+    fields = summary.describe_model(model, _class_names(args, _num_classes(model)), preprocessing)
+    prepared = _load_samples(args, model, fields["class_names"])
+    writer = summary.create_file_writer(run_dir)
+    with writer.as_default(step=args.step):
+        summary.checkpoint(model, class_names=fields["class_names"], preprocessing=fields["preprocessing"])
+        if prepared is not None:
+            (images, labels, ids, names), has_labels = prepared
+            summary.samples(args.samples_name, images, labels=labels if has_labels else None, class_names=names, ids=ids)
+    writer.close()
+    print("tb-xai: logged %s (step %d) into %s" % (fields["model_name"], args.step, run_dir))
+
+
+def _num_classes(model):
+    """The size of the model's last output axis (0 if it has none, so describe_model reports the error)."""
+    try:
+        return int(model.output_shape[-1])
+    except (AttributeError, TypeError, IndexError):
+        return 0
+
+
+def main(argv=None):
+    """Entry point of `tb-xai`; returns the exit status (0 ok, 2 bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "import":
+            run_import(args)
+    except XaiError as e:
+        print("tb-xai: error: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
