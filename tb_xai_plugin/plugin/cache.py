@@ -1,0 +1,132 @@
+"""Computed results (predictions, maps, activations) in memory within a byte budget and on disk.
+
+A value is a dict of numpy arrays. Its key is a tuple of JSON values (checkpoint checksum,
+sample-set checksum, method, canonical parameters, target, layer, neuron, index, ...), hashed to
+a file name. Disk entries are written to a temporary file and renamed into place, so a reader sees
+a whole entry or none; an entry that cannot be read is deleted and counts as a miss.
+"""
+
+import collections
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def canonical_json(value):
+    """JSON text of `value` with sorted keys and no spaces: equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def key_digest(key):
+    """sha256 hex digest of the canonical JSON of a key tuple."""
+    return hashlib.sha256(canonical_json(list(key)).encode("utf-8")).hexdigest()
+
+
+def value_nbytes(value):
+    """Bytes held by a dict of arrays."""
+    return sum(np.asarray(a).nbytes for a in value.values())
+
+
+class ResultCache:
+    """An LRU of results bounded by `budget_bytes`, backed by `.npz` files under `directory` (None: memory only)."""
+
+    def __init__(self, budget_bytes, directory=None):
+        self.budget_bytes = int(budget_bytes)
+        self.directory = directory
+        self.stats = collections.Counter()
+        self._entries = collections.OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        if directory is not None:
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as e:
+                logger.warning("tb-xai cache dir %s unusable (%s): caching in memory only", directory, e)
+                self.directory = None
+
+    def get(self, key):
+        """The value stored under `key` (memory first, then disk), or None."""
+        digest = key_digest(key)
+        with self._lock:
+            value = self._entries.get(digest)
+            if value is not None:
+                self._entries.move_to_end(digest)
+                self.stats["memory_hits"] += 1
+                return value
+        value = self._read(digest)
+        if value is None:
+            self.stats["misses"] += 1
+            return None
+        self.stats["disk_hits"] += 1
+        self._remember(digest, value)
+        return value
+
+    def put(self, key, value):
+        """Store `value` (a dict of arrays) under `key` in memory and on disk."""
+        value = {name: np.asarray(array) for name, array in value.items()}
+        digest = key_digest(key)
+        self._remember(digest, value)
+        self._write(digest, value)
+
+    def _remember(self, digest, value):
+        """Insert into the in-memory LRU, evicting the oldest entries beyond the budget."""
+        size = value_nbytes(value)
+        if size > self.budget_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(digest, None)
+            if old is not None:
+                self._bytes -= value_nbytes(old)
+            self._entries[digest] = value
+            self._bytes += size
+            while self._bytes > self.budget_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= value_nbytes(evicted)
+
+    def _path(self, digest):
+        """The file of an entry: <directory>/<first two hex digits>/<digest>.npz."""
+        return os.path.join(self.directory, digest[:2], digest + ".npz")
+
+    def _write(self, digest, value):
+        """Write the entry atomically: a temporary file in the same folder, then os.replace."""
+        if self.directory is None:
+            return
+        path = self._path(digest)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(path))
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, **value)
+                os.replace(temp, path)
+            except BaseException:
+                os.unlink(temp)
+                raise
+        except OSError as e:
+            logger.warning("tb-xai could not write cache entry %s: %s", path, e)
+
+    def _read(self, digest):
+        """The entry's arrays from disk, or None if absent or unreadable (then the file is removed)."""
+        if self.directory is None:
+            return None
+        path = self._path(digest)
+        if not os.path.exists(path):
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return {name: npz[name] for name in npz.files}
+        except Exception as e:  # noqa: BLE001  (any damage means: recompute)
+            logger.warning("tb-xai ignores unreadable cache entry %s: %s", path, e)
+            self.stats["unreadable"] += 1
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            return None

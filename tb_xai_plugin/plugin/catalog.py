@@ -1,0 +1,216 @@
+"""What the logdir holds: runs (from the data provider), checkpoints and sample sets (from manifests).
+
+The client names a run, a step and a sample-set name; only this module turns them into paths,
+always inside `<logdir>/<run>/plugins/xai/`, and only for runs the data provider lists and
+manifests that exist. Files are read with tf.io.gfile so remote logdirs work. Listings are
+cached for `ttl_s` seconds and manifests by modification time, so polling stays cheap while
+training keeps adding checkpoints. A manifest that is unreadable or inconsistent is skipped.
+"""
+
+import collections
+import dataclasses
+import io
+import logging
+import re
+import threading
+import time
+
+import numpy as np
+
+from tb_xai_plugin import metadata
+from tb_xai_plugin.errors import NotFoundError, XaiError
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_MANIFEST = re.compile(r"^step-(\d{9,})\.json$")
+SAMPLES_MANIFEST = re.compile(r"^(.+)\.json$")
+IMAGE_SETS_KEPT = 4
+
+
+def _gfile():
+    """tf.io.gfile, through TensorBoard's lazy TensorFlow import."""
+    from tensorboard.compat import tf
+
+    return tf.io.gfile
+
+
+def join(*parts):
+    """Join path parts with '/' for URLs (gs://...) and the OS separator otherwise."""
+    if "://" in parts[0]:
+        return "/".join(p.rstrip("/") for p in parts)
+    import os
+
+    return os.path.join(*parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointRef:
+    """One checkpoint: its run, step, data path and manifest."""
+
+    run: str
+    step: int
+    path: str
+    manifest: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSetRef:
+    """One sample set: its run, name, data path and manifest."""
+
+    run: str
+    name: str
+    path: str
+    manifest: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class RunListing:
+    """A run's checkpoints {step: CheckpointRef} and sample sets {name: SampleSetRef}."""
+
+    run: str
+    checkpoints: dict
+    sample_sets: dict
+
+
+class Catalog:
+    """Maps (run, step) and (run, sample-set name) to files in the logdir; see the module docstring."""
+
+    def __init__(self, logdir, data_provider, ttl_s=2.0):
+        self.logdir = logdir
+        self.data_provider = data_provider
+        self.ttl_s = ttl_s
+        self._listings = {}  # run -> (time, RunListing)
+        self._manifests = {}  # path -> (mtime, manifest or None)
+        self._images = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def run_names(self, ctx, experiment_id):
+        """Names of the runs TensorBoard's data provider knows, sorted."""
+        runs = self.data_provider.list_runs(ctx, experiment_id=experiment_id)
+        return sorted(r.run_name for r in runs)
+
+    def runs(self, ctx, experiment_id):
+        """RunListing of every run that has checkpoints or sample sets, by run name."""
+        listings = [self._listing(run) for run in self.run_names(ctx, experiment_id)]
+        return [x for x in listings if x.checkpoints or x.sample_sets]
+
+    def run(self, ctx, experiment_id, run):
+        """The RunListing of `run`; NotFoundError if the data provider does not list it."""
+        if run not in self.run_names(ctx, experiment_id):
+            raise NotFoundError("no run named %r" % (run,))
+        return self._listing(run)
+
+    def checkpoint(self, ctx, experiment_id, run, step):
+        """The CheckpointRef of `run` at `step`; NotFoundError if there is no such manifest."""
+        found = self.run(ctx, experiment_id, run).checkpoints.get(step)
+        if found is None:
+            raise NotFoundError("run %r has no checkpoint at step %d" % (run, step))
+        return found
+
+    def sample_set(self, ctx, experiment_id, run, name):
+        """The SampleSetRef named `name` in `run`; NotFoundError if there is none."""
+        found = self.run(ctx, experiment_id, run).sample_sets.get(name)
+        if found is None:
+            raise NotFoundError("run %r has no sample set named %r" % (run, name))
+        return found
+
+    def images(self, ref):
+        """(images, labels) of a sample set, read once and kept for the last few sets used."""
+        key = (ref.path, ref.manifest["sha256"])
+        with self._lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return self._images[key]
+        try:
+            with _gfile().GFile(ref.path, "rb") as f:
+                data = f.read()
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                value = (npz["images"], npz["labels"])
+        except Exception as e:  # noqa: BLE001  (a damaged file is the user's data, not a server fault)
+            raise XaiError("sample set %r of run %r is unreadable: %s" % (ref.name, ref.run, e)) from e
+        with self._lock:
+            self._images[key] = value
+            while len(self._images) > IMAGE_SETS_KEPT:
+                self._images.popitem(last=False)
+        return value
+
+    def _run_dir(self, run):
+        """<logdir>/<run>/plugins/xai (run '.' is the logdir itself)."""
+        base = self.logdir if run == "." else join(self.logdir, run)
+        return join(base, *metadata.PLUGIN_DIR)
+
+    def _listing(self, run):
+        """The run's RunListing, rebuilt when older than ttl_s."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._listings.get(run)
+        if cached is not None and now - cached[0] < self.ttl_s:
+            return cached[1]
+        root = self._run_dir(run)
+        listing = RunListing(run, self._checkpoints(run, root), self._sample_sets(run, root))
+        with self._lock:
+            self._listings[run] = (now, listing)
+        return listing
+
+    def _checkpoints(self, run, root):
+        """{step: CheckpointRef} from the manifests in <root>/checkpoints."""
+        folder = join(root, metadata.CHECKPOINTS_DIR)
+        found = {}
+        for name in self._list(folder):
+            match = CHECKPOINT_MANIFEST.match(name)
+            if not match:
+                continue
+            manifest = self._manifest(join(folder, name), metadata.KIND_CHECKPOINT)
+            step = int(match.group(1))
+            stem = metadata.checkpoint_basename(step)
+            if manifest is None or manifest["step"] != step or manifest["file"] not in (stem + ".h5", stem):
+                continue
+            found[step] = CheckpointRef(run, step, join(folder, manifest["file"]), manifest)
+        return dict(sorted(found.items()))
+
+    def _sample_sets(self, run, root):
+        """{name: SampleSetRef} from the manifests in <root>/samples."""
+        folder = join(root, metadata.SAMPLES_DIR)
+        found = {}
+        for name in self._list(folder):
+            match = SAMPLES_MANIFEST.match(name)
+            if not match or not metadata.NAME_PATTERN.match(match.group(1)):
+                continue
+            manifest = self._manifest(join(folder, name), metadata.KIND_SAMPLES)
+            set_name = match.group(1)
+            if manifest is None or manifest["name"] != set_name or manifest["file"] != set_name + ".npz":
+                continue
+            found[set_name] = SampleSetRef(run, set_name, join(folder, manifest["file"]), manifest)
+        return dict(sorted(found.items()))
+
+    def _list(self, folder):
+        """File names in `folder`, or none if it does not exist."""
+        gfile = _gfile()
+        try:
+            return sorted(n.rstrip("/") for n in gfile.listdir(folder))
+        except Exception:  # noqa: BLE001  (NotFoundError and friends: no xai data here)
+            return []
+
+    def _manifest(self, path, kind):
+        """The parsed manifest at `path` (cached by mtime), or None if it is unreadable or invalid."""
+        gfile = _gfile()
+        try:
+            mtime = gfile.stat(path).mtime_nsec
+        except Exception:  # noqa: BLE001  (vanished between listing and stat)
+            return None
+        with self._lock:
+            cached = self._manifests.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        try:
+            with gfile.GFile(path, "r") as f:
+                manifest = metadata.parse_manifest(f.read(), kind)
+        except XaiError as e:
+            logger.warning("tb-xai skips manifest %s: %s", path, e)
+            manifest = None
+        except Exception as e:  # noqa: BLE001  (I/O errors: skip now, retry on the next listing)
+            logger.warning("tb-xai cannot read manifest %s: %s", path, e)
+            return None
+        with self._lock:
+            self._manifests[path] = (mtime, manifest)
+        return manifest

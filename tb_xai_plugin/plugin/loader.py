@@ -1,0 +1,41 @@
+"""The `tensorboard_plugins` entry point: the plugin's flags, and the plugin built on demand.
+
+TensorBoard imports this module at start, so it imports nothing heavy: the plugin module (and
+through it TensorFlow, lazily) loads only in `load`.
+"""
+
+from tensorboard.plugins import base_plugin
+
+
+class XaiLoader(base_plugin.TBLoader):
+    """Defines --xai_* flags and builds XaiPlugin."""
+
+    def define_flags(self, parser):
+        group = parser.add_argument_group("xai plugin")
+        group.add_argument(
+            "--xai_workers", type=int, default=1, help="worker processes that compute attributions (default 1)"
+        )
+        group.add_argument(
+            "--xai_cache_mb", type=int, default=512, help="memory budget of the result cache in MiB (default 512)"
+        )
+        group.add_argument(
+            "--xai_cache_dir",
+            default="~/.cache/tb-xai",
+            help="folder of the on-disk result cache (default ~/.cache/tb-xai; empty: memory only)",
+        )
+        group.add_argument(
+            "--xai_allow_unsafe_models",
+            action="store_true",
+            help="load checkpoints with Lambda layers, which run code stored in the file (default off)",
+        )
+
+    def fix_flags(self, flags):
+        if flags.xai_workers < 1 or flags.xai_workers > 64:
+            raise base_plugin.FlagsError("--xai_workers must be within 1..64")
+        if flags.xai_cache_mb < 0:
+            raise base_plugin.FlagsError("--xai_cache_mb must not be negative")
+
+    def load(self, context):
+        from tb_xai_plugin.plugin.xai_plugin import XaiPlugin
+
+        return XaiPlugin(context)

@@ -1,0 +1,311 @@
+"""What the compute routes do, apart from HTTP: resolve names, consult the cache, run worker tasks.
+
+Each public method takes checked request values (plugin.requests) and returns the JSON body of
+its route (docs/http_api.md). Errors: XaiError / NotFoundError for input, WorkerDiedError (503)
+when a worker died holding one of the request's tasks, CancelledError (409) when the client
+cancelled. One model or method failing only marks its own cells `ok: false`.
+"""
+
+import concurrent.futures
+
+import numpy as np
+
+from tb_xai_plugin.errors import NotFoundError, XaiError
+from tb_xai_plugin.plugin import encoding, suggestions
+from tb_xai_plugin.plugin.jobs import CANCELLED
+from tb_xai_plugin.plugin.workers import CancelledError, WorkerDiedError
+
+# Predictions for up to this many listed indices are computed (and cached) per sample; larger
+# requests, and suggestions, compute the whole set once and cache it per (checkpoint, sample set).
+PER_SAMPLE_LIMIT = 256
+WAIT_POLL_S = 0.1
+
+
+def checkpoint_key(ref):
+    """The identity of a checkpoint's content in cache keys: its weights and file checksums."""
+    return "%s:%s" % (ref.manifest["weights_sha256"], ref.manifest["file_sha256"])
+
+
+def checkpoint_message(ref):
+    """What a worker needs to load a checkpoint."""
+    return {"path": ref.path, "manifest": ref.manifest}
+
+
+def samples_message(ref):
+    """What a worker needs to read a sample set."""
+    return {"path": ref.path, "sha256": ref.manifest["sha256"]}
+
+
+def top_k(probs, k):
+    """(classes [N, k], scores [N, k]) of the k largest probabilities per row, largest first."""
+    k = min(k, probs.shape[1])
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(probs, order, axis=1)
+
+
+class XaiService:
+    """The compute behind POST predictions, attributions and suggestions."""
+
+    def __init__(self, catalog, cache, pool, jobs, timeout_s=900.0):
+        self.catalog = catalog
+        self.cache = cache
+        self.pool = pool
+        self.jobs = jobs
+        self.timeout_s = timeout_s
+
+    # -- resolution -------------------------------------------------------------------------
+
+    def _sample_set(self, ctx, eid, samples, indices=None):
+        """The SampleSetRef of (run, name); NotFoundError for an index beyond its count."""
+        ref = self.catalog.sample_set(ctx, eid, *samples)
+        count = int(ref.manifest["count"])
+        for i in indices or ():
+            if i >= count:
+                raise NotFoundError("sample set %r has %d samples; there is no index %d" % (ref.name, count, i))
+        return ref
+
+    def _labels(self, ref, indices):
+        """The set's labels at `indices` (None: all) as ints, -1 meaning none; None if it has no labels."""
+        if not ref.manifest["has_labels"]:
+            return None
+        _, labels = self.catalog.images(ref)
+        labels = np.asarray(labels, dtype=np.int64)
+        return labels if indices is None else labels[indices]
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def _submit(self, job, key, message):
+        """Submit a task whose progress counts toward `job`."""
+        future = self.pool.submit(key, message)
+        future.add_listener(lambda done, total, part=future.task_id: job.report(part, done, total))
+        job.attach(future)
+        return future
+
+    def _wait(self, job, futures):
+        """Wait for all futures; CancelledError if the job is cancelled, WorkerDiedError if a worker died."""
+        pending = set(futures)
+        waited = 0.0
+        while pending:
+            if job.state == CANCELLED:
+                raise CancelledError("cancelled")
+            _, pending = concurrent.futures.wait(pending, timeout=WAIT_POLL_S)
+            waited += WAIT_POLL_S
+            if waited > self.timeout_s:
+                raise WorkerDiedError("the computation took longer than %d s; retry with fewer samples" % self.timeout_s)
+        for future in futures:
+            error = future.exception()
+            if isinstance(error, (WorkerDiedError, CancelledError)):
+                raise error
+        if job.state == CANCELLED:
+            raise CancelledError("cancelled")
+
+    # -- probabilities ----------------------------------------------------------------------
+
+    def _probs_all_key(self, ckpt, sref):
+        return ("probs-all", checkpoint_key(ckpt), sref.manifest["sha256"])
+
+    def _probs_index_key(self, ckpt, sref, index):
+        return ("probs", checkpoint_key(ckpt), sref.manifest["sha256"], index)
+
+    def _request_probs(self, job, ckpt, sref, indices):
+        """Cached probabilities [n, K] of `ckpt` at `indices` (None: all), or the future computing them."""
+        whole = self.cache.get(self._probs_all_key(ckpt, sref))
+        if whole is not None:
+            probs = whole["probs"]
+            return ("done", probs if indices is None else probs[indices])
+        if indices is not None and len(indices) <= PER_SAMPLE_LIMIT:
+            rows = {i: self.cache.get(self._probs_index_key(ckpt, sref, i)) for i in indices}
+            missing = [i for i, row in rows.items() if row is None]
+            if not missing:
+                return ("done", np.stack([rows[i]["probs"] for i in indices]))
+            message = {"op": "predict", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref), "indices": missing}
+            key = ("predict", checkpoint_key(ckpt), sref.manifest["sha256"], tuple(missing))
+            return ("some", (rows, missing, self._submit(job, key, message)))
+        message = {"op": "predict", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref), "indices": None}
+        key = ("predict", checkpoint_key(ckpt), sref.manifest["sha256"], None)
+        return ("all", self._submit(job, key, message))
+
+    def _collect_probs(self, ckpt, sref, indices, pending):
+        """Probabilities from a finished _request_probs, stored in the cache; XaiError if the task failed."""
+        kind, value = pending
+        if kind == "done":
+            return value
+        future = value if kind == "all" else value[2]
+        if future.exception() is not None:
+            raise future.exception()
+        probs = future.result()["probs"]
+        if kind == "all":
+            self.cache.put(self._probs_all_key(ckpt, sref), {"probs": probs})
+            return probs if indices is None else probs[indices]
+        rows, missing, _ = value
+        for i, row in zip(missing, probs):
+            rows[i] = {"probs": row}
+            self.cache.put(self._probs_index_key(ckpt, sref, i), {"probs": row})
+        return np.stack([rows[i]["probs"] for i in indices])
+
+    def _model_probs(self, ctx, eid, models, sref, indices, job):
+        """[(run, step, probs or XaiError)] for each model, computed in parallel tasks."""
+        entries = []
+        for run, step in models:
+            ckpt = self.catalog.checkpoint(ctx, eid, run, step)
+            entries.append((run, step, ckpt, self._request_probs(job, ckpt, sref, indices)))
+        self._wait(job, [p[1] if p[0] == "all" else p[1][2] for *_, p in entries if p[0] != "done"])
+        out = []
+        for run, step, ckpt, pending in entries:
+            try:
+                out.append((run, step, ckpt, self._collect_probs(ckpt, sref, indices, pending)))
+            except XaiError as e:
+                out.append((run, step, ckpt, e))
+        return out
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def predictions(self, ctx, eid, req):
+        """The body of POST predictions: top-k classes and scores per model."""
+        sref = self._sample_set(ctx, eid, req.samples, req.indices)
+        indices = req.indices if req.indices is not None else list(range(int(sref.manifest["count"])))
+        job = self.jobs.start(req.request_id)
+        try:
+            results = self._model_probs(ctx, eid, req.models, sref, req.indices, job)
+        finally:
+            job.finish()
+        labels = self._labels(sref, indices)
+        body = {"indices": indices, "labels": None if labels is None else [_label(v) for v in labels], "models": []}
+        for run, step, _, probs in results:
+            if isinstance(probs, XaiError):
+                body["models"].append({"run": run, "step": step, "ok": False, "error": str(probs)})
+                continue
+            classes, scores = top_k(probs, req.top_k)
+            body["models"].append(
+                {"run": run, "step": step, "ok": True, "top_classes": classes.tolist(), "top_scores": scores.tolist()}
+            )
+        return body
+
+    def attributions(self, ctx, eid, req):
+        """The body of POST attributions: one cell per (model, method)."""
+        sref = self._sample_set(ctx, eid, req.samples, req.indices)
+        ckpts = [self.catalog.checkpoint(ctx, eid, run, step) for run, step in req.models]
+        job = self.jobs.start(req.request_id)
+        try:
+            cells = [self._start_cell(job, ckpt, sref, req, method, params) for ckpt in ckpts for method, params in req.methods]
+            self._wait(job, [c["future"] for c in cells if c.get("future") is not None])
+            return {"cells": [self._finish_cell(cell, req) for cell in cells]}
+        finally:
+            job.finish()
+
+    def _map_key(self, ckpt, sref, req, method, params, index):
+        """The cache key of one sample's map."""
+        return (
+            "map", checkpoint_key(ckpt), sref.manifest["sha256"], method, params,
+            req.target.key(), req.layer, req.neuron, req.seed, index,
+        )  # fmt: skip
+
+    def _start_cell(self, job, ckpt, sref, req, method, params):
+        """A cell's cached maps, plus a task for the samples not in the cache."""
+        cell = {"ckpt": ckpt, "sref": sref, "method": method, "params": params}
+        if req.target.kind == "class" and req.target.index >= int(ckpt.manifest["num_classes"]):
+            cell["error"] = "class %d is out of range: this model has %d classes" % (
+                req.target.index, ckpt.manifest["num_classes"])  # fmt: skip
+            return cell
+        cell["rows"] = {i: self.cache.get(self._map_key(ckpt, sref, req, method, params, i)) for i in req.indices}
+        cell["missing"] = [i for i, row in cell["rows"].items() if row is None]
+        if cell["missing"]:
+            message = {
+                "op": "attribute", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref),
+                "indices": cell["missing"], "method": method, "params": params, "target": req.target.key(),
+                "layer": req.layer, "neuron": req.neuron, "seed": req.seed,
+            }  # fmt: skip
+            key = ("attribute",) + self._map_key(ckpt, sref, req, method, params, tuple(cell["missing"]))
+            cell["future"] = self._submit(job, key, message)
+        return cell
+
+    def _finish_cell(self, cell, req):
+        """The JSON of one cell, storing newly computed maps in the cache."""
+        ckpt, method = cell["ckpt"], cell["method"]
+        head = {"run": ckpt.run, "step": ckpt.step, "method": method}
+        if "error" in cell:
+            return dict(head, ok=False, error=cell["error"])
+        future = cell.get("future")
+        if future is not None:
+            if future.exception() is not None:
+                return dict(head, ok=False, error=str(future.exception()))
+            result = future.result()
+            for n, i in enumerate(cell["missing"]):
+                row = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
+                cell["rows"][i] = row
+                self.cache.put(self._map_key(ckpt, cell["sref"], req, method, cell["params"], i), row)
+        rows = [cell["rows"][i] for i in req.indices]
+        from tb_xai_plugin.engine import registry
+
+        payload = encoding.float32_payload(np.stack([r["map"] for r in rows]))
+        return dict(
+            head,
+            ok=True,
+            signed=registry.get(method).signed,
+            targets=[int(r["target"]) for r in rows],
+            scores=[float(r["score"]) for r in rows],
+            **payload,
+        )
+
+    def suggestions(self, ctx, eid, req):
+        """The body of POST suggestions: per-model and per-sample statistics over the whole set."""
+        sref = self._sample_set(ctx, eid, req.samples)
+        ckpts = [self.catalog.checkpoint(ctx, eid, run, step) for run, step in req.models]
+        classes = {int(c.manifest["num_classes"]) for c in ckpts}
+        if len(classes) > 1:
+            raise XaiError("the models have different numbers of classes (%s); compare models of one task" % sorted(classes))
+        job = self.jobs.start(req.request_id)
+        try:
+            activation = self._request_activation(job, ckpts[0], sref, req) if req.layer is not None else None
+            results = self._model_probs(ctx, eid, req.models, sref, None, job)
+            if activation is not None and activation[0] == "future":
+                self._wait(job, [activation[1]])
+            activation = self._collect_activation(ckpts[0], sref, req, activation)
+        finally:
+            job.finish()
+        labels = self._labels(sref, None)
+        body = {"count": int(sref.manifest["count"]), "labels": None if labels is None else [_label(v) for v in labels]}
+        body["per_model"], good = [], []
+        for run, step, _, probs in results:
+            if isinstance(probs, XaiError):
+                body["per_model"].append({"run": run, "step": step, "ok": False, "error": str(probs)})
+                continue
+            good.append(probs)
+            body["per_model"].append(dict({"run": run, "step": step, "ok": True}, **suggestions.per_model(probs, labels)))
+        body["per_sample"] = suggestions.per_sample(good, labels) if good else suggestions.empty(body["count"])
+        body["activation"] = activation
+        return body
+
+    def _activation_key(self, ckpt, sref, req):
+        return ("activation", checkpoint_key(ckpt), sref.manifest["sha256"], req.layer, req.neuron)
+
+    def _request_activation(self, job, ckpt, sref, req):
+        """The cached mean activations of the first model, or the future computing them."""
+        cached = self.cache.get(self._activation_key(ckpt, sref, req))
+        if cached is not None:
+            return ("done", cached["mean"])
+        message = {
+            "op": "activation", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref),
+            "indices": None, "layer": req.layer, "neuron": req.neuron,
+        }  # fmt: skip
+        return ("future", self._submit(job, self._activation_key(ckpt, sref, req), message))
+
+    def _collect_activation(self, ckpt, sref, req, pending):
+        """{"layer", "neuron", "mean"} (or with "error") from _request_activation; None if not asked."""
+        if pending is None:
+            return None
+        head = {"run": ckpt.run, "step": ckpt.step, "layer": req.layer, "neuron": req.neuron}
+        kind, value = pending
+        if kind == "future":
+            if value.exception() is not None:
+                return dict(head, ok=False, error=str(value.exception()))
+            mean = value.result()["mean"]
+            self.cache.put(self._activation_key(ckpt, sref, req), {"mean": mean})
+            value = mean
+        return dict(head, ok=True, mean=np.asarray(value, dtype=np.float64).tolist())
+
+
+def _label(value):
+    """A stored label as JSON: the class index, or None for -1 (no label)."""
+    value = int(value)
+    return value if value >= 0 else None

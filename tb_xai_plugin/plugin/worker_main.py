@@ -1,0 +1,188 @@
+"""The worker process: disables eager execution, then runs engine tasks sent over a pipe.
+
+Protocol (tuples pickled by multiprocessing.Connection):
+    server -> worker   ("task", id, message)   ("cancel", id, None)
+    worker -> server   ("progress", id, (done, total))   ("result", id, payload)   ("error", id, (status, text))
+A message is a dict with "op" in OPS, "checkpoint": {"path", "manifest"}, "samples": {"path",
+"sha256"} and "indices" (None: all), plus the op's own fields (see the functions below).
+This module imports TensorFlow only inside `main`, which runs in the spawned child.
+"""
+
+import collections
+import hashlib
+import io
+import os
+
+import numpy as np
+
+PREDICT_BATCH = 256
+SAMPLE_SETS_KEPT = 4
+
+
+class Cancelled(Exception):
+    """The server asked to stop the current task."""
+
+
+class Worker:
+    """The state of one worker process: its pipe, loaded models (LRU) and sample sets (LRU)."""
+
+    def __init__(self, conn, options):
+        from tb_xai_plugin import engine
+
+        self.engine = engine
+        self.conn = conn
+        self.allow_unsafe = bool(options.get("allow_unsafe", False))
+        self.max_models = max(1, int(options.get("max_models", 4)))
+        self.models = collections.OrderedDict()
+        self.samples = collections.OrderedDict()
+        self.task_id = None
+
+    def serve(self):
+        """Answer tasks until the pipe closes."""
+        while True:
+            try:
+                kind, task_id, message = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            if kind != "task":
+                continue  # a cancel for a task already finished
+            self.task_id = task_id
+            self.conn.send(self.answer(task_id, message))
+
+    def answer(self, task_id, message):
+        """The reply tuple for one task: its result, or its error as (status, text)."""
+        from tb_xai_plugin.errors import XaiError
+
+        try:
+            return ("result", task_id, OPS[message["op"]](self, message))
+        except Cancelled:
+            return ("error", task_id, (409, "cancelled"))
+        except XaiError as e:
+            return ("error", task_id, (getattr(e, "http_status", 400), str(e)))
+        except Exception as e:  # noqa: BLE001  (an engine failure on one cell is reported, not fatal)
+            return ("error", task_id, (422, "%s: %s" % (type(e).__name__, e)))
+
+    def progress(self, done, total):
+        """Forward the engine's progress to the server; raise Cancelled if the server asked to stop."""
+        self.conn.send(("progress", self.task_id, (int(done), int(total))))
+        while self.conn.poll():
+            kind, task_id, _ = self.conn.recv()
+            if kind == "cancel" and task_id == self.task_id:
+                raise Cancelled()
+
+    def model(self, checkpoint):
+        """The LoadedModel for {"path", "manifest"}, from the LRU or loaded (evicting the oldest)."""
+        key = (checkpoint["path"], checkpoint["manifest"]["weights_sha256"])
+        if key in self.models:
+            self.models.move_to_end(key)
+            return self.models[key]
+        from tb_xai_plugin.errors import XaiError
+
+        try:
+            model = self.engine.load_checkpoint(checkpoint["path"], checkpoint["manifest"], allow_unsafe=self.allow_unsafe)
+        except XaiError:
+            raise
+        except Exception as e:  # noqa: BLE001  (h5py / TF errors on a corrupt file)
+            raise XaiError("checkpoint step %s cannot be loaded: %s" % (checkpoint["manifest"].get("step"), e)) from e
+        self.models[key] = model
+        while len(self.models) > self.max_models:
+            _, old = self.models.popitem(last=False)
+            old.close()
+        return model
+
+    def images(self, samples, indices):
+        """Stored images (and labels) of a sample set at `indices` (None: all), checked against its sha256."""
+        key = (samples["path"], samples["sha256"])
+        if key not in self.samples:
+            self.samples[key] = read_sample_set(samples["path"], samples["sha256"])
+            while len(self.samples) > SAMPLE_SETS_KEPT:
+                self.samples.popitem(last=False)
+        self.samples.move_to_end(key)
+        images, labels = self.samples[key]
+        if indices is None:
+            return images, labels
+        return images[indices], labels[indices]
+
+
+def read_sample_set(path, sha256):
+    """(images, labels) from a sample set's .npz; XaiError if its bytes do not match `sha256`."""
+    import tensorflow as tf
+
+    from tb_xai_plugin.errors import XaiError
+
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise XaiError("sample set %s does not match its manifest's checksum" % os.path.basename(path))
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return npz["images"], npz["labels"].astype(np.int64)
+
+
+def op_predict(worker, message):
+    """Class probabilities [n, K] float32 of one model on the samples, in batches with progress."""
+    model = worker.model(message["checkpoint"])
+    images, _ = worker.images(message["samples"], message["indices"])
+    batch = int(message.get("batch") or PREDICT_BATCH)
+    chunks = []
+    worker.progress(0, len(images))
+    for start in range(0, len(images), batch):
+        out = worker.engine.predict(model, images[start : start + batch], top_k=1, return_probs=True)
+        chunks.append(np.asarray(out["probs"], dtype=np.float32))
+        worker.progress(min(start + batch, len(images)), len(images))
+    probs = np.concatenate(chunks) if chunks else np.zeros((0, model.num_classes), np.float32)
+    return {"probs": probs}
+
+
+def op_attribute(worker, message):
+    """One method's maps [n, H, W] float32 with their targets and scores (engine.attribute)."""
+    model = worker.model(message["checkpoint"])
+    images, labels = worker.images(message["samples"], message["indices"])
+    result = worker.engine.attribute(
+        model,
+        message["method"],
+        images,
+        params=message["params"],
+        target=message["target"],
+        labels=labels,
+        layer=message["layer"],
+        neuron=message["neuron"],
+        seed=message["seed"],
+        progress=worker.progress,
+    )
+    return {
+        "maps": np.asarray(result.maps, dtype=np.float32),
+        "targets": np.asarray(result.targets, dtype=np.int64),
+        "scores": np.asarray(result.scores, dtype=np.float32),
+    }
+
+
+def op_activation(worker, message):
+    """Mean activation [n] float32 of one layer (or one channel of it), in batches with progress."""
+    model = worker.model(message["checkpoint"])
+    images, _ = worker.images(message["samples"], message["indices"])
+    batch = int(message.get("batch") or PREDICT_BATCH)
+    chunks = []
+    worker.progress(0, len(images))
+    for start in range(0, len(images), batch):
+        means = worker.engine.activation_means(model, images[start : start + batch], message["layer"], neuron=message["neuron"])
+        chunks.append(np.asarray(means, dtype=np.float32).reshape(-1))
+        worker.progress(min(start + batch, len(images)), len(images))
+    return {"mean": np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)}
+
+
+def op_applicable(worker, message):
+    """{method id: None or the reason it does not apply} for one model."""
+    model = worker.model(message["checkpoint"])
+    return {"methods": worker.engine.applicable_methods(model)}
+
+
+OPS = {"predict": op_predict, "attribute": op_attribute, "activation": op_activation, "applicable": op_applicable}
+
+
+def main(conn, options):
+    """Entry point of the spawned process: graph mode, then serve tasks."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tb_xai_plugin import engine
+
+    engine.enable_graph_mode()
+    Worker(conn, options).serve()

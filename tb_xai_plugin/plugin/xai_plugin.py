@@ -1,0 +1,267 @@
+"""The `xai` TensorBoard plugin: its routes (docs/http_api.md) over the catalog, caches and workers.
+
+Routes only parse and check the request, call one function and answer through http_util.Respond;
+XaiError becomes its http_status with {"error": message}. The work is in catalog.py (listing),
+service.py (compute) and the worker processes.
+"""
+
+import argparse
+import logging
+import os
+
+from tensorboard import context as tb_context
+from tensorboard import plugin_util
+from tensorboard.backend import http_util
+from tensorboard.plugins import base_plugin
+from werkzeug import wrappers
+
+from tb_xai_plugin import metadata, model_info
+from tb_xai_plugin.engine import registry
+from tb_xai_plugin.errors import NotFoundError, XaiError
+from tb_xai_plugin.plugin import encoding, requests
+from tb_xai_plugin.plugin.cache import ResultCache
+from tb_xai_plugin.plugin.catalog import Catalog
+from tb_xai_plugin.plugin.jobs import Jobs
+from tb_xai_plugin.plugin.service import XaiService
+from tb_xai_plugin.plugin.workers import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
+JSON = "application/json"
+DEFAULT_FLAGS = {"xai_workers": 1, "xai_cache_mb": 512, "xai_cache_dir": "~/.cache/tb-xai", "xai_allow_unsafe_models": False}
+PLACEHOLDER_JS = (
+    "export async function render() {\n"
+    "  document.body.textContent = 'The tb-xai dashboard is not built: run `make frontend` (or install the wheel).';\n"
+    "}\n"
+)
+IMAGE_CACHE_S = 3600
+
+
+class ManifestModel:
+    """What a method's `applies(model)` reads (layers, classes, input shape), taken from a manifest."""
+
+    def __init__(self, manifest):
+        self.manifest = manifest
+        self.layers = manifest["layers"]
+        self.num_classes = int(manifest["num_classes"])
+        self.input_shape = tuple(manifest["input_shape"])
+
+
+def method_applicability(manifest):
+    """{method id: {"ok": true} or {"ok": false, "reason"}} for the model a manifest describes."""
+    registry.describe_methods()  # imports the method modules, which register themselves
+    model = ManifestModel(manifest)
+    out = {}
+    for method in registry.METHODS.values():
+        try:
+            reason = method.reason_unusable(model)
+        except Exception:  # noqa: BLE001  (a check that needs the loaded model answers at compute time)
+            reason = None
+        out[method.id] = {"ok": True} if reason is None else {"ok": False, "reason": reason}
+    return out
+
+
+def flag(flags, name):
+    """A flag's value from TensorBoard's flags, or its default when absent (tests, other hosts)."""
+    return getattr(flags, name, DEFAULT_FLAGS[name]) if flags is not None else DEFAULT_FLAGS[name]
+
+
+def route(method):
+    """Wrap a handler(request) -> werkzeug response: checks the HTTP method, and for POST the
+    X-XAI-Request header and same Origin; turns XaiError into its 4xx/503 JSON answer."""
+
+    def wrap(handler):
+        @wrappers.Request.application
+        def app(self, request):
+            try:
+                if request.method != method:
+                    return http_util.Respond(
+                        request, {"error": "use %s for this route" % method}, JSON, code=405, headers=[("Allow", method)]
+                    )
+                if method == "POST":
+                    check_post(request)
+                return handler(self, request)
+            except XaiError as e:
+                return http_util.Respond(request, {"error": str(e)}, JSON, code=getattr(e, "http_status", 400))
+            except Exception as e:  # noqa: BLE001  (a bug: still a JSON answer, and logged)
+                logger.exception("tb-xai route %s failed", request.path)
+                return http_util.Respond(request, {"error": "internal error: %s" % e}, JSON, code=500)
+
+        return app
+
+    return wrap
+
+
+def check_post(request):
+    """403 unless the request carries X-XAI-Request: 1 and comes from this server's own origin."""
+    if request.headers.get("X-XAI-Request") != "1":
+        raise Forbidden("compute requests need the header X-XAI-Request: 1")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != "%s://%s" % (request.scheme, request.host):
+        raise Forbidden("requests from another origin (%s) are refused" % origin[:100])
+
+
+class Forbidden(XaiError):
+    """A POST without the custom header or from a foreign origin."""
+
+    http_status = 403
+
+
+class XaiPlugin(base_plugin.TBPlugin):
+    """Explains image classifiers from checkpoints logged during training (the XAI tab)."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context):
+        flags = context.flags
+        self.logdir = context.logdir
+        self.catalog = Catalog(context.logdir, context.data_provider)
+        cache_dir = flag(flags, "xai_cache_dir")
+        self.cache = ResultCache(
+            int(flag(flags, "xai_cache_mb")) << 20, os.path.expanduser(cache_dir) if cache_dir else None
+        )
+        self.pool = WorkerPool(
+            flag(flags, "xai_workers"), options={"allow_unsafe": bool(flag(flags, "xai_allow_unsafe_models"))}
+        )
+        self.jobs = Jobs()
+        self.service = XaiService(self.catalog, self.cache, self.pool, self.jobs)
+
+    def get_plugin_apps(self):
+        return {
+            "/index.js": self._serve_index_js,
+            "/static/*": self._serve_static,
+            "/runs": self._serve_runs,
+            "/methods": self._serve_methods,
+            "/layers": self._serve_layers,
+            "/image": self._serve_image,
+            "/progress": self._serve_progress,
+            "/predictions": self._serve_predictions,
+            "/attributions": self._serve_attributions,
+            "/suggestions": self._serve_suggestions,
+            "/cancel": self._serve_cancel,
+        }
+
+    def is_active(self):
+        # TensorBoard asks only when its data provider lists no "xai" data: then there is none.
+        return False
+
+    def data_plugin_names(self):
+        return (metadata.PLUGIN_NAME,)
+
+    def frontend_metadata(self):
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="XAI")
+
+    def close(self):
+        """Stop the worker processes."""
+        self.pool.close()
+
+    # -- GET --------------------------------------------------------------------------------
+
+    @route("GET")
+    def _serve_index_js(self, request):
+        path = os.path.join(STATIC_DIR, "index.js")
+        if not os.path.exists(path):
+            return http_util.Respond(request, PLACEHOLDER_JS, "text/javascript")
+        with open(path, "rb") as f:
+            return http_util.Respond(request, f.read(), "text/javascript")
+
+    @route("GET")
+    def _serve_static(self, request):
+        name = request.path.rsplit("/", 1)[-1]
+        files = os.listdir(STATIC_DIR) if os.path.isdir(STATIC_DIR) else []
+        if name not in files:  # the client's text selects a listed file, it never forms a path
+            raise NotFoundError("no static file %r" % name[:100])
+        mimetype = {"js": "text/javascript", "css": "text/css", "map": JSON}.get(name.rsplit(".", 1)[-1], "application/octet-stream")
+        with open(os.path.join(STATIC_DIR, files[files.index(name)]), "rb") as f:
+            return http_util.Respond(request, f.read(), mimetype)
+
+    @route("GET")
+    def _serve_runs(self, request):
+        ctx, eid = request_context(request)
+        return http_util.Respond(request, {"runs": [describe_run(r) for r in self.catalog.runs(ctx, eid)]}, JSON)
+
+    @route("GET")
+    def _serve_methods(self, request):
+        return http_util.Respond(request, {"methods": registry.describe_methods()}, JSON)
+
+    @route("GET")
+    def _serve_layers(self, request):
+        ctx, eid = request_context(request)
+        run = requests.run_name(request.args.get("run"))
+        step = requests.integer_text(request.args.get("step"), "step", requests.MAX_STEP)
+        manifest = self.catalog.checkpoint(ctx, eid, run, step).manifest
+        body = {
+            "layers": manifest["layers"],
+            "default_layer": model_info.last_conv_layer(manifest["layers"]),
+            "methods": method_applicability(manifest),
+        }
+        return http_util.Respond(request, body, JSON)
+
+    @route("GET")
+    def _serve_image(self, request):
+        ctx, eid = request_context(request)
+        run = requests.run_name(request.args.get("run"))
+        name = requests.sample_set_name(request.args.get("samples"), "samples")
+        index = requests.integer_text(request.args.get("index"), "index")
+        ref = self.service._sample_set(ctx, eid, (run, name), [index])
+        images, _ = self.catalog.images(ref)
+        png = encoding.png_bytes(images[index], ref.manifest["value_range"])
+        return http_util.Respond(request, png, "image/png", expires=IMAGE_CACHE_S)
+
+    @route("GET")
+    def _serve_progress(self, request):
+        rid = requests.request_id(request.args.get("request_id"))
+        if rid is None:
+            raise XaiError("the query lacks 'request_id'")
+        return http_util.Respond(request, self.jobs.describe(rid), JSON)
+
+    # -- POST -------------------------------------------------------------------------------
+
+    @route("POST")
+    def _serve_predictions(self, request):
+        ctx, eid = request_context(request)
+        parsed = requests.parse_predictions(requests.read_json(request))
+        return http_util.Respond(request, self.service.predictions(ctx, eid, parsed), JSON)
+
+    @route("POST")
+    def _serve_attributions(self, request):
+        ctx, eid = request_context(request)
+        parsed = requests.parse_attributions(requests.read_json(request))
+        return http_util.Respond(request, self.service.attributions(ctx, eid, parsed), JSON)
+
+    @route("POST")
+    def _serve_suggestions(self, request):
+        ctx, eid = request_context(request)
+        parsed = requests.parse_suggestions(requests.read_json(request))
+        return http_util.Respond(request, self.service.suggestions(ctx, eid, parsed), JSON)
+
+    @route("POST")
+    def _serve_cancel(self, request):
+        rid = requests.parse_cancel(requests.read_json(request))
+        return http_util.Respond(request, {"cancelled": self.jobs.cancel(rid)}, JSON)
+
+
+def request_context(request):
+    """TensorBoard's RequestContext and experiment id of a request."""
+    return tb_context.from_environ(request.environ), plugin_util.experiment_id(request.environ)
+
+
+def describe_run(listing):
+    """GET runs' JSON of one RunListing."""
+    return {
+        "run": listing.run,
+        "checkpoints": [
+            {key: ref.manifest[key] for key in ("step", "model_name", "input_shape", "num_classes", "wall_time")}
+            for ref in listing.checkpoints.values()
+        ],
+        "sample_sets": [
+            {key: ref.manifest[key] for key in ("name", "count", "image_shape", "has_labels", "class_names")}
+            for ref in listing.sample_sets.values()
+        ],
+    }
+
+
+def default_flags(**overrides):
+    """An argparse.Namespace of this plugin's flags with their defaults (for tests and embedding)."""
+    return argparse.Namespace(**dict(DEFAULT_FLAGS, **overrides))

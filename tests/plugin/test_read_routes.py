@@ -1,0 +1,107 @@
+"""The GET routes on a real logdir: listing, methods, layers, images, progress, the bundle; no worker starts."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.plugin.conftest import CLASSES, body_of, cnn_images
+
+
+def test_runs_lists_every_checkpoint_and_sample_set(served):
+    body = body_of(served.get("runs"))
+    runs = {r["run"]: r for r in body["runs"]}
+    assert sorted(runs) == ["a", "b", "c", "cnn"]
+    assert [c["step"] for c in runs["cnn"]["checkpoints"]] == [1, 2]
+    ckpt = runs["cnn"]["checkpoints"][0]
+    assert ckpt["input_shape"] == [28, 28, 1] and ckpt["num_classes"] == 3 and ckpt["model_name"] == "tiny_cnn"
+    assert runs["cnn"]["sample_sets"] == [
+        {"name": "val", "count": 6, "image_shape": [28, 28, 1], "has_labels": True, "class_names": CLASSES}
+    ]
+    assert runs["b"]["sample_sets"] == []
+    assert served.plugin.pool.stats["started"] == 0  # listing never starts a worker
+
+
+def test_methods_come_from_the_registry(served):
+    from tb_xai_plugin.engine import registry
+
+    body = body_of(served.get("methods"))
+    assert [m["id"] for m in body["methods"]] == [m["id"] for m in registry.describe_methods()]
+    assert all({"id", "label", "params", "signed", "takes_layer"} <= set(m) for m in body["methods"])
+
+
+def test_layers_from_the_manifest(served):
+    body = body_of(served.get("layers", run="cnn", step="2"))
+    assert [layer["name"] for layer in body["layers"]][1:] == ["conv", "pool", "dense"]
+    assert body["default_layer"] == "conv"
+    assert body["methods"]["grad_cam"] == {"ok": True}
+    dense = body_of(served.get("layers", run="a", step="0"))
+    assert dense["default_layer"] is None
+    assert dense["methods"]["grad_cam"]["ok"] is False and "reason" in dense["methods"]["grad_cam"]
+
+
+def test_image_is_the_stored_sample_as_png(served):
+    response = served.get("image", run="cnn", samples="val", index="4")
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    assert "max-age" in response.headers.get("Cache-Control", "")
+    png = np.asarray(Image.open(io.BytesIO(response.get_data())))
+    images, _ = cnn_images()
+    np.testing.assert_array_equal(png, images[4, :, :, 0])
+
+
+def test_float_images_are_scaled_by_their_value_range(served):
+    response = served.get("image", run="a", samples="const", index="3")
+    png = np.asarray(Image.open(io.BytesIO(response.get_data())))
+    assert png.shape == (28, 28) and (png == 255).all()  # value 4 is the set's maximum
+
+
+def test_progress_of_an_unknown_request(served):
+    assert body_of(served.get("progress", request_id="nope")) == {
+        "request_id": "nope", "state": "unknown", "done": 0, "total": 0}  # fmt: skip
+
+
+def test_index_js_is_served(served):
+    response = served.get("index.js")
+    assert response.status_code == 200 and "javascript" in response.mimetype
+    assert b"render" in response.get_data()
+
+
+@pytest.mark.parametrize(
+    "route, query, status",
+    [
+        ("layers", {"run": "cnn", "step": "7"}, 404),
+        ("layers", {"run": "nope", "step": "1"}, 404),
+        ("layers", {"run": "cnn", "step": "-1"}, 400),
+        ("layers", {"run": "cnn", "step": "1e3"}, 400),
+        ("layers", {"run": "cnn", "step": "99999999999999999999999"}, 400),
+        ("layers", {"run": "cnn"}, 400),
+        ("layers", {"run": "../cnn", "step": "1"}, 400),
+        ("layers", {"run": "/etc", "step": "1"}, 400),
+        ("layers", {"run": "cnn/..", "step": "1"}, 400),
+        ("layers", {"run": "cnn\x00", "step": "1"}, 400),
+        ("layers", {"run": "cnn\u2215..", "step": "1"}, 404),
+        ("image", {"run": "cnn", "samples": "val", "index": "6"}, 404),
+        ("image", {"run": "cnn", "samples": "val", "index": "-2"}, 400),
+        ("image", {"run": "cnn", "samples": "../val", "index": "0"}, 400),
+        ("image", {"run": "cnn", "samples": "train", "index": "0"}, 404),
+        ("image", {"run": "b", "samples": "const", "index": "0"}, 404),
+        ("progress", {"request_id": "a/b"}, 400),
+        ("progress", {}, 400),
+        ("static/..%2f..%2fsetup.py", {}, 404),
+    ],
+)
+def test_bad_queries_get_a_clear_4xx(served, route, query, status):
+    response = served.get(route, **query)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert body_of(response)["error"]
+
+
+def test_encoded_dot_dot_in_the_query_is_refused(served):
+    response = served.client.get("/data/plugin/xai/layers?run=%2e%2e%2fcnn&step=1")
+    assert response.status_code == 400 and "run" in body_of(response)["error"]
+
+
+def test_post_routes_refuse_get(served):
+    response = served.get("attributions")
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
