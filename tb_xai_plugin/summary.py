@@ -261,7 +261,8 @@ def _check_images(images):
         if array.min() < 0 or array.max() > 255:
             raise XaiError("integer images must lie in 0..255, found %s..%s" % (array.min(), array.max()))
         return array.astype(np.uint8, copy=False)
-    array = array.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported just below
+        array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         raise XaiError("images contain NaN or infinite values (after conversion to float32)")
     return array
