@@ -52,17 +52,19 @@ IDX_FILES = {
 IDX_MAGIC = {1: 2049, 3: 2051}  # IDX magic number by rank: labels, images (uint8)
 
 
-def load_fashion_mnist():
-    """((x_train, y_train), (x_test, y_test)) as uint8 [N,28,28] and [N]: Keras first, then Debian's files."""
-    try:
-        return _load_with_keras()
-    except Exception as keras_error:  # noqa: BLE001  (any failure of the download means: try the files)
-        keras_reason = str(keras_error).splitlines()[0] if str(keras_error) else type(keras_error).__name__
+def load_fashion_mnist(download=True):
+    """((x_train, y_train), (x_test, y_test)) as uint8 [N,28,28] and [N]: Keras first (if `download`), then Debian's files."""
+    keras_reason = "not tried: offline"
+    if download:
+        try:
+            return _load_with_keras()
+        except Exception as keras_error:  # noqa: BLE001  (any failure of the download means: try the files)
+            keras_reason = str(keras_error).splitlines()[0] if str(keras_error) else type(keras_error).__name__
     folder = os.environ.get(DEBIAN_DIR_ENV, DEBIAN_DIR)
     if os.path.isdir(folder):
         return _load_from_folder(folder)
     raise XaiError(
-        "Fashion-MNIST is unavailable: the Keras download failed (%s) and %s does not exist. "
+        "Fashion-MNIST is unavailable. Keras' download: %s. Debian's files: no folder %s. "
         "Connect to the internet, or `apt-get install dataset-fashion-mnist` (Debian), or set %s "
         "to a folder holding %s." % (keras_reason, folder, DEBIAN_DIR_ENV, ", ".join(sorted(IDX_FILES.values())))
     )

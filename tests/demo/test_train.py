@@ -1,0 +1,94 @@
+"""The demo sweep at a tiny size: every run has its checkpoints, the shared sample set and its curves."""
+
+import os
+
+import numpy as np
+import pytest
+from tensorboard import context
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+from demo import data, train
+from tb_xai_plugin import files, metadata
+
+
+def _provider(logdir):
+    """TensorBoard's own data provider over `logdir`, as `tensorboard --logdir` reads it."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(logdir)
+    multiplexer.Reload()
+    return data_provider.MultiplexerDataProvider(multiplexer, logdir), context.RequestContext()
+
+
+def test_every_run_has_a_checked_checkpoint_per_epoch(tiny_sweep):
+    logdir, size = tiny_sweep
+    assert sorted(os.listdir(logdir)) == sorted(train.RUNS)
+    for run in train.RUNS:
+        manifests = files.checkpoint_manifests(os.path.join(logdir, run))
+        assert [m["step"] for m in manifests] == list(range(1, size["epochs"] + 1)), run
+        for manifest in manifests:
+            path = os.path.join(logdir, run, *metadata.PLUGIN_DIR, metadata.CHECKPOINTS_DIR, manifest["file"])
+            assert files.sha256(path) == manifest["file_sha256"]
+            assert manifest["format"] == "h5"
+            assert manifest["input_shape"] == [28, 28, 1]
+            assert manifest["class_names"] == list(data.CLASS_NAMES)
+            assert manifest["preprocessing"] == train.PREPROCESSING
+            assert manifest["output_activation"] == "softmax"
+            assert any(layer["conv"] for layer in manifest["layers"])
+
+
+def test_the_architectures_differ_like_vgg_resnet_xception(tiny_sweep):
+    logdir, _ = tiny_sweep
+    types = {
+        run: {layer["type"] for layer in files.checkpoint_manifests(os.path.join(logdir, run))[-1]["layers"]}
+        for run in train.RUNS
+    }
+    assert "BatchNormalization" not in types["cnn"] and "Add" not in types["cnn"]
+    assert {"BatchNormalization", "Add"} <= types["resnet"]
+    assert "SeparableConv2D" in types["sepconv"]
+    assert types["cnn-biased"] == types["cnn"]
+
+
+def test_every_run_logs_the_same_sample_set_with_marked_probes(tiny_sweep, fashion):
+    logdir, size = tiny_sweep
+    expected_images, expected_labels, marked = data.shared_samples(*fashion[1], size["val_size"])
+    checksums = set()
+    for run in train.RUNS:
+        (manifest,) = files.sample_manifests(os.path.join(logdir, run))
+        assert manifest["name"] == train.SAMPLES_NAME and manifest["count"] == size["val_size"]
+        assert manifest["class_names"] == list(data.CLASS_NAMES)
+        checksums.add(manifest["sha256"])
+        path = os.path.join(logdir, run, *metadata.PLUGIN_DIR, metadata.SAMPLES_DIR, manifest["file"])
+        with np.load(path) as stored:
+            np.testing.assert_array_equal(stored["images"], expected_images)
+            np.testing.assert_array_equal(stored["labels"], expected_labels)
+    assert len(checksums) == 1
+    row, col = data.MARK_ORIGIN
+    assert (expected_images[marked, row, col, 0] == data.MARK_VALUE).all()
+    assert (marked & (expected_labels != data.BIAS_CLASS)).any(), "the sample set needs marked probes of other classes"
+
+
+def test_tensorboard_sees_curves_and_xai_index_of_every_run(tiny_sweep):
+    logdir, size = tiny_sweep
+    provider, ctx = _provider(logdir)
+    runs = {r.run_name for r in provider.list_runs(ctx, experiment_id="")}
+    scalars = provider.read_scalars(
+        ctx, experiment_id="", plugin_name="scalars", downsample=1000,
+        run_tag_filter=None,
+    )
+    xai = provider.list_tensors(ctx, experiment_id="", plugin_name=metadata.PLUGIN_NAME)
+    for run in train.RUNS:
+        assert {run, run + "/train", run + "/validation"} <= runs
+        for split in ("train", "validation"):
+            for tag in ("epoch_loss", "epoch_accuracy"):
+                points = scalars[run + "/" + split][tag]
+                assert [p.step for p in points] == list(range(size["epochs"])), (run, split, tag)
+                assert all(np.isfinite(p.value) for p in points)
+        assert {metadata.CHECKPOINT_TAG, metadata.SAMPLES_TAG_PREFIX + train.SAMPLES_NAME} <= set(xai[run])
+
+
+@pytest.mark.parametrize("argv", [["--runs", "vgg"], ["--epochs", "0"], ["--val-size", "20000"]])
+def test_bad_flags_are_refused_before_anything_is_written(tmp_path, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--logdir", str(tmp_path / "logs")] + argv)
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "logs").exists()
