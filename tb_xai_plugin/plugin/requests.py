@@ -45,6 +45,10 @@ class Target:
         """The target as it enters cache keys and worker messages: 'predicted', 'label' or an int."""
         return self.index if self.kind == "class" else self.kind
 
+    def as_dict(self):
+        """The target as the engine takes it: {"kind"[, "index"]}."""
+        return {"kind": self.kind, "index": self.index} if self.kind == "class" else {"kind": self.kind}
+
 
 @dataclasses.dataclass(frozen=True)
 class Attributions:

@@ -12,6 +12,7 @@ import numpy as np
 
 from tb_xai_plugin.errors import NotFoundError, XaiError
 from tb_xai_plugin.plugin import encoding, suggestions
+from tb_xai_plugin.plugin.cache import key_digest
 from tb_xai_plugin.plugin.jobs import CANCELLED
 from tb_xai_plugin.plugin.workers import CancelledError, WorkerDiedError
 
@@ -76,7 +77,7 @@ class XaiService:
 
     def _submit(self, job, key, message):
         """Submit a task whose progress counts toward `job`."""
-        future = self.pool.submit(key, message)
+        future = self.pool.submit(key_digest(key), message)
         future.add_listener(lambda done, total, part=future.task_id: job.report(part, done, total))
         job.attach(future)
         return future
@@ -212,7 +213,7 @@ class XaiService:
         if cell["missing"]:
             message = {
                 "op": "attribute", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref),
-                "indices": cell["missing"], "method": method, "params": params, "target": req.target.key(),
+                "indices": cell["missing"], "method": method, "params": params, "target": req.target.as_dict(),
                 "layer": req.layer, "neuron": req.neuron, "seed": req.seed,
             }  # fmt: skip
             key = ("attribute",) + self._map_key(ckpt, sref, req, method, params, tuple(cell["missing"]))

@@ -19,6 +19,9 @@ PREDICT_BATCH = 256
 SAMPLE_SETS_KEPT = 4
 
 
+Engine = collections.namedtuple("Engine", "load_checkpoint attribute applicable_methods predict activation_means")
+
+
 class Cancelled(Exception):
     """The server asked to stop the current task."""
 
@@ -27,9 +30,16 @@ class Worker:
     """The state of one worker process: its pipe, loaded models (LRU) and sample sets (LRU)."""
 
     def __init__(self, conn, options):
-        from tb_xai_plugin import engine
+        # From the submodules: `engine.predict` names a module as well as a function.
+        from tb_xai_plugin.engine import attribute, loading, predict
 
-        self.engine = engine
+        self.engine = Engine(
+            load_checkpoint=loading.load_checkpoint,
+            attribute=attribute.attribute,
+            applicable_methods=attribute.applicable_methods,
+            predict=predict.predict,
+            activation_means=predict.activation_means,
+        )
         self.conn = conn
         self.allow_unsafe = bool(options.get("allow_unsafe", False))
         self.max_models = max(1, int(options.get("max_models", 4)))

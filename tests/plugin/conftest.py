@@ -56,14 +56,17 @@ def cnn_images(count=6, seed=0):
     return rng.integers(0, 256, (count, 28, 28, 1), dtype=np.uint8), rng.integers(0, 3, count)
 
 
-def write_run(logdir, run, models_by_step, sample_sets=()):
+SCALE = {"type": "scale", "scale": 1.0 / 255.0, "offset": 0.0}
+
+
+def write_run(logdir, run, models_by_step, sample_sets=(), preprocessing=None):
     """Log checkpoints {step: model} and sample sets [(name, images, labels)] into <logdir>/<run>."""
     writer = summary.create_file_writer(os.path.join(logdir, run))
     with writer.as_default():
         for name, images, labels in sample_sets:
             assert summary.samples(name, images, step=0, labels=labels, class_names=CLASSES)
         for step, model in models_by_step.items():
-            assert summary.checkpoint(model, step=step, class_names=CLASSES)
+            assert summary.checkpoint(model, step=step, class_names=CLASSES, preprocessing=preprocessing)
     writer.flush()
     writer.close()
 
@@ -71,7 +74,7 @@ def write_run(logdir, run, models_by_step, sample_sets=()):
 def build_logdir(root):
     """cnn (steps 1, 2; samples 'val'), a/b/c dense models (step 0; samples 'const' in a)."""
     images, labels = cnn_images()
-    write_run(root, "cnn", {1: tiny_cnn(1), 2: tiny_cnn(2)}, [("val", images, labels)])
+    write_run(root, "cnn", {1: tiny_cnn(1), 2: tiny_cnn(2)}, [("val", images, labels)], preprocessing=SCALE)
     const = np.repeat(CONST_VALUES, 784).reshape(4, 28, 28, 1)
     for run, (w, b) in DENSE_MODELS.items():
         sets = [("const", const, CONST_LABELS)] if run == "a" else []
