@@ -105,8 +105,8 @@ export function safeName(text: string): string {
 }
 
 /** Let the browser save `data` as `filename` (an <a download> click on an object URL). */
-export function download(filename: string, data: Uint8Array | string, mime: string): void {
-  const blob = new Blob([data as BlobPart], { type: mime });
+export function download(filename: string, data: Uint8Array | string | Blob, mime: string): void {
+  const blob = data instanceof Blob ? data : new Blob([data as BlobPart], { type: mime });
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;

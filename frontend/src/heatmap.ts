@@ -81,7 +81,7 @@ export function unit(v: number, lo: number, hi: number): number {
 }
 
 /** RGBA pixels (alpha 255) of a [H, W] map: colour = palette(unit(v, domain)). */
-export function colorize(map: ArrayLike<number>, palette: Palette, domain: [number, number]): Uint8ClampedArray {
+export function colorize(map: ArrayLike<number>, palette: Palette, domain: [number, number]): Uint8ClampedArray<ArrayBuffer> {
   const lut = LUTS[palette]();
   const out = new Uint8ClampedArray(map.length * 4);
   const [lo, hi] = domain;

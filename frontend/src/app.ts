@@ -1,0 +1,453 @@
+// Wiring: state changes -> requests -> views. Responses for a selection that changed meanwhile are dropped.
+import { ApiError, getLayers, getMethods, getRuns, imageUrl, newRequestId, postSuggestions } from "./api";
+import { download, npyBytes, safeName, toCsv, zipStored } from "./export";
+import { DataModel, messageOf, type MapQuery } from "./model";
+import { readUrlState, sameModel, Store, writeUrlState, type ViewState } from "./state";
+import type { LayersResponse, MethodInfo, ModelRef, RunInfo, SuggestionsResponse } from "./types";
+import type { CellView } from "./views/cell";
+import { h, replaceChildren } from "./views/dom";
+import { cellKey, GridView, type Column } from "./views/grid";
+import { ProgressView } from "./views/progress";
+import { latestStep, SetupView } from "./views/setup";
+import { SuggestionPanel } from "./views/suggestions";
+import { timelineControls } from "./views/timeline";
+
+const MAX_ROWS = 16;
+const BASE_SIZE = 128;
+
+/** Keys of ViewState whose change needs new maps or predictions. */
+const FETCH_KEYS: (keyof ViewState)[] = ["samples", "models", "methods", "target", "layer", "neuron", "rows"];
+const SUGGEST_KEYS: (keyof ViewState)[] = ["samples", "models", "layer", "neuron"];
+
+const changed = (s: ViewState, prev: ViewState, keys: (keyof ViewState)[]) => keys.some((k) => JSON.stringify(s[k]) !== JSON.stringify(prev[k]));
+
+export class App {
+  readonly store: Store;
+  private runs: RunInfo[] = [];
+  private methods: MethodInfo[] = [];
+  private layers: LayersResponse | null = null;
+  private layersFor = "";
+  private readonly data: DataModel;
+  private readonly setup: SetupView;
+  private readonly progress: ProgressView;
+  private readonly suggestions: SuggestionPanel;
+  private readonly gridSlot = h("div", { id: "xai-grid-slot" });
+  private readonly gridTools = h("div", { class: "xai-toolbar" });
+  private readonly timelineSlot = h("div", { class: "xai-timeline", id: "xai-timeline" });
+  private grid: GridView | null = null;
+  private timeline: GridView | null = null;
+  private columns: Column[] = [];
+  private generation = 0;
+  private suggestGeneration = 0;
+  private stats: SuggestionsResponse | null = null;
+  private images = new Map<string, HTMLImageElement>();
+  readonly el: HTMLElement;
+
+  constructor(root: HTMLElement) {
+    this.store = new Store(readUrlState());
+    this.data = new DataModel((p) => this.progress.show(p.done, p.total, "computing maps"));
+    this.setup = new SetupView({ update: (patch) => this.store.update(patch) });
+    this.progress = new ProgressView(() => void this.cancel());
+    this.suggestions = new SuggestionPanel({
+      imageUrl: (i) => this.imageSrc(i),
+      className: (c) => this.className(c),
+      classCount: () => this.classNames().length,
+      onPick: (indices, how) => this.pickRows(indices, how),
+      onFilters: (filters) => this.store.update({ filters }),
+      onHistogram: (histogram) => this.store.update({ histogram }),
+      onExportCsv: (header, rows) => download("xai-selection.csv", toCsv(header, rows), "text/csv"),
+    });
+    this.el = h(
+      "div",
+      { class: "xai-root" },
+      this.setup.el,
+      this.progress.el,
+      h("div", { class: "xai-panel", id: "xai-compare" }, h("h3", {}, "Comparison"), this.gridTools, this.gridSlot),
+      h("div", { class: "xai-panel" }, h("h3", {}, "Over training"), this.timelineSlot),
+      this.suggestions.el,
+    );
+    root.appendChild(this.el);
+    this.store.subscribe((s, prev) => this.changed(s, prev));
+    window.addEventListener("keydown", (e) => this.key(e));
+  }
+
+  /** Load runs and methods, fill defaults for what the URL did not say, draw everything. */
+  async start(): Promise<void> {
+    try {
+      const [runs, methods] = await Promise.all([getRuns(), getMethods()]);
+      this.runs = runs.runs;
+      this.methods = methods.methods;
+    } catch (e) {
+      this.progress.tell(`Cannot load the XAI data: ${messageOf(e)}`);
+      return;
+    }
+    if (!this.runs.some((r) => r.checkpoints.length)) {
+      replaceChildren(this.gridSlot, h("div", { class: "xai-empty" }, "No checkpoints logged yet. Log some with tb_xai_plugin.summary.checkpoint or the Keras callback."));
+    }
+    const s = this.store.get();
+    const prev = { ...s, rows: [-1] };
+    this.store.update(this.withDefaults(s));
+    if (this.store.get() === s) this.changed(s, prev);
+  }
+
+  /** The state with unknown runs, steps and methods dropped and empty choices given defaults. */
+  private withDefaults(s: ViewState): Partial<ViewState> {
+    const runOf = (name: string) => this.runs.find((r) => r.run === name);
+    let models = s.models.filter((m) => runOf(m.run)?.checkpoints.some((c) => c.step === m.step));
+    if (!models.length)
+      models = this.runs
+        .filter((r) => r.checkpoints.length)
+        .slice(0, 2)
+        .map((r) => ({ run: r.run, step: latestStep(r)! }));
+    let samples = s.samples && runOf(s.samples.run)?.sample_sets.some((x) => x.name === s.samples!.name) ? s.samples : null;
+    if (!samples) {
+      const r = this.runs.find((x) => x.sample_sets.length);
+      samples = r ? { run: r.run, name: r.sample_sets[0].name } : null;
+    }
+    let methods = s.methods.filter((m) => this.methods.some((x) => x.id === m.id));
+    if (!methods.length && this.methods.length) methods = [{ id: this.methods[0].id, params: Object.fromEntries(this.methods[0].params.map((p) => [p.name, p.default])) }];
+    const count = this.sampleCount(samples);
+    const rows = s.rows.filter((i) => i < count);
+    return { models, samples, methods, rows: rows.length ? rows : [0] };
+  }
+
+  private changed(s: ViewState, prev: ViewState): void {
+    writeUrlState(s);
+    if (!s.models.length || !sameModel(s.models[0], prev.models[0] ?? { run: "", step: -1 }) || !this.layers) void this.loadLayers();
+    this.renderSetup();
+    if (changed(s, prev, FETCH_KEYS)) this.refreshGrid();
+    else {
+      if (s.zoom !== prev.zoom) this.forEachCell((c) => c.resize(BASE_SIZE * s.zoom));
+      if (s.opacity !== prev.opacity) this.forEachCell((c) => c.setOpacity(s.opacity));
+    }
+    if (changed(s, prev, [...FETCH_KEYS, "timelineRun", "timelineStep"])) this.refreshTimeline();
+    if (changed(s, prev, SUGGEST_KEYS)) void this.loadSuggestions();
+    else if (changed(s, prev, ["filters", "histogram"]) && this.stats) this.suggestions.show(this.stats, s.filters, s.histogram);
+  }
+
+  private renderSetup(): void {
+    this.setup.render({ runs: this.runs, methods: this.methods, layers: this.layers, classNames: this.classNames() }, this.store.get());
+    this.renderGridTools();
+  }
+
+  private async loadLayers(): Promise<void> {
+    const first = this.store.get().models[0];
+    const key = first ? `${first.run}@${first.step}` : "";
+    if (key === this.layersFor) return;
+    this.layersFor = key;
+    this.layers = null;
+    if (!first) return;
+    try {
+      const layers = await getLayers(first);
+      if (this.layersFor !== key) return; // the first model changed meanwhile
+      this.layers = layers;
+      this.renderSetup();
+    } catch (e) {
+      if (this.layersFor === key) this.progress.tell(`Cannot read the layers of ${first.run} at step ${first.step}: ${messageOf(e)}`);
+    }
+  }
+
+  // --- the grid ---
+
+  private renderGridTools(): void {
+    const s = this.store.get();
+    const count = this.sampleCount(s.samples);
+    replaceChildren(
+      this.gridTools,
+      h("button", { class: "xai-btn", id: "xai-prev", title: "previous sample (←)", onclick: () => this.step(-1) }, "◀"),
+      h("span", { id: "xai-rows" }, `sample${s.rows.length > 1 ? "s" : ""} ${s.rows.join(", ")} of ${count}`),
+      h("button", { class: "xai-btn", id: "xai-next", title: "next sample (→)", onclick: () => this.step(1) }, "▶"),
+      h(
+        "label",
+        {},
+        "opacity ",
+        h("input", { id: "xai-opacity", type: "range", min: 0, max: 1, step: 0.05, value: s.opacity, oninput: (e) => this.store.update({ opacity: +(e.target as HTMLInputElement).value }) }),
+      ),
+      h(
+        "label",
+        {},
+        "zoom ",
+        h("select", { id: "xai-zoom", onchange: (e) => this.store.update({ zoom: +(e.target as HTMLSelectElement).value }) }, ...[0.5, 1, 1.5, 2, 3, 4].map((z) => h("option", { value: z, selected: z === s.zoom }, `${z}x`))),
+      ),
+      h("button", { class: "xai-btn", id: "xai-export-png", onclick: () => this.exportPng() }, "PNG"),
+      h("button", { class: "xai-btn", id: "xai-export-npz", onclick: () => this.exportNpz() }, "Maps .npz"),
+      h("button", { class: "xai-btn", id: "xai-export-csv", onclick: () => this.exportCsv() }, "Predictions CSV"),
+      h("button", { class: "xai-btn", id: "xai-refresh", title: "compute again what failed or was cancelled", onclick: () => this.refreshGrid() }, "Refresh"),
+    );
+  }
+
+  /** Rebuild the grid for the current selection and fill it from the cache, fetching what is missing. */
+  private refreshGrid(): void {
+    const s = this.store.get();
+    const gen = ++this.generation;
+    this.progress.tell("");
+    this.columns = s.models.flatMap((model) => s.methods.map((m) => ({ model, method: m.id, methodLabel: this.methodLabel(m.id) })));
+    if (!s.samples || !this.columns.length) {
+      this.grid = null;
+      replaceChildren(this.gridSlot, h("div", { class: "xai-empty" }, !s.samples ? "Choose a sample set." : "Choose at least one model and one method."));
+      return;
+    }
+    this.grid = this.buildGrid(s.rows, this.columns);
+    replaceChildren(this.gridSlot, this.grid.el);
+    void this.fill(this.grid, s.rows, this.columns, gen, () => this.generation);
+  }
+
+  private buildGrid(rows: number[], columns: Column[]): GridView {
+    const s = this.store.get();
+    return new GridView({
+      rows,
+      columns,
+      rowLabel: (i) => `#${i}${this.labelName(i)}`,
+      cell: (index, column) => ({
+        image: this.image(index),
+        size: BASE_SIZE * s.zoom,
+        opacity: s.opacity,
+        className: (c) => this.className(c),
+        onHover: (u, v) => this.forEachCell((c) => c.setHover(u, v)),
+        onDownload: () => this.exportCellNpy(index, column),
+      }),
+      onRemoveRow: (i) => this.store.update({ rows: this.store.get().rows.filter((r) => r !== i) }),
+    });
+  }
+
+  /** Fill a grid's cells: predictions and maps, each column as its own request; drop stale answers. */
+  private async fill(grid: GridView, rows: number[], columns: Column[], gen: number, current: () => number): Promise<void> {
+    const s = this.store.get();
+    const samples = s.samples!;
+    const models = columns.map((c) => c.model).filter((m, k, all) => all.findIndex((x) => sameModel(x, m)) === k);
+    const putPredictions = () => {
+      for (const index of rows)
+        for (const c of columns) {
+          const p = this.data.cachedPrediction(samples, c.model, index);
+          if (p) grid.cells.get(cellKey(index, c))?.setPredictions(p);
+        }
+    };
+    putPredictions();
+    const preds = this.data
+      .loadPredictions(samples, models, rows)
+      .then(() => current() === gen && putPredictions())
+      .catch((e) => current() === gen && this.progress.tell(`Predictions failed: ${messageOf(e)}`));
+    const maps = columns.map(async (c) => {
+      const q = this.query(c);
+      const put = () => {
+        for (const index of rows) {
+          const cell = grid.cells.get(cellKey(index, c));
+          const m = this.data.cachedMap(q, index);
+          if (!cell || !m) continue;
+          if ("error" in m) cell.setError(m.error);
+          else cell.setMap(m);
+        }
+      };
+      put();
+      try {
+        await this.data.loadMaps(q, rows);
+        if (current() === gen) put();
+      } catch (e) {
+        if (current() !== gen) return;
+        put();
+        const text = e instanceof ApiError && e.cancelled ? "Cancelled. Press Refresh to compute it again." : messageOf(e);
+        for (const index of rows) {
+          const cell = grid.cells.get(cellKey(index, c));
+          if (cell && cell.state === "loading") cell.setError(text);
+        }
+      }
+    });
+    await Promise.all([preds, ...maps]);
+  }
+
+  private query(c: Column): MapQuery {
+    const s = this.store.get();
+    const info = this.methods.find((m) => m.id === c.method);
+    const choice = s.methods.find((m) => m.id === c.method) ?? { id: c.method, params: {} };
+    return {
+      samples: s.samples!,
+      model: c.model,
+      method: choice,
+      target: s.target,
+      layer: info?.takes_layer || info?.takes_neuron ? s.layer : null,
+      neuron: info?.takes_neuron ? s.neuron : null,
+    };
+  }
+
+  // --- over training ---
+
+  private timelineGeneration = 0;
+
+  private refreshTimeline(): void {
+    const s = this.store.get();
+    const runName = s.timelineRun ?? s.models[0]?.run ?? this.runs.find((r) => r.checkpoints.length)?.run ?? null;
+    const run = this.runs.find((r) => r.run === runName) ?? null;
+    const step = run && s.timelineStep !== null && run.checkpoints.some((c) => c.step === s.timelineStep) ? s.timelineStep : run ? latestStep(run) : null;
+    const controls = timelineControls({
+      runs: this.runs,
+      run,
+      step,
+      onRun: (r) => this.store.update({ timelineRun: r, timelineStep: null }),
+      onStep: (st) => this.store.update({ timelineRun: run!.run, timelineStep: st }),
+    });
+    const gen = ++this.timelineGeneration;
+    if (!run || step === null || !s.samples || !s.methods.length) {
+      this.timeline = null;
+      replaceChildren(this.timelineSlot, controls);
+      return;
+    }
+    const model: ModelRef = { run: run.run, step };
+    const columns = s.methods.map((m) => ({ model, method: m.id, methodLabel: this.methodLabel(m.id) }));
+    const rows = s.rows.slice(0, 1);
+    this.timeline = this.buildGrid(rows, columns);
+    this.timeline.el.id = "xai-timeline-grid";
+    replaceChildren(this.timelineSlot, controls, this.timeline.el);
+    void this.fill(this.timeline, rows, columns, gen, () => this.timelineGeneration);
+  }
+
+  // --- suggestions ---
+
+  private async loadSuggestions(): Promise<void> {
+    const s = this.store.get();
+    const gen = ++this.suggestGeneration;
+    this.stats = null;
+    if (!s.samples || !s.models.length) {
+      this.suggestions.message("Choose a sample set and at least one model.");
+      return;
+    }
+    this.suggestions.message("computing statistics over the sample set…");
+    try {
+      const stats = await postSuggestions({ models: s.models, samples: s.samples, layer: s.layer, neuron: s.neuron, request_id: newRequestId("s") });
+      if (gen !== this.suggestGeneration) return;
+      this.stats = stats;
+      const now = this.store.get();
+      this.suggestions.show(stats, now.filters, now.histogram);
+    } catch (e) {
+      if (gen === this.suggestGeneration) this.suggestions.message(`Suggestions failed: ${messageOf(e)}`);
+    }
+  }
+
+  /** A click adds a sample to the grid; a brush shows the brushed samples (at most MAX_ROWS). */
+  private pickRows(indices: number[], how: "click" | "brush"): void {
+    const rows = how === "click" ? [...new Set([...this.store.get().rows, ...indices])].slice(-MAX_ROWS) : indices.slice(0, MAX_ROWS);
+    if (rows.length) this.store.update({ rows });
+  }
+
+  // --- navigation, cancel, export ---
+
+  /** Move every row to the next (+1) or previous (-1) sample, wrapping around. */
+  step(delta: number): void {
+    const s = this.store.get();
+    const n = this.sampleCount(s.samples);
+    if (!n) return;
+    this.store.update({ rows: s.rows.map((i) => (((i + delta) % n) + n) % n) });
+  }
+
+  private key(e: KeyboardEvent): void {
+    const t = e.target as HTMLElement | null;
+    if (t && /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName)) return;
+    if (e.key === "ArrowRight") this.step(1);
+    else if (e.key === "ArrowLeft") this.step(-1);
+  }
+
+  private async cancel(): Promise<void> {
+    await this.data.cancelAll();
+    this.progress.tell("Cancelled.");
+  }
+
+  private exportPng(): void {
+    if (!this.grid) return;
+    const canvas = this.grid.toCanvas(this.columns, this.store.get().rows, (i) => `#${i}${this.labelName(i)}`);
+    canvas.toBlob((blob) => blob && download("xai-grid.png", blob, "image/png"), "image/png");
+  }
+
+  /** Every column's maps for the shown rows, one [rows, H, W] array per column, in one .npz. */
+  private exportNpz(): void {
+    const rows = this.store.get().rows;
+    const files: [string, Uint8Array][] = [["indices.npy", npyBytes(Float32Array.from(rows), [rows.length])]];
+    const skipped: string[] = [];
+    for (const c of this.columns) {
+      const maps = rows.map((i) => this.data.cachedMap(this.query(c), i));
+      const ready = maps.filter((m): m is Exclude<typeof m, undefined | { error: string }> => !!m && !("error" in m));
+      const name = safeName(`${c.model.run}_step${c.model.step}_${c.method}`);
+      if (ready.length !== rows.length || ready.some((m) => m.height !== ready[0].height || m.width !== ready[0].width)) {
+        skipped.push(name);
+        continue;
+      }
+      const stack = new Float32Array(ready.length * ready[0].height * ready[0].width);
+      ready.forEach((m, k) => stack.set(m.values, k * m.values.length));
+      files.push([`${name}.npy`, npyBytes(stack, [rows.length, ready[0].height, ready[0].width])]);
+    }
+    download("xai-maps.npz", zipStored(files), "application/zip");
+    this.progress.tell(skipped.length ? `Left out of the .npz (not computed): ${skipped.join(", ")}` : "");
+  }
+
+  private exportCellNpy(index: number, c: Column): void {
+    const m = this.data.cachedMap(this.query(c), index);
+    if (!m || "error" in m) return;
+    download(safeName(`${c.model.run}_step${c.model.step}_${c.method}_${index}`) + ".npy", npyBytes(m.values, [m.height, m.width]), "application/octet-stream");
+  }
+
+  private exportCsv(): void {
+    const s = this.store.get();
+    if (!s.samples) return;
+    const rows: (string | number)[][] = [];
+    for (const index of s.rows)
+      for (const m of s.models) {
+        const p = this.data.cachedPrediction(s.samples, m, index);
+        if (!p || "error" in p) continue;
+        p.classes.forEach((c, k) => rows.push([index, p.label ?? "", m.run, m.step, k + 1, c, this.className(c), p.scores[k]]));
+      }
+    download("xai-predictions.csv", toCsv(["index", "label", "run", "step", "rank", "class", "class_name", "score"], rows), "text/csv");
+  }
+
+  // --- lookups ---
+
+  private forEachCell(fn: (c: CellView) => void): void {
+    this.grid?.forEach(fn);
+    this.timeline?.forEach(fn);
+  }
+
+  private sampleSet() {
+    const s = this.store.get().samples;
+    return s ? this.runs.find((r) => r.run === s.run)?.sample_sets.find((x) => x.name === s.name) : undefined;
+  }
+
+  private sampleCount(samples: ViewState["samples"]): number {
+    return samples ? this.runs.find((r) => r.run === samples.run)?.sample_sets.find((x) => x.name === samples.name)?.count ?? 0 : 0;
+  }
+
+  private classNames(): string[] {
+    const names = this.sampleSet()?.class_names;
+    if (names && names.length) return names;
+    const first = this.store.get().models[0];
+    const n = first ? this.runs.find((r) => r.run === first.run)?.checkpoints.find((c) => c.step === first.step)?.num_classes ?? 0 : 0;
+    return Array.from({ length: n }, (_, i) => `class ${i}`);
+  }
+
+  private className(c: number): string {
+    return this.classNames()[c] ?? `class ${c}`;
+  }
+
+  private labelName(index: number): string {
+    const s = this.store.get();
+    const p = s.samples && s.models[0] ? this.data.cachedPrediction(s.samples, s.models[0], index) : undefined;
+    return p && !("error" in p) && p.label !== null && p.label >= 0 ? ` (${this.className(p.label)})` : "";
+  }
+
+  private methodLabel(id: string): string {
+    return this.methods.find((m) => m.id === id)?.label ?? id;
+  }
+
+  private imageSrc(index: number): string {
+    const s = this.store.get().samples;
+    return s ? imageUrl(s, index) : "";
+  }
+
+  /** One shared <img> per sample: every cell draws the same element. */
+  private image(index: number): HTMLImageElement {
+    const src = this.imageSrc(index);
+    let img = this.images.get(src);
+    if (!img) {
+      img = new Image();
+      img.src = src;
+      this.images.set(src, img);
+    }
+    return img;
+  }
+}

@@ -1,0 +1,191 @@
+// Data access with caches: maps and predictions fetched once per (model, method, settings, sample),
+// identical requests in flight shared, progress counted, cancellation forwarded to the server.
+import { ApiError, getProgress, newRequestId, postAttributions, postCancel, postPredictions } from "./api";
+import { decodeFloat32, mapAt } from "./heatmap";
+import type { CellMap, CellPredictions } from "./views/cell";
+import type { MethodChoice, ModelRef, SampleSetRef, Target } from "./types";
+
+export type MapResult = CellMap | { error: string };
+export type PredResult = CellPredictions | { error: string };
+
+export interface MapQuery {
+  samples: SampleSetRef;
+  model: ModelRef;
+  method: MethodChoice;
+  target: Target;
+  layer: string | null;
+  neuron: number | null;
+}
+
+/** Cache key of one map: everything that changes it, and the sample index. */
+export const mapKey = (q: MapQuery, index: number): string =>
+  JSON.stringify([q.samples.run, q.samples.name, q.model.run, q.model.step, q.method.id, sortedParams(q.method.params), q.target, q.layer, q.neuron, index]);
+
+const sortedParams = (p: Record<string, unknown>) => Object.keys(p).sort().map((k) => [k, p[k]]);
+
+const predKey = (s: SampleSetRef, m: ModelRef, index: number): string => JSON.stringify([s.run, s.name, m.run, m.step, index]);
+
+/** Errors worth asking again for later (server busy, cancelled, unreachable) are not cached. */
+const transient = (e: unknown): boolean => e instanceof ApiError && (e.status === 0 || e.status === 409 || e.status >= 500);
+
+/** A sentence for any failure. */
+export const messageOf = (e: unknown): string =>
+  e instanceof ApiError ? (e.cancelled ? "cancelled" : e.message) : e instanceof Error ? e.message : String(e);
+
+export interface Progress {
+  done: number;
+  total: number;
+}
+
+export class DataModel {
+  private maps = new Map<string, MapResult>();
+  private preds = new Map<string, PredResult>();
+  private labels = new Map<string, number | null>();
+  private pending = new Map<string, Promise<void>>();
+  private inflight = new Map<string, { units: number; fraction: number }>();
+  private unitsDone = 0;
+  private unitsTotal = 0;
+  private poller: ReturnType<typeof setInterval> | null = null;
+
+  constructor(private readonly onProgress: (p: Progress) => void) {}
+
+  cachedMap(q: MapQuery, index: number): MapResult | undefined {
+    return this.maps.get(mapKey(q, index));
+  }
+
+  cachedPrediction(s: SampleSetRef, m: ModelRef, index: number): PredResult | undefined {
+    const p = this.preds.get(predKey(s, m, index));
+    if (!p || "error" in p) return p;
+    return { ...p, label: this.labels.get(JSON.stringify([s.run, s.name, index])) ?? null };
+  }
+
+  /** Fetch the maps of `q` for `indices` not cached yet (one request), then resolve. */
+  async loadMaps(q: MapQuery, indices: number[]): Promise<void> {
+    const waits: Promise<void>[] = [];
+    const missing: number[] = [];
+    for (const i of indices) {
+      const key = mapKey(q, i);
+      if (this.maps.has(key)) continue;
+      const p = this.pending.get(key);
+      if (p) waits.push(p);
+      else missing.push(i);
+    }
+    if (missing.length) {
+      const job = this.fetchMaps(q, missing);
+      for (const i of missing) this.pending.set(mapKey(q, i), job);
+      waits.push(job);
+    }
+    await Promise.all(waits);
+  }
+
+  private async fetchMaps(q: MapQuery, indices: number[]): Promise<void> {
+    const requestId = newRequestId("a");
+    this.begin(requestId, indices.length);
+    try {
+      const response = await postAttributions({
+        models: [q.model],
+        samples: q.samples,
+        indices,
+        methods: [q.method],
+        target: q.target,
+        layer: q.layer,
+        neuron: q.neuron,
+        request_id: requestId,
+      });
+      const cell = response.cells.find((c) => c.method === q.method.id) ?? response.cells[0];
+      if (!cell || !cell.ok || !cell.data || !cell.shape) {
+        const error = cell?.error ?? "the server sent no map";
+        for (const i of indices) this.maps.set(mapKey(q, i), { error });
+        return;
+      }
+      const stack = decodeFloat32(cell.data);
+      const [, height, width] = cell.shape;
+      indices.forEach((index, k) =>
+        this.maps.set(mapKey(q, index), {
+          values: mapAt(stack, cell.shape!, k),
+          height,
+          width,
+          range: cell.range ?? [0, 1],
+          signed: Boolean(cell.signed),
+          target: cell.targets?.[k],
+          score: cell.scores?.[k],
+        }),
+      );
+    } catch (e) {
+      if (!transient(e)) for (const i of indices) this.maps.set(mapKey(q, i), { error: messageOf(e) });
+      throw e;
+    } finally {
+      for (const i of indices) this.pending.delete(mapKey(q, i));
+      this.end(requestId, indices.length);
+    }
+  }
+
+  /** Fetch top-k predictions of `models` on `indices` not cached yet. */
+  async loadPredictions(samples: SampleSetRef, models: ModelRef[], indices: number[], topK = 3): Promise<void> {
+    const needModels = models.filter((m) => indices.some((i) => !this.preds.has(predKey(samples, m, i))));
+    const needIndices = indices.filter((i) => models.some((m) => !this.preds.has(predKey(samples, m, i))));
+    if (!needModels.length || !needIndices.length) return;
+    try {
+      const r = await postPredictions({ models: needModels, samples, indices: needIndices, top_k: topK });
+      r.indices.forEach((index, k) => this.labels.set(JSON.stringify([samples.run, samples.name, index]), r.labels ? r.labels[k] : null));
+      for (const m of r.models)
+        r.indices.forEach((index, k) =>
+          this.preds.set(
+            predKey(samples, m, index),
+            m.ok && m.top_classes && m.top_scores ? { classes: m.top_classes[k], scores: m.top_scores[k], label: null } : { error: m.error ?? "failed" },
+          ),
+        );
+    } catch (e) {
+      if (!transient(e)) for (const m of needModels) for (const i of needIndices) this.preds.set(predKey(samples, m, i), { error: messageOf(e) });
+      throw e;
+    }
+  }
+
+  /** Ask the server to stop every request in flight. */
+  async cancelAll(): Promise<void> {
+    await Promise.all([...this.inflight.keys()].map((id) => postCancel(id).catch(() => undefined)));
+  }
+
+  get busy(): boolean {
+    return this.inflight.size > 0;
+  }
+
+  private begin(requestId: string, units: number): void {
+    this.inflight.set(requestId, { units, fraction: 0 });
+    this.unitsTotal += units;
+    this.report();
+    this.poller ??= setInterval(() => void this.poll(), 400);
+  }
+
+  private end(requestId: string, units: number): void {
+    this.inflight.delete(requestId);
+    this.unitsDone += units;
+    if (!this.inflight.size) {
+      this.unitsDone = this.unitsTotal = 0;
+      if (this.poller) clearInterval(this.poller);
+      this.poller = null;
+    }
+    this.report();
+  }
+
+  /** Server-side progress of each request in flight, as fractions. */
+  private async poll(): Promise<void> {
+    await Promise.all(
+      [...this.inflight.entries()].map(async ([id, r]) => {
+        try {
+          const p = await getProgress(id);
+          if (p.total > 0) r.fraction = Math.min(1, p.done / p.total);
+        } catch {
+          /* progress is a courtesy: a failed poll changes nothing */
+        }
+      }),
+    );
+    this.report();
+  }
+
+  private report(): void {
+    let partial = 0;
+    for (const r of this.inflight.values()) partial += r.units * r.fraction;
+    this.onProgress({ done: Math.round(this.unitsDone + partial), total: this.unitsTotal });
+  }
+}

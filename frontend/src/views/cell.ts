@@ -1,0 +1,175 @@
+// One grid cell: the sample image, its map overlaid, the value under the pointer, top-k predictions.
+import { colorize, domainFor, paletteFor } from "../heatmap";
+import { h, replaceChildren } from "./dom";
+import { formatValue, legend } from "./legend";
+
+export interface CellMap {
+  values: Float32Array; // [height * width], row-major
+  height: number;
+  width: number;
+  range: [number, number];
+  signed: boolean;
+  target?: number;
+  score?: number;
+}
+
+export interface CellPredictions {
+  classes: number[];
+  scores: number[];
+  label: number | null;
+}
+
+export interface CellOptions {
+  image: HTMLImageElement;
+  size: number; // display width in CSS pixels
+  opacity: number;
+  className: (c: number) => string;
+  onHover: (u: number | null, v: number | null) => void; // pointer position as fractions of width and height
+  onDownload?: () => void;
+}
+
+export class CellView {
+  readonly el: HTMLTableCellElement;
+  readonly canvas: HTMLCanvasElement;
+  private readonly readout: HTMLElement;
+  private readonly status: HTMLElement;
+  private readonly preds: HTMLElement;
+  private readonly legendSlot: HTMLElement;
+  private map: CellMap | null = null;
+  private mapCanvas: HTMLCanvasElement | null = null;
+  private hover: [number, number] | null = null;
+  state: "loading" | "ready" | "error" = "loading";
+
+  constructor(private readonly opts: CellOptions) {
+    this.canvas = h("canvas", { class: "xai-map" });
+    this.readout = h("div", { class: "xai-readout" });
+    this.status = h("div", { class: "xai-loading" }, "computing…");
+    this.preds = h("ul", { class: "xai-preds" });
+    this.legendSlot = h("div");
+    const tools = opts.onDownload
+      ? h("button", { class: "xai-btn xai-cell-npy", title: "Download this map as .npy", onclick: () => opts.onDownload!() }, ".npy")
+      : null;
+    if (tools) tools.style.cssText = "position:absolute;right:4px;top:4px;padding:0 4px;font-size:10px";
+    this.el = h("td", { class: "xai-cell", "data-state": "loading" }, tools, this.canvas, this.readout, this.status, this.legendSlot, this.preds);
+    this.canvas.addEventListener("mousemove", (e) => {
+      const r = this.canvas.getBoundingClientRect();
+      opts.onHover((e.clientX - r.left) / r.width, (e.clientY - r.top) / r.height);
+    });
+    this.canvas.addEventListener("mouseleave", () => opts.onHover(null, null));
+    this.resize(opts.size);
+    if (opts.image.complete) this.draw();
+    else opts.image.addEventListener("load", () => this.draw(), { once: true });
+  }
+
+  /** Display width in CSS pixels; height follows the image's aspect ratio. */
+  resize(size: number): void {
+    this.opts.size = size;
+    const img = this.opts.image;
+    const aspect = img.naturalWidth ? img.naturalHeight / img.naturalWidth : this.map ? this.map.height / this.map.width : 1;
+    this.canvas.width = Math.round(size);
+    this.canvas.height = Math.round(size * aspect);
+    this.draw();
+  }
+
+  setOpacity(opacity: number): void {
+    this.opts.opacity = opacity;
+    this.draw();
+  }
+
+  setMap(map: CellMap): void {
+    this.map = map;
+    const palette = paletteFor(map.signed, map.range);
+    const domain = domainFor(palette, map.range);
+    const off = document.createElement("canvas");
+    off.width = map.width;
+    off.height = map.height;
+    off.getContext("2d")!.putImageData(new ImageData(colorize(map.values, palette, domain), map.width, map.height), 0, 0);
+    this.mapCanvas = off;
+    this.setState("ready");
+    const target = map.target !== undefined ? `explains ${this.opts.className(map.target)}${map.score !== undefined ? ` (${map.score.toFixed(2)})` : ""}` : "";
+    replaceChildren(this.status, target);
+    this.status.className = "xai-loading";
+    replaceChildren(this.legendSlot, legend(palette, domain));
+    if (!this.opts.image.complete) this.resize(this.opts.size);
+    this.draw();
+  }
+
+  setError(message: string): void {
+    this.map = null;
+    this.mapCanvas = null;
+    this.setState("error");
+    this.status.className = "xai-error";
+    replaceChildren(this.status, message);
+    replaceChildren(this.legendSlot);
+    this.draw();
+  }
+
+  setLoading(text = "computing…"): void {
+    this.setState("loading");
+    this.status.className = "xai-loading";
+    replaceChildren(this.status, text);
+  }
+
+  setPredictions(p: CellPredictions | { error: string }): void {
+    if ("error" in p) {
+      replaceChildren(this.preds, h("li", { class: "xai-error" }, `predictions failed: ${p.error}`));
+      return;
+    }
+    const right = p.label !== null && p.label >= 0 ? p.classes[0] === p.label : null;
+    const mark =
+      right === null
+        ? null
+        : h("span", { class: `xai-mark ${right ? "xai-right" : "xai-wrong"}`, title: right ? "right" : "wrong" }, right ? "✓ right" : "✗ wrong");
+    replaceChildren(
+      this.preds,
+      ...p.classes.map((c, k) =>
+        h(
+          "li",
+          { class: c === p.label ? "xai-true" : null },
+          h("span", {}, this.opts.className(c)),
+          h("span", {}, p.scores[k].toFixed(3)),
+        ),
+      ),
+      mark ? h("li", {}, mark) : null,
+    );
+    this.el.dataset.right = right === null ? "" : String(right);
+  }
+
+  /** Show the value under a pointer at fractions (u, v) of the panel, or clear it. */
+  setHover(u: number | null, v: number | null): void {
+    this.hover = u === null || v === null || u < 0 || v < 0 || u >= 1 || v >= 1 ? null : [u, v];
+    if (this.hover && this.map) {
+      const x = Math.floor(this.hover[0] * this.map.width);
+      const y = Math.floor(this.hover[1] * this.map.height);
+      this.readout.textContent = `(${x}, ${y}): ${formatValue(this.map.values[y * this.map.width + x])}`;
+    } else this.readout.textContent = "";
+    this.draw();
+  }
+
+  private setState(state: "loading" | "ready" | "error"): void {
+    this.state = state;
+    this.el.dataset.state = state;
+  }
+
+  /** Image, then the map at the chosen opacity, then the hovered map pixel outlined. */
+  private draw(): void {
+    const ctx = this.canvas.getContext("2d");
+    if (!ctx) return;
+    const { width, height } = this.canvas;
+    ctx.imageSmoothingEnabled = false;
+    ctx.clearRect(0, 0, width, height);
+    if (this.opts.image.complete && this.opts.image.naturalWidth) ctx.drawImage(this.opts.image, 0, 0, width, height);
+    if (this.mapCanvas) {
+      ctx.globalAlpha = this.opts.opacity;
+      ctx.drawImage(this.mapCanvas, 0, 0, width, height);
+      ctx.globalAlpha = 1;
+    }
+    if (this.hover && this.map) {
+      const cw = width / this.map.width;
+      const ch = height / this.map.height;
+      ctx.strokeStyle = "#f57c00";
+      ctx.lineWidth = 1.5;
+      ctx.strokeRect(Math.floor(this.hover[0] * this.map.width) * cw, Math.floor(this.hover[1] * this.map.height) * ch, cw, ch);
+    }
+  }
+}

@@ -1,0 +1,256 @@
+// The suggestion panel's two plots on canvas: a scatter for several models, a histogram for one.
+// Points are drawn in batches per colour; hover goes through a d3 quadtree; d3-brush selects.
+import { axisBottom, axisLeft } from "d3-axis";
+import { brush, brushX, type D3BrushEvent } from "d3-brush";
+import type { Quadtree } from "d3-quadtree";
+import { scaleLinear, type ScaleLinear } from "d3-scale";
+import { pointer, select } from "d3-selection";
+import { buildQuadtree, extent, histogram, hitTest, jitter, pointsInRect, verdict, type Bin, type Point } from "../suggest";
+import type { SuggestionsResponse } from "../types";
+import { h } from "./dom";
+
+const SVG = "http://www.w3.org/2000/svg";
+const COLORS = { right: "#2e7d32", wrong: "#c62828", unknown: "#757575" } as const;
+const MARGIN = { top: 12, right: 12, bottom: 34, left: 44 };
+
+export interface PlotOptions {
+  width: number;
+  height: number;
+  onHover: (index: number | null, x: number, y: number) => void; // x, y: pointer in plot pixels
+  onPick: (indices: number[], how: "click" | "brush") => void;
+}
+
+/** A canvas under an SVG (axes, labels, brush) in one positioned box. */
+function frame(width: number, height: number, id: string) {
+  const canvas = h("canvas", { width, height });
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("width", String(width));
+  svg.setAttribute("height", String(height));
+  const el = h("div", { class: "xai-plot", id, style: `width:${width}px;height:${height}px` }, canvas);
+  el.appendChild(svg);
+  return { el, canvas, svg };
+}
+
+export class ScatterPlot {
+  readonly el: HTMLElement;
+  readonly canvas: HTMLCanvasElement;
+  private readonly svg: SVGSVGElement;
+  private x: ScaleLinear<number, number>;
+  private y: ScaleLinear<number, number>;
+  private points: Point[] = [];
+  private tree: Quadtree<Point> | null = null;
+  private stats: SuggestionsResponse | null = null;
+  private highlighted = new Set<number>();
+
+  constructor(private readonly o: PlotOptions) {
+    const f = frame(o.width, o.height, "xai-scatter");
+    this.el = f.el;
+    this.canvas = f.canvas;
+    this.svg = f.svg;
+    this.x = scaleLinear().domain([0, 1]).range([MARGIN.left, o.width - MARGIN.right]);
+    this.y = scaleLinear().domain([0.5, 2.5]).range([o.height - MARGIN.bottom, MARGIN.top]);
+    this.svg.addEventListener("mousemove", (e) => {
+      const [px, py] = pointer(e, this.svg);
+      const hit = this.tree ? hitTest(this.tree, px, py, 6) : undefined;
+      o.onHover(hit ? hit.index : null, px, py);
+    });
+    this.svg.addEventListener("mouseleave", () => o.onHover(null, 0, 0));
+  }
+
+  /** Show `visible` samples of `stats`: x = mean top score, y = distinct predicted classes (jittered). */
+  setData(stats: SuggestionsResponse, visible: number[]): number {
+    this.stats = stats;
+    const maxDistinct = Math.max(2, ...stats.per_sample.distinct_classes.slice(0, 100000));
+    this.y.domain([0.5, maxDistinct + 0.5]);
+    const mts = stats.per_sample.mean_top_score;
+    const dc = stats.per_sample.distinct_classes;
+    this.points = visible.map((i) => ({ index: i, x: this.x(mts[i]), y: this.y(dc[i] + jitter(i, 0.3)) }));
+    this.tree = buildQuadtree(this.points);
+    this.decorate(maxDistinct);
+    return this.draw();
+  }
+
+  /** Mark these samples (the selection) with a ring. */
+  highlight(indices: number[]): void {
+    this.highlighted = new Set(indices);
+    this.draw();
+  }
+
+  /** Paint every point, one fill colour at a time; returns the milliseconds it took. */
+  draw(): number {
+    const t0 = performance.now();
+    const ctx = this.canvas.getContext("2d")!;
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    if (!this.stats) return 0;
+    const stats = this.stats;
+    const groups: Record<keyof typeof COLORS, Point[]> = { right: [], wrong: [], unknown: [] };
+    for (const p of this.points) groups[verdict(stats, p.index)].push(p);
+    ctx.globalAlpha = this.points.length > 5000 ? 0.5 : 0.8;
+    for (const key of Object.keys(groups) as (keyof typeof COLORS)[]) {
+      ctx.fillStyle = COLORS[key];
+      for (const p of groups[key]) ctx.fillRect(p.x - 1.5, p.y - 1.5, 3, 3);
+    }
+    ctx.globalAlpha = 1;
+    if (this.highlighted.size) {
+      ctx.strokeStyle = "#f57c00";
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      for (const p of this.points)
+        if (this.highlighted.has(p.index)) {
+          ctx.moveTo(p.x + 4, p.y);
+          ctx.arc(p.x, p.y, 4, 0, 2 * Math.PI);
+        }
+      ctx.stroke();
+    }
+    return performance.now() - t0;
+  }
+
+  /** Screen position of sample i, if shown (tests and the tooltip use it). */
+  position(i: number): Point | undefined {
+    return this.points.find((p) => p.index === i);
+  }
+
+  /** Axes, quadrant lines and labels, and the brush, redrawn into the SVG. */
+  private decorate(maxDistinct: number): void {
+    const { width, height } = this.o;
+    const svg = select(this.svg);
+    svg.selectAll("*").remove();
+    svg.append("g").attr("transform", `translate(0,${height - MARGIN.bottom})`).call(axisBottom(this.x).ticks(5));
+    svg
+      .append("g")
+      .attr("transform", `translate(${MARGIN.left},0)`)
+      .call(axisLeft(this.y).tickValues(Array.from({ length: maxDistinct }, (_, k) => k + 1)).tickFormat((v) => String(v)));
+    svg.append("text").attr("x", width / 2).attr("y", height - 4).attr("text-anchor", "middle").attr("font-size", 11).text("mean top score across models");
+    svg
+      .append("text")
+      .attr("transform", `translate(12,${height / 2}) rotate(-90)`)
+      .attr("text-anchor", "middle")
+      .attr("font-size", 11)
+      .text("distinct predicted classes");
+    const midX = this.x(0.5);
+    const midY = this.y(1.5);
+    const guide = svg.append("g").attr("stroke", "#9e9e9e").attr("stroke-dasharray", "3,3");
+    guide.append("line").attr("x1", midX).attr("x2", midX).attr("y1", MARGIN.top).attr("y2", height - MARGIN.bottom);
+    guide.append("line").attr("x1", MARGIN.left).attr("x2", width - MARGIN.right).attr("y1", midY).attr("y2", midY);
+    const labels: [number, number, string, string][] = [
+      [MARGIN.left + 4, MARGIN.top + 10, "start", "unsure · models disagree"],
+      [width - MARGIN.right - 4, MARGIN.top + 10, "end", "confident · models disagree"],
+      [MARGIN.left + 4, height - MARGIN.bottom - 6, "start", "unsure · models agree"],
+      [width - MARGIN.right - 4, height - MARGIN.bottom - 6, "end", "confident · models agree"],
+    ];
+    for (const [x, y, anchor, text] of labels)
+      svg
+        .append("text")
+        .attr("class", "xai-quadrant")
+        .attr("x", x)
+        .attr("y", y)
+        .attr("text-anchor", anchor)
+        .attr("font-size", 11)
+        .attr("font-weight", 500)
+        .attr("fill", "#424242")
+        .attr("stroke", "#fff")
+        .attr("stroke-width", 3)
+        .attr("paint-order", "stroke")
+        .text(text);
+    const b = brush<unknown>()
+      .extent([
+        [MARGIN.left, MARGIN.top],
+        [width - MARGIN.right, height - MARGIN.bottom],
+      ])
+      .on("end", (e: D3BrushEvent<unknown>) => this.brushed(e));
+    svg.append("g").attr("class", "xai-brush").call(b);
+  }
+
+  /** A brushed rectangle picks its points; a click without a drag picks the nearest point. */
+  private brushed(e: D3BrushEvent<unknown>): void {
+    if (!e.sourceEvent || !this.tree) return;
+    if (e.selection) {
+      const [[x0, y0], [x1, y1]] = e.selection as [[number, number], [number, number]];
+      this.o.onPick(pointsInRect(this.tree, x0, y0, x1, y1), "brush");
+      return;
+    }
+    const [px, py] = pointer(e.sourceEvent, this.svg);
+    const hit = hitTest(this.tree, px, py, 6);
+    if (hit) this.o.onPick([hit.index], "click");
+  }
+}
+
+export class HistogramPlot {
+  readonly el: HTMLElement;
+  readonly canvas: HTMLCanvasElement;
+  private readonly svg: SVGSVGElement;
+  private x: ScaleLinear<number, number> = scaleLinear();
+  private bins: Bin[] = [];
+  private values: ArrayLike<number> = [];
+  private visible: number[] = [];
+
+  constructor(private readonly o: PlotOptions) {
+    const f = frame(o.width, o.height, "xai-histogram");
+    this.el = f.el;
+    this.canvas = f.canvas;
+    this.svg = f.svg;
+    this.svg.addEventListener("mousemove", (e) => {
+      const [px, py] = pointer(e, this.svg);
+      const bin = this.binAt(px);
+      o.onHover(bin && bin.indices.length ? bin.indices[0] : null, px, py);
+    });
+    this.svg.addEventListener("mouseleave", () => o.onHover(null, 0, 0));
+  }
+
+  /** Bars of `values` over the `visible` samples, labelled `xLabel`. */
+  setData(values: ArrayLike<number>, visible: number[], xLabel: string, bins = 20): void {
+    this.values = values;
+    this.visible = visible;
+    const [lo, hi] = extent(values, visible);
+    this.bins = histogram(values, visible, bins, lo, hi);
+    const { width, height } = this.o;
+    this.x = scaleLinear().domain([lo, hi]).range([MARGIN.left, width - MARGIN.right]);
+    const most = Math.max(1, ...this.bins.map((b) => b.indices.length));
+    const y = scaleLinear().domain([0, most]).nice().range([height - MARGIN.bottom, MARGIN.top]);
+    const ctx = this.canvas.getContext("2d")!;
+    ctx.clearRect(0, 0, width, height);
+    ctx.fillStyle = "#f57c00";
+    for (const b of this.bins) {
+      const x0 = this.x(b.x0) + 1;
+      const x1 = this.x(b.x1) - 1;
+      ctx.fillRect(x0, y(b.indices.length), Math.max(1, x1 - x0), y(0) - y(b.indices.length));
+    }
+    const svg = select(this.svg);
+    svg.selectAll("*").remove();
+    svg.append("g").attr("transform", `translate(0,${height - MARGIN.bottom})`).call(axisBottom(this.x).ticks(6));
+    svg.append("g").attr("transform", `translate(${MARGIN.left},0)`).call(axisLeft(y).ticks(5));
+    svg.append("text").attr("x", width / 2).attr("y", height - 4).attr("text-anchor", "middle").attr("font-size", 11).text(xLabel);
+    const b = brushX<unknown>()
+      .extent([
+        [MARGIN.left, MARGIN.top],
+        [width - MARGIN.right, height - MARGIN.bottom],
+      ])
+      .on("end", (e: D3BrushEvent<unknown>) => this.brushed(e));
+    svg.append("g").attr("class", "xai-brush").call(b);
+  }
+
+  /** The bin under plot x, if any. */
+  private binAt(px: number): Bin | undefined {
+    const v = this.x.invert(px);
+    return this.bins.find((b, k) => v >= b.x0 && (v < b.x1 || (k === this.bins.length - 1 && v <= b.x1)));
+  }
+
+  /** Brushing a range picks the samples whose value lies in it; a click picks the bar's samples. */
+  private brushed(e: D3BrushEvent<unknown>): void {
+    if (!e.sourceEvent) return;
+    if (e.selection) {
+      const [a, b] = (e.selection as [number, number]).map((p) => this.x.invert(p));
+      this.o.onPick(this.visible.filter((i) => this.values[i] >= a && this.values[i] <= b), "brush");
+      return;
+    }
+    const [px] = pointer(e.sourceEvent, this.svg);
+    const bin = this.binAt(px);
+    if (bin && bin.indices.length) this.o.onPick(bin.indices, "click");
+  }
+
+  /** Centre of the bar holding sample i, in plot pixels (tests use it). */
+  barCenter(i: number): { x: number; y: number } | undefined {
+    const b = this.bins.find((bin) => bin.indices.includes(i));
+    return b ? { x: (this.x(b.x0) + this.x(b.x1)) / 2, y: this.o.height - MARGIN.bottom - 2 } : undefined;
+  }
+}

@@ -1,0 +1,38 @@
+// Over training: one run, a slider over its checkpoint steps.
+import type { RunInfo } from "../types";
+import { h } from "./dom";
+
+export interface TimelineOptions {
+  runs: RunInfo[];
+  run: RunInfo | null;
+  step: number | null;
+  onRun: (run: string) => void;
+  onStep: (step: number) => void;
+}
+
+/** Controls: a run picker and a range input over the run's steps (by position, labelled by step). */
+export function timelineControls(o: TimelineOptions): HTMLElement {
+  const runSelect = h(
+    "select",
+    { id: "xai-timeline-run", onchange: (e) => o.onRun((e.target as HTMLSelectElement).value) },
+    ...o.runs.filter((r) => r.checkpoints.length).map((r) => h("option", { value: r.run, selected: r.run === o.run?.run }, r.run)),
+  );
+  if (!o.run || !o.run.checkpoints.length) return h("div", { class: "xai-toolbar" }, runSelect, h("span", { class: "xai-empty" }, "no checkpoints"));
+  const steps = o.run.checkpoints.map((c) => c.step);
+  const pos = Math.max(0, o.step === null ? steps.length - 1 : steps.indexOf(o.step));
+  const label = h("span", { id: "xai-timeline-step" }, `step ${steps[pos]} (${pos + 1} of ${steps.length})`);
+  const slider = h("input", {
+    id: "xai-timeline-slider",
+    type: "range",
+    min: 0,
+    max: steps.length - 1,
+    step: 1,
+    value: pos,
+    oninput: (e) => {
+      const p = +(e.target as HTMLInputElement).value;
+      label.textContent = `step ${steps[p]} (${p + 1} of ${steps.length})`;
+    },
+    onchange: (e) => o.onStep(steps[+(e.target as HTMLInputElement).value]),
+  });
+  return h("div", { class: "xai-toolbar" }, h("span", { class: "xai-label" }, "run"), runSelect, slider, label);
+}
