@@ -1,4 +1,4 @@
-"""Layers with a spatial output: finding and checking them, and resizing their maps to the input.
+"""Layers with a spatial output: finding and checking them, their tensors, maps resized to the input.
 
 Shared by the layer-based methods (Grad-CAM, Guided Grad-CAM, activation maps). The checks read
 only `model.layers` (the manifest's layer list), so `applies` works before a model is loaded.
@@ -52,6 +52,31 @@ def spatial_layer(model, name, method_label):
             % (method_label, layer["name"], layer["type"], layer["output_shape"])
         )
     return layer
+
+
+def _ancestor_ops(model):
+    """Names of every op the logits depend on, found once per model by walking inputs back."""
+    key = ("spatial", "ancestor_ops")
+    if key not in model.cache:
+        seen, stack = set(), [t.op for t in model.logits_model.outputs]
+        while stack:
+            op = stack.pop()
+            if op.name not in seen:
+                seen.add(op.name)
+                stack.extend(t.op for t in op.inputs)
+        model.cache[key] = frozenset(seen)
+    return model.cache[key]
+
+
+def layer_output(model, name):
+    """The output tensor of layer `name` on the path to the logits (nested models: their outer call)."""
+    layer = model.keras_model.get_layer(name)
+    ancestors = _ancestor_ops(model)
+    candidates = [layer.get_output_at(k) for k in range(len(layer.inbound_nodes))] + [layer.output]
+    for tensor in candidates:
+        if tensor.op.name in ancestors:
+            return tensor
+    raise XaiError("layer %r does not feed the model's output" % name)
 
 
 def to_input_size(maps, model):
