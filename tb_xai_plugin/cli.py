@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import zipfile
 
 from tb_xai_plugin.errors import XaiError
 
@@ -68,16 +69,22 @@ def read_class_names(path):
 
 
 def _lambda_layers(config):
-    """Names of the Lambda layers anywhere in a Keras model config (nested models included)."""
+    """Names of the Lambda layers anywhere in a Keras model config (nested models included), each once."""
+    return list(dict.fromkeys(_lambda_names(config)))
+
+
+def _lambda_names(config):
+    """Names of the Lambda layers in a Keras config, in order, with repeats."""
     found = []
     if isinstance(config, dict):
         if config.get("class_name") == "Lambda":
-            found.append(config.get("config", {}).get("name", "?"))
+            inner = config.get("config") if isinstance(config.get("config"), dict) else {}
+            found.append(inner.get("name") or config.get("name") or "?")
         for value in config.values():
-            found += _lambda_layers(value)
+            found += _lambda_names(value)
     elif isinstance(config, list):
         for value in config:
-            found += _lambda_layers(value)
+            found += _lambda_names(value)
     return found
 
 
@@ -92,20 +99,51 @@ def _h5_config(path):
     return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
 
 
+def _savedmodel_configs(folder):
+    """The Keras layer records in a SavedModel's keras_metadata.pb ([] if it has none)."""
+    from keras.protobuf import saved_metadata_pb2
+
+    path = os.path.join(folder, "keras_metadata.pb")
+    if not os.path.exists(path):
+        return []
+    saved = saved_metadata_pb2.SavedMetadata()
+    with open(path, "rb") as f:
+        saved.ParseFromString(f.read())
+    return [json.loads(node.metadata) for node in saved.nodes]
+
+
+def _code_layers(path):
+    """Names of the Lambda layers in the saved model at `path` (.h5, .keras or SavedModel folder)."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        if os.path.isdir(path):
+            return _lambda_layers(_savedmodel_configs(path))
+        if path.endswith(".h5"):
+            return _lambda_layers(_h5_config(path))
+        if path.endswith(".keras"):
+            return _lambda_layers(_keras_config(path))
+    except (OSError, ValueError, KeyError, DecodeError, zipfile.BadZipFile) as e:
+        raise XaiError("cannot read %s as a saved model: %s" % (path, e)) from e
+    return []
+
+
+def _keras_config(path):
+    """The model config in a .keras file (a zip holding config.json)."""
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json").decode("utf-8"))
+
+
 def load_model(path, allow_unsafe=False):
     """Load a saved model (.h5, .keras, SavedModel folder) without compiling; XaiError if unusable or unsafe."""
     import tensorflow as tf
 
     if not os.path.exists(path):
         raise XaiError("no model at %s" % path)
-    if path.endswith(".h5") and not allow_unsafe:
-        try:
-            lambdas = _lambda_layers(_h5_config(path))
-        except (OSError, ValueError) as e:
-            raise XaiError("cannot read %s as an .h5 model: %s" % (path, e)) from e
-        if lambdas:
-            raise XaiError("%s has Lambda layers (%s), whose code would run on load: pass --allow-unsafe if you trust it"
-                           % (path, ", ".join(lambdas)))
+    lambdas = [] if allow_unsafe else _code_layers(path)
+    if lambdas:
+        raise XaiError("%s has Lambda layers (%s), whose code would run on load: pass --allow-unsafe if you trust it"
+                       % (path, ", ".join(lambdas)))
     kwargs = {"safe_mode": not allow_unsafe} if path.endswith(".keras") else {}
     try:
         return tf.keras.models.load_model(path, compile=False, **kwargs)

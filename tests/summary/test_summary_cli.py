@@ -84,6 +84,14 @@ def test_keras_file_with_an_npz_becomes_h5(tmp_path, saved):
     assert sample_set["count"] == 5 and sample_set["has_labels"] and sample_set["dtype"] == "float32"
 
 
+def test_savedmodel_folder_becomes_h5(tmp_path, saved):
+    _, checksum, model = saved
+    model.save(str(tmp_path / "sm"), save_format="tf")
+    assert cli.main(["import", "--logdir", str(tmp_path / "logs"), "--run", "r", "--model", str(tmp_path / "sm")]) == 0
+    manifest = _only_checkpoint(str(tmp_path / "logs" / "r"))
+    assert manifest["format"] == "h5" and manifest["weights_sha256"] == checksum
+
+
 def test_folders_with_other_names_are_classes_in_sorted_order(tmp_path, saved):
     folder, _, _ = saved
     images = _image_folder(tmp_path / "images", ["dog", "cat"])
@@ -131,11 +139,11 @@ def test_imagenet_weights_offline_says_how_to_pass_a_file(tmp_path):
     assert not os.path.exists(tmp_path / "logs")
 
 
-def _lambda_model(path):
+def _lambda_model(path, save_format="h5"):
     """Save a model with a Lambda layer (code that would run on load) to `path`."""
     inputs = tf.keras.Input((4, 4, 1))
     x = tf.keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
-    tf.keras.Model(inputs, tf.keras.layers.Dense(2)(tf.keras.layers.Flatten()(x))).save(path, save_format="h5")
+    tf.keras.Model(inputs, tf.keras.layers.Dense(2)(tf.keras.layers.Flatten()(x))).save(path, save_format=save_format)
     return path
 
 
@@ -157,6 +165,8 @@ def _bad_npz(tmp_path, **arrays):
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--samples-name", "a b"], "invalid name"),
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--step", "-1"], "--step must be >= 0"),
         (lambda t, m: ["--model", _lambda_model(str(t / "lambda.h5"))], "Lambda layers (double)"),
+        (lambda t, m: ["--model", _lambda_model(str(t / "lambda_sm"), "tf")], "Lambda layers (double)"),
+        (lambda t, m: ["--model", _lambda_model(str(t / "lambda.keras"), None)], "Lambda layers (double)"),
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--preprocessing", "{oops"], "not JSON"),
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--images", str(t)], "no class subfolders"),
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--images", str(m / "cnn.h5")], "folder of class subfolders or an .npz"),
