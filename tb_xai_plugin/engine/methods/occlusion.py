@@ -50,15 +50,14 @@ def _score_tensor(model, score):
     return model.logits_model.outputs[0] if score == "logit" else model.probs
 
 
-def _occlude_one(model, image, target, params, budget_bytes):
-    """[H, W]: per pixel, mean over windows covering it of score(image) - score(occluded image)."""
+def _occlude_one(model, image, target, base, params, budget_bytes):
+    """[H, W]: per pixel, mean over windows covering it of `base` (the image's score) - score(occluded)."""
     height, width, _ = image.shape
     window = window_size(params, height, width)
     stride = params["stride"] or max(1, window // 2)
     fill = image.mean(axis=(0, 1)) if params["fill"] == "mean" else np.zeros(image.shape[-1], image.dtype)
     boxes = [(r, c) for r in window_starts(height, window, stride) for c in window_starts(width, window, stride)]
     fetch, feed = _score_tensor(model, params["score"]), model.input
-    base = model.run(fetch, {feed: image[None]})[0, target]
     total = np.zeros((height, width), np.float64)
     count = np.zeros((height, width), np.float64)
     step = batch_size_for(model, budget_bytes)
@@ -76,7 +75,9 @@ def _occlude_one(model, image, target, params, budget_bytes):
 
 def occlusion(model, x, targets, params, layer, neuron, rng, budget_bytes=MEMORY_BUDGET_BYTES):
     """map[p] = mean over windows W covering p of f_c(x) - f_c(x with W filled), f_c the target's score."""
-    return np.stack([_occlude_one(model, image, int(t), params, budget_bytes) for image, t in zip(x, targets)])
+    window_size(params, *x.shape[1:3])  # refuse a window larger than the image before any run
+    base = model.run(_score_tensor(model, params["score"]), {model.input: x})[np.arange(len(x)), targets]
+    return np.stack([_occlude_one(model, *args, params, budget_bytes) for args in zip(x, targets, base)])
 
 
 register(
