@@ -30,8 +30,12 @@ class Worker:
     """The state of one worker process: its pipe, loaded models (LRU) and sample sets (LRU)."""
 
     def __init__(self, conn, options):
-        # From the submodules: `engine.predict` names a module as well as a function.
-        from tb_xai_plugin.engine import attribute, loading, predict
+        # From the submodules by full name: `engine.predict` names a module as well as a function.
+        import importlib
+
+        attribute, loading, predict = (
+            importlib.import_module("tb_xai_plugin.engine." + name) for name in ("attribute", "loading", "predict")
+        )
 
         self.engine = Engine(
             load_checkpoint=loading.load_checkpoint,

@@ -72,9 +72,11 @@ def write_run(logdir, run, models_by_step, sample_sets=(), preprocessing=None):
 
 
 def build_logdir(root):
-    """cnn (steps 1, 2; samples 'val'), a/b/c dense models (step 0; samples 'const' in a)."""
+    """cnn (steps 1, 2; samples 'val' of 6 and 'big' of 64), a/b/c dense models (step 0; samples 'const' in a)."""
     images, labels = cnn_images()
-    write_run(root, "cnn", {1: tiny_cnn(1), 2: tiny_cnn(2)}, [("val", images, labels)], preprocessing=SCALE)
+    big = cnn_images(64, seed=1)
+    sets = [("val", images, labels), ("big", *big)]
+    write_run(root, "cnn", {1: tiny_cnn(1), 2: tiny_cnn(2)}, sets, preprocessing=SCALE)
     const = np.repeat(CONST_VALUES, 784).reshape(4, 28, 28, 1)
     for run, (w, b) in DENSE_MODELS.items():
         sets = [("const", const, CONST_LABELS)] if run == "a" else []

@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import math
+import time
 
 import numpy as np
 import pytest
@@ -166,3 +167,23 @@ def test_a_cancelled_request_answers_409(served):
     response = served.post("attributions", body)
     assert response.status_code == 409 and body_of(response) == {"error": "cancelled"}
     assert body_of(served.get("progress", request_id="c-1"))["state"] == "cancelled"
+
+
+def test_cancel_while_running_answers_409_and_the_worker_goes_on(served):
+    body = attributions_body(
+        samples={"run": "cnn", "name": "big"}, indices=list(range(64)), request_id="c-2",
+        methods=[{"id": "occlusion", "params": {"window": 1, "stride": 1}}],
+    )  # fmt: skip
+    served.post("predictions", {"models": [CNN], "samples": VAL, "indices": [0]})  # a warm worker
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        pending = executor.submit(served.post, "attributions", body)
+        deadline = time.monotonic() + 60
+        while not served.plugin.pool.busy_pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert body_of(served.get("progress", request_id="c-2"))["state"] == "running"
+        assert body_of(served.post("cancel", {"request_id": "c-2"})) == {"cancelled": True}
+        response = pending.result(timeout=60)
+    assert response.status_code == 409 and body_of(response)["error"] == "cancelled"
+    assert body_of(served.get("progress", request_id="c-2"))["state"] == "cancelled"
+    after = served.post("attributions", attributions_body(indices=[1]))
+    assert after.status_code == 200 and body_of(after)["cells"][0]["ok"] is True
