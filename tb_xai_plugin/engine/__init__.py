@@ -11,19 +11,24 @@ Cheap to import: the plugin process lists methods through it; TensorFlow loads o
     describe_methods(), applicable_methods(model)        the registry, as JSON
 """
 
+# These modules import TensorFlow only inside functions. Importing them here also keeps
+# `engine.attribute` / `engine.predict` the functions rather than the submodules of the same name.
+from tb_xai_plugin.engine.attribute import Attribution, applicable_methods, attribute
+from tb_xai_plugin.engine.loading import LoadedModel, load_checkpoint
+from tb_xai_plugin.engine.predict import activation_means, predict
 from tb_xai_plugin.engine.registry import describe_methods
 
-_LAZY = {
-    "load_checkpoint": "tb_xai_plugin.engine.loading",
-    "LoadedModel": "tb_xai_plugin.engine.loading",
-    "attribute": "tb_xai_plugin.engine.attribute",
-    "Attribution": "tb_xai_plugin.engine.attribute",
-    "applicable_methods": "tb_xai_plugin.engine.attribute",
-    "predict": "tb_xai_plugin.engine.predict",
-    "activation_means": "tb_xai_plugin.engine.predict",
-}
-
-__all__ = ["enable_graph_mode", "describe_methods", *_LAZY]
+__all__ = [
+    "enable_graph_mode",
+    "load_checkpoint",
+    "LoadedModel",
+    "attribute",
+    "Attribution",
+    "predict",
+    "activation_means",
+    "describe_methods",
+    "applicable_methods",
+]
 
 
 def enable_graph_mode():
@@ -32,12 +37,3 @@ def enable_graph_mode():
 
     if tf.executing_eagerly():
         tf.compat.v1.disable_eager_execution()
-
-
-def __getattr__(name):
-    """Import the engine's TensorFlow modules only when one of their names is used."""
-    if name not in _LAZY:
-        raise AttributeError("module %r has no attribute %r" % (__name__, name))
-    import importlib
-
-    return getattr(importlib.import_module(_LAZY[name]), name)

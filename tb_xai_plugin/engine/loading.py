@@ -15,8 +15,19 @@ Needs eager execution disabled (`engine.enable_graph_mode()`), like iNNvestigate
     preprocess(images)           stored images (uint8 / float, NHWC) -> float32 model input
     run(fetches, feed_dict)      session.run inside the graph
     in_graph()                   context for building ops: graph, session and Keras' session
+    building()                   in_graph() for building whole Keras models / analyzers fast (below)
     layer_output(name)           the output tensor of layer `name` (XaiError if unknown)
-Build ops only inside `in_graph()`; compute only through `run()`.
+Build ops only inside `in_graph()` (or `building()`); compute only through `run()`.
+
+Why `building()`: in graph mode, Keras wraps every raw TF op it meets while building a functional
+model (iNNvestigate's analyzers are full of them) and evaluates each constant input of such an op
+with a session run (keras base_layer_utils._create_keras_history_helper). Every run extends the
+session with the grown graph and marks already-run ops again ("Operation ... was changed by setting
+attribute after it was run by a session"), and every Keras get_session() re-checks all variables
+for initialization: ResNet50's first gradient map took ~4 minutes. `building()` keeps those constants
+as graph tensors (Keras' own switch for this, _UNSAFE_GRAPH_OP_LAYER_CREATION), turns Keras'
+automatic variable initialization off, and on exit initializes only the variables the block
+created that are still uninitialized, in one session run.
 """
 
 import collections
@@ -33,7 +44,7 @@ from tb_xai_plugin.errors import NotFoundError, XaiError
 MODEL_CLASSES = ("Functional", "Model", "Sequential")
 # Keras layers whose configs carry Python bytecode or need code: refused unless allow_unsafe.
 UNSAFE_CLASSES = ("Lambda",)
-CACHE_SIZE = 16
+CACHE_SIZE = 64  # analyzers and small entries per model; a worker bounds how many models it keeps
 
 
 class BoundedCache(collections.OrderedDict):
@@ -82,6 +93,17 @@ class LoadedModel:
         """Make this model's graph, session and Keras session the defaults, to build ops."""
         with self.graph.as_default(), self.session.as_default(), keras_session(self.session):
             yield self
+
+    @contextlib.contextmanager
+    def building(self):
+        """in_graph() without per-op session runs while building; initializes new variables on exit."""
+        import tensorflow as tf
+
+        with self.in_graph(), fast_graph_building():
+            before = set(id(v) for v in tf.compat.v1.global_variables())
+            yield self
+            created = [v for v in tf.compat.v1.global_variables() if id(v) not in before]
+            initialize_variables(self.session, created)
 
     def run(self, fetches, feed_dict=None):
         """session.run(fetches, feed_dict) in this model's graph."""
@@ -152,6 +174,32 @@ def keras_session(session):
         backend._SESSION.session = previous
 
 
+@contextlib.contextmanager
+def fast_graph_building():
+    """Keras builds functional graphs without session runs and without auto-initializing variables."""
+    from keras.src import backend
+    from keras.src.engine import base_layer_utils
+
+    unsafe, manual = base_layer_utils._UNSAFE_GRAPH_OP_LAYER_CREATION, backend._MANUAL_VAR_INIT
+    base_layer_utils._UNSAFE_GRAPH_OP_LAYER_CREATION, backend._MANUAL_VAR_INIT = True, True
+    try:
+        yield
+    finally:
+        base_layer_utils._UNSAFE_GRAPH_OP_LAYER_CREATION, backend._MANUAL_VAR_INIT = unsafe, manual
+
+
+def initialize_variables(session, variables):
+    """Run the initializers of those `variables` not yet initialized in `session` (two runs at most)."""
+    import tensorflow as tf
+
+    if not variables:
+        return
+    done = session.run([tf.compat.v1.is_variable_initialized(v) for v in variables])
+    pending = [v.initializer for v, ok in zip(variables, done) if not ok]
+    if pending:
+        session.run(pending)
+
+
 def _probabilities(output, activation):
     """The model's class probabilities: its output, or softmax of it when the output is linear."""
     import tensorflow as tf
@@ -180,8 +228,10 @@ def load_checkpoint(path, manifest, allow_unsafe=False):
             if model_info.weights_checksum(keras_model.get_weights()) != manifest.get("weights_sha256"):
                 raise XaiError("weights do not match the manifest (checkpoint %s)" % os.path.basename(path))
             _check_matches_manifest(keras_model, manifest)
-            logits_model = strip_output_activation(keras_model)
-            model = LoadedModel(manifest, graph, session, keras_model, logits_model)
+            reserve_layer_names(keras_model)
+            model = LoadedModel(manifest, graph, session, keras_model, None)
+            with model.building():
+                model.logits_model = strip_output_activation(keras_model)
     except BaseException:
         session.close()
         raise
@@ -192,9 +242,13 @@ def _load_keras(path, graph, session, allow_unsafe):
     """tf.keras.models.load_model in `graph`; load errors become XaiError."""
     import tensorflow as tf
 
-    with graph.as_default(), session.as_default(), keras_session(session):
+    with graph.as_default(), session.as_default(), keras_session(session), fast_graph_building():
+        # Inference only: a constant learning phase spares every BatchNormalization / Dropout a tf.cond.
+        tf.compat.v1.keras.backend.set_learning_phase(0)
         try:
-            return tf.keras.models.load_model(path, compile=False, safe_mode=not allow_unsafe)
+            keras_model = tf.keras.models.load_model(path, compile=False, safe_mode=not allow_unsafe)
+            initialize_variables(session, tf.compat.v1.global_variables())
+            return keras_model
         except (ValueError, OSError, KeyError) as e:
             raise XaiError("checkpoint %s cannot be loaded: %s" % (os.path.basename(path), e)) from e
 
@@ -207,6 +261,19 @@ def _check_matches_manifest(keras_model, manifest):
     classes = keras_model.output_shape[-1]
     if len(keras_model.output_shape) != 2 or classes != manifest["num_classes"]:
         raise XaiError("model output %s does not give the manifest's %s classes" % (keras_model.output_shape, manifest["num_classes"]))
+
+
+def reserve_layer_names(keras_model):
+    """Advance Keras' per-graph name counters past the loaded layers' names, so new layers never clash."""
+    import re
+
+    from keras.src import backend
+
+    uids = backend.get_default_graph_uid_map()
+    for layer in keras_model.layers:
+        found = re.match(r"^(.*?)(?:_(\d+))?$", layer.name)
+        for key in (found.group(1), ("", found.group(1))):  # get_uid's key, unique_object_name's key
+            uids[key] = max(uids[key], int(found.group(2) or 0) + 1)
 
 
 def strip_output_activation(keras_model):

@@ -1,3 +1,10 @@
-"""Every attribution method, one module each; importing this package registers them all."""
+"""Every attribution method, one module each; importing this package registers them all.
 
-from tb_xai_plugin.engine.methods import activation, cam, occlusion  # noqa: F401  (register on import)
+The modules import TensorFlow / iNNvestigate only when computing, so listing methods stays cheap.
+"""
+
+import importlib
+import pkgutil
+
+for _module in sorted(info.name for info in pkgutil.iter_modules(__path__)):
+    importlib.import_module("%s.%s" % (__name__, _module))

@@ -1,0 +1,130 @@
+"""The one entry point that computes attribution maps: validate, batch, compute, reduce.
+
+attribute(model, method_id, images, ...) -> Attribution(maps [N,H,W], raw [N,H,W,C] | None,
+targets [N], scores [N]). Every bad input raises XaiError before anything runs.
+Each batch's method gets rng = np.random.default_rng(seed), fresh per batch: a sampling method
+that draws one set of random numbers per batch and shares it across the batch's images gives the
+same map for an image alone as in any batch (batch == one by one), and the same map for a seed.
+"""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from tb_xai_plugin import model_info
+from tb_xai_plugin.engine import batching, predict, registry, targets
+from tb_xai_plugin.errors import XaiError
+
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+
+
+@dataclasses.dataclass
+class Attribution:
+    """Maps of one method on N images: one channel-summed map per image, and what they explain."""
+
+    maps: np.ndarray  # float32 [N, H, W], at the input's resolution
+    raw: Optional[np.ndarray]  # float32 [N, H, W, C] per input channel, or None (e.g. CAM methods)
+    targets: np.ndarray  # int64 [N], the explained class per image
+    scores: np.ndarray  # float32 [N], the model's probability of that class
+
+
+def attribute(
+    model,
+    method_id,
+    images,
+    *,
+    params=None,
+    target=None,
+    labels=None,
+    layer=None,
+    neuron=None,
+    seed=0,
+    memory_budget=DEFAULT_MEMORY_BUDGET,
+    progress=None,
+):
+    """Attribution of `method_id` on stored images [N,H,W,C] for `target`; see the module docstring."""
+    method = registry.get(method_id)
+    params = method.validate_params(params)
+    layer, neuron = _layer_and_neuron(model, method, layer, neuron)
+    _check_int("seed", seed, 0, 2**63 - 1)
+    _check_int("memory_budget", memory_budget, 1, None)
+    reason = method.reason_unusable(model)
+    if reason:
+        raise XaiError("%s cannot explain this model: %s" % (method.label, reason))
+    x = model.preprocess(images)
+    if len(x) == 0:
+        raise XaiError("no images to explain")
+    probs = predict.probabilities(model, x)
+    explained = targets.resolve_targets(target, probs, labels, model.num_classes)
+    scores = probs[np.arange(len(x)), explained].astype(np.float32)
+    size = batching.batch_size(model, len(x), memory_budget, expansion=_expansion(params))
+    maps, raws = [], []
+    for part in batching.batches(len(x), size):
+        out = method.compute(model, x[part], explained[part], params, layer, neuron, np.random.default_rng(seed))
+        batch_maps, batch_raw = reduce_to_maps(out, x[part].shape)
+        maps.append(batch_maps)
+        raws.append(batch_raw)
+        if progress is not None:
+            progress(part.stop, len(x))
+    raw = None if any(r is None for r in raws) else np.concatenate(raws)
+    return Attribution(np.concatenate(maps), raw, explained, scores)
+
+
+def applicable_methods(model):
+    """{method id: {"ok": bool, "reason": str}} for every registered method on this model."""
+    registry.describe_methods()  # registers every method
+    out = {}
+    for method_id, method in registry.METHODS.items():
+        reason = method.reason_unusable(model)
+        out[method_id] = {"ok": not reason, "reason": reason or ""}
+    return out
+
+
+def reduce_to_maps(out, input_shape):
+    """A method's output [n,h,w(,C)] -> (maps float32 [n,H,W] summed over channels, raw or None)."""
+    out = np.asarray(out, dtype=np.float32)
+    n, height, width = input_shape[:3]
+    if out.ndim not in (3, 4) or out.shape[0] != n:
+        raise RuntimeError("a method returned shape %s for a batch of %d" % (list(out.shape), n))
+    raw = out if out.ndim == 4 and out.shape[1:3] == (height, width) else None
+    maps = out.sum(axis=-1) if out.ndim == 4 else out
+    if maps.shape[1:] != (height, width):
+        maps = np.stack([resize_bilinear(m, height, width) for m in maps])
+    return maps.astype(np.float32), raw
+
+
+def resize_bilinear(image, height, width):
+    """float32 [h,w] -> [height,width], bilinear with half-pixel centres (as tf.image.resize)."""
+    from PIL import Image
+
+    resized = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F").resize((width, height), Image.BILINEAR)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def _layer_and_neuron(model, method, layer, neuron):
+    """The layer (default: the last conv layer) and neuron a method takes, validated; None otherwise."""
+    if not method.takes_layer:
+        return None, None
+    if layer is None:
+        layer = model_info.last_conv_layer(model.layers)
+    elif not isinstance(layer, str) or layer not in {entry["name"] for entry in model.layers}:
+        raise XaiError("unknown layer %r; this model has %s" % (layer, ", ".join(e["name"] for e in model.layers)))
+    if not method.takes_neuron or neuron is None:
+        return layer, None
+    if layer is None:
+        raise XaiError("a neuron needs a layer, and this model has no convolutional layer")
+    shape = next(entry["output_shape"] for entry in model.layers if entry["name"] == layer)
+    predict.check_neuron(neuron, shape[-1] if shape else 0, layer)
+    return layer, int(neuron)
+
+
+def _expansion(params):
+    """How many model passes one image costs at once: a method's `steps` (path methods), else 1."""
+    return int(params.get("steps", 1))
+
+
+def _check_int(name, value, low, high):
+    """XaiError unless value is an integer in [low, high] (high None: unbounded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
+        raise XaiError("%s must be an integer >= %d, not %r" % (name, low, value))
