@@ -86,6 +86,14 @@ def _step(step):
     return int(value)
 
 
+def _check_eager():
+    """XaiError unless executing eagerly: the ops save files, which a graph cannot do."""
+    if not tf.executing_eagerly():
+        error = XaiError("the xai summary ops run eagerly: call them outside tf.function, with eager execution on")
+        error.ag_pass_through = True  # inside tf.function autograph would re-raise it as its StagingError
+        raise error
+
+
 def _recording():
     """True if a default writer exists and tf.summary.record_if allows writing now."""
     return _default_writer() is not None and bool(tf.summary.should_record_summaries())
@@ -176,14 +184,15 @@ def _save_model(model, folder):
             warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy", category=UserWarning)
             model.save(path, save_format="h5", include_optimizer=False)
         return path, "h5"
-    except (NotImplementedError, TypeError, ValueError):
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for what h5 cannot hold
+        h5_error = e
         if os.path.exists(path):
             os.remove(path)
     path = os.path.join(folder, "savedmodel")
     try:
         model.save(path, save_format="tf", include_optimizer=False)
     except Exception as e:  # noqa: BLE001 - any failure to save is the model's problem, told to the user
-        raise XaiError("cannot save model %r as h5 or as a SavedModel: %s" % (model.name, e)) from e
+        raise XaiError("cannot save model %r as h5 (%s) or as a SavedModel (%s)" % (model.name, h5_error, e)) from e
     return path, "savedmodel"
 
 
@@ -205,6 +214,7 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
     Raises:
       XaiError: for a non-model, an invalid argument or an unwritable run folder; nothing is written then.
     """
+    _check_eager()
     fields = describe_model(model, class_names, preprocessing)
     step = _step(step)
     if not _recording():
@@ -228,6 +238,7 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
         wall_time=time.time(),
     )
     _publish_manifest(manifest_path, manifest, data_path)
+    files.remove_quietly(files.checkpoint_paths(run_dir, step, "savedmodel" if fmt == "h5" else "h5")[0])
     index = {k: manifest[k] for k in ("step", "file", "format", "model_name", "input_shape", "num_classes")}
     index.update(weights_sha256=manifest["weights_sha256"], wall_time=manifest["wall_time"])
     with tf.name_scope(name or "xai_checkpoint"):
@@ -330,6 +341,7 @@ def samples(name, images, step=None, labels=None, class_names=None, ids=None, *,
     Raises:
       XaiError: for an invalid argument or an unwritable run folder; nothing is written then.
     """
+    _check_eager()
     metadata.check_name(name)
     sample_set = prepare_samples(images, labels, class_names, ids)
     step = _step(step)

@@ -158,6 +158,23 @@ def test_savedmodel_fallback_for_what_h5_cannot_save(tmp_path):
     x = np.random.default_rng(0).random((2, 4, 4, 1), dtype=np.float32)
     np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x).numpy(), rtol=1e-5)
     assert not [f for f in all_files(str(tmp_path)) if files.is_temp(f)]
+    with writer.as_default(step=3):
+        assert summary.checkpoint(tiny_dense())  # the same step again, now as h5: the folder goes
+    assert all_files(files.checkpoints_dir(str(tmp_path))) == ["step-000000003.h5", "step-000000003.json"]
+    assert files.checkpoint_manifests(str(tmp_path))[0]["format"] == "h5"
+
+
+def test_inside_tf_function_is_refused(tmp_path):
+    model = tiny_dense()
+    writer = summary.create_file_writer(str(tmp_path))
+
+    @tf.function
+    def log():
+        return summary.checkpoint(model, 1)
+
+    with writer.as_default(step=1), pytest.raises(XaiError, match="run eagerly"):
+        log()
+    assert not os.path.exists(files.plugin_dir(str(tmp_path)))
 
 
 def test_preprocessing_and_class_names_recorded(tmp_path):
