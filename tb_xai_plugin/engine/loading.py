@@ -311,7 +311,7 @@ def read_model_config(path, fmt):
 
 def _savedmodel_config(path):
     """The top-level Keras config of a SavedModel dir, from keras_metadata.pb."""
-    from keras.src.protobuf import saved_metadata_pb2
+    from keras.protobuf import saved_metadata_pb2
 
     metadata_path = os.path.join(path, "keras_metadata.pb")
     if not os.path.exists(metadata_path):

@@ -67,8 +67,9 @@ def small_cnn(input_shape=(16, 16, 3), classes=4, seed=0, softmax=True, bias=Tru
 
 @pytest.fixture(scope="session")
 def cnn_checkpoint(tmp_path_factory):
-    """(path, manifest) of small_cnn with random weights on 16x16x3 images."""
-    return write_checkpoint(small_cnn(), tmp_path_factory.mktemp("cnn"))
+    """(path, manifest) of small_cnn with random weights on 16x16x3 uint8 images scaled to [0, 1]."""
+    scale = {"type": "scale", "scale": 1 / 255.0, "offset": 0.0}
+    return write_checkpoint(small_cnn(), tmp_path_factory.mktemp("cnn"), preprocessing=scale)
 
 
 @pytest.fixture(scope="session")
