@@ -1,6 +1,7 @@
 """Computed results (predictions, maps, activations) in memory within a byte budget and on disk.
 
-A value is a dict of numpy arrays. Its key is a tuple of JSON values (checkpoint checksum,
+A value is a dict of numpy arrays. `put` stores in memory at once and hands the disk write to a
+background thread, so answering a request never waits on the disk (`flush` waits for it). Its key is a tuple of JSON values (checkpoint checksum,
 sample-set checksum, method, canonical parameters, target, layer, neuron, index, ...), hashed to
 a file name. Disk entries are written to a temporary file and renamed into place, so a reader sees
 a whole entry or none; an entry that cannot be read is deleted and counts as a miss.
@@ -11,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import tempfile
 import threading
 
@@ -44,6 +46,8 @@ class ResultCache:
         self._entries = collections.OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._writes = queue.Queue()
+        self._writer = None
         if directory is not None:
             try:
                 os.makedirs(directory, exist_ok=True)
@@ -73,7 +77,30 @@ class ResultCache:
         value = {name: np.asarray(array) for name, array in value.items()}
         digest = key_digest(key)
         self._remember(digest, value)
-        self._write(digest, value)
+        if self.directory is not None:
+            self._start_writer()
+            self._writes.put((digest, value))
+
+    def flush(self):
+        """Wait until every entry put so far is on disk."""
+        if self._writer is not None:
+            self._writes.join()
+
+    def _start_writer(self):
+        """Start the disk-writing thread on first use."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="tb-xai-cache-writer", daemon=True)
+                self._writer.start()
+
+    def _write_loop(self):
+        """The writer thread: write queued entries one by one."""
+        while True:
+            digest, value = self._writes.get()
+            try:
+                self._write(digest, value)
+            finally:
+                self._writes.task_done()
 
     def _remember(self, digest, value):
         """Insert into the in-memory LRU, evicting the oldest entries beyond the budget."""

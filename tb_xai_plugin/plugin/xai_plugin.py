@@ -153,8 +153,9 @@ class XaiPlugin(base_plugin.TBPlugin):
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="XAI")
 
     def close(self):
-        """Stop the worker processes."""
+        """Stop the worker processes and finish writing the disk cache."""
         self.pool.close()
+        self.cache.flush()
 
     # -- GET --------------------------------------------------------------------------------
 

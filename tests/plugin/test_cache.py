@@ -30,7 +30,9 @@ def test_memory_budget_evicts_the_least_recently_used():
 
 def test_entries_survive_a_restart(tmp_path):
     value = {"map": np.arange(12, dtype=np.float32).reshape(3, 4), "target": np.int64(2)}
-    ResultCache(1 << 20, str(tmp_path)).put(KEY, value)
+    first = ResultCache(1 << 20, str(tmp_path))
+    first.put(KEY, value)
+    first.flush()
     again = ResultCache(1 << 20, str(tmp_path))
     got = again.get(KEY)
     np.testing.assert_array_equal(got["map"], value["map"])
@@ -39,7 +41,9 @@ def test_entries_survive_a_restart(tmp_path):
 
 
 def test_a_damaged_entry_is_ignored_and_removed(tmp_path):
-    ResultCache(1 << 20, str(tmp_path)).put(KEY, {"map": np.ones((8, 8), np.float32)})
+    first = ResultCache(1 << 20, str(tmp_path))
+    first.put(KEY, {"map": np.ones((8, 8), np.float32)})
+    first.flush()
     (path,) = entry_files(tmp_path)
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
@@ -47,6 +51,7 @@ def test_a_damaged_entry_is_ignored_and_removed(tmp_path):
     assert fresh.get(KEY) is None and fresh.stats["unreadable"] == 1
     assert not os.path.exists(path)
     fresh.put(KEY, {"map": np.ones((8, 8), np.float32)})  # recomputed and stored again
+    fresh.flush()
     assert ResultCache(1 << 20, str(tmp_path)).get(KEY) is not None
 
 

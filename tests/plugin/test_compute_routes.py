@@ -77,6 +77,7 @@ def test_a_repeated_request_is_served_from_the_cache(served):
 def test_a_restarted_server_reads_the_disk_cache(served, logdir):
     body = attributions_body(indices=[4], methods=[{"id": "occlusion", "params": {"window": 14}}])
     first = body_of(served.post("attributions", body))
+    served.plugin.cache.flush()
     fresh = Served(logdir, served.plugin.cache.directory)
     try:
         again = fresh.post("attributions", body)
