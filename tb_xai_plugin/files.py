@@ -6,8 +6,10 @@ reader never sees half a file; temporary names are never listed as data.
 """
 
 import hashlib
+import io
 import json
 import os
+import shutil
 import uuid
 
 from tensorboard.compat import tf
@@ -107,16 +109,50 @@ def _replace_dir(temp, path):
         remove_quietly(old)
 
 
-def write_bytes(path, data):
-    """Write `data` to `path` atomically (temporary name, then rename); raise XaiError on failure."""
+class _HashingStream(io.RawIOBase):
+    """A write-only, unseekable stream that passes bytes on to `sink` and hashes them on the way."""
+
+    def __init__(self, sink):
+        super().__init__()
+        self.sink, self.digest, self.size = sink, hashlib.sha256(), 0
+
+    def writable(self):
+        """True: this stream is for writing."""
+        return True
+
+    def write(self, data):
+        """Write `data` to the sink; return its length."""
+        data = bytes(data)
+        self.sink.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self):
+        """Bytes written so far (zipfile asks; as seek() is unsupported, it writes a streamed zip)."""
+        return self.size
+
+
+def write_stream(path, produce):
+    """Write what produce(stream) writes to `path` atomically, hashing it on the way: sha256 hex digest."""
     temp = _temp_name(path)
     try:
-        with tf.io.gfile.GFile(temp, "wb") as f:
-            f.write(data)
+        with tf.io.gfile.GFile(temp, "wb") as sink:
+            stream = _HashingStream(sink)
+            produce(stream)
     except (OSError, tf.errors.OpError) as e:
         remove_quietly(temp)
         raise XaiError("cannot write %s: %s" % (path, _reason(e))) from e
+    except BaseException:
+        remove_quietly(temp)
+        raise
     _publish(temp, path)
+    return stream.digest.hexdigest()
+
+
+def write_bytes(path, data):
+    """Write `data` to `path` atomically (temporary name, then rename): sha256 hex digest."""
+    return write_stream(path, lambda stream: stream.write(data))
 
 
 def write_json(path, obj):
@@ -125,17 +161,18 @@ def write_json(path, obj):
 
 
 def copy_in(local_path, path):
-    """Copy a local file or folder to `path` (any gfile scheme) atomically; raise XaiError on failure."""
+    """Copy a local file or folder to `path` (any gfile scheme) atomically: a file's sha256, None for a folder."""
+    if not os.path.isdir(local_path):
+        with open(local_path, "rb") as source:
+            return write_stream(path, lambda stream: shutil.copyfileobj(source, stream, _CHUNK))
     temp = _temp_name(path)
     try:
-        if os.path.isdir(local_path):
-            _copy_tree(local_path, temp)
-        else:
-            tf.io.gfile.copy(local_path, temp, overwrite=True)
+        _copy_tree(local_path, temp)
     except (OSError, tf.errors.OpError) as e:
         remove_quietly(temp)
         raise XaiError("cannot write %s: %s" % (path, _reason(e))) from e
     _publish(temp, path)
+    return None
 
 
 def _copy_tree(local_dir, target):

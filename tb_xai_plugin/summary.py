@@ -224,8 +224,7 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
     with tempfile.TemporaryDirectory(prefix="tb_xai_") as local:
         local_path, fmt = _save_model(model, local)
         data_path, manifest_path = files.checkpoint_paths(run_dir, step, fmt)
-        files.copy_in(local_path, data_path)
-    pb = os.path.join(data_path, "saved_model.pb") if fmt == "savedmodel" else data_path
+        file_sha256 = files.copy_in(local_path, data_path) or files.sha256(os.path.join(data_path, "saved_model.pb"))
     manifest = dict(
         fields,
         format_version=metadata.FORMAT_VERSION,
@@ -233,7 +232,7 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
         step=step,
         file=os.path.basename(data_path),
         format=fmt,
-        file_sha256=files.sha256(pb),
+        file_sha256=file_sha256,
         versions=_versions(),
         wall_time=time.time(),
     )
@@ -350,10 +349,8 @@ def samples(name, images, step=None, labels=None, class_names=None, ids=None, *,
     run_dir = _run_dir(logdir)
     files.ensure_dir(files.samples_dir(run_dir))
     data_path, manifest_path = files.sample_paths(run_dir, name)
-    with tempfile.TemporaryDirectory(prefix="tb_xai_") as local:
-        local_path = os.path.join(local, "samples.npz")
-        np.savez(local_path, images=sample_set.images, labels=sample_set.labels, ids=sample_set.ids)
-        files.copy_in(local_path, data_path)
+    arrays = {"images": sample_set.images, "labels": sample_set.labels, "ids": sample_set.ids}
+    sha256 = files.write_stream(data_path, lambda stream: np.savez(stream, **arrays))
     images = sample_set.images
     manifest = {
         "format_version": metadata.FORMAT_VERSION,
@@ -367,7 +364,7 @@ def samples(name, images, step=None, labels=None, class_names=None, ids=None, *,
         "value_range": [float(images.min()), float(images.max())],
         "has_labels": bool(labels is not None),
         "class_names": sample_set.class_names,
-        "sha256": files.sha256(data_path),
+        "sha256": sha256,
         "wall_time": time.time(),
     }
     _publish_manifest(manifest_path, manifest, data_path)

@@ -40,17 +40,43 @@ def test_a_reader_never_sees_a_manifest_before_its_complete_file(tmp_path):
     assert not [f for f in all_files(run_dir) if files.is_temp(f)]
 
 
-def test_failed_copy_leaves_nothing(tmp_path, monkeypatch):
-    def broken_copy(src, dst, overwrite=False):
-        with open(dst, "wb") as f:
-            f.write(b"half")
-        raise tb_tf.errors.ResourceExhaustedError(None, None, "disk full")
+def test_failed_rename_leaves_nothing(tmp_path, monkeypatch):
+    def broken_rename(src, dst, overwrite=False):
+        raise tb_tf.errors.PermissionDeniedError(None, None, "rename refused")
 
-    monkeypatch.setattr(tb_tf.io.gfile, "copy", broken_copy)
+    monkeypatch.setattr(tb_tf.io.gfile, "rename", broken_rename)
     writer = summary.create_file_writer(str(tmp_path))
-    with writer.as_default(step=1), pytest.raises(XaiError, match="disk full"):
-        summary.checkpoint(tiny_dense())
+    with writer.as_default(step=1):
+        with pytest.raises(XaiError, match="rename refused"):
+            summary.checkpoint(tiny_dense())
+        with pytest.raises(XaiError, match="rename refused"):
+            summary.samples("val", np.zeros((2, 4, 4)))
     assert all_files(files.plugin_dir(str(tmp_path))) == []
+
+
+def test_a_write_that_fails_half_way_leaves_nothing(tmp_path):
+    def half(stream):
+        stream.write(b"half")
+        raise OSError("disk full")
+
+    def bug(stream):
+        stream.write(b"half")
+        raise RuntimeError("a bug")
+
+    with pytest.raises(XaiError, match="disk full"):
+        files.write_stream(str(tmp_path / "a.npz"), half)
+    with pytest.raises(RuntimeError, match="a bug"):
+        files.write_stream(str(tmp_path / "a.npz"), bug)
+    assert os.listdir(tmp_path) == []
+
+
+def test_streamed_npz_and_its_hash(tmp_path):
+    images = np.arange(2 * 5 * 5, dtype=np.uint8).reshape(2, 5, 5)
+    path = str(tmp_path / "a.npz")
+    digest = files.write_stream(path, lambda stream: np.savez(stream, images=images))
+    assert digest == files.sha256(path)
+    with np.load(path) as data:
+        np.testing.assert_array_equal(data["images"], images)
 
 
 def test_failed_manifest_removes_its_data(tmp_path, monkeypatch):
@@ -70,7 +96,7 @@ def test_failed_manifest_removes_its_data(tmp_path, monkeypatch):
 def test_write_bytes_replaces_atomically(tmp_path):
     path = str(tmp_path / "a.bin")
     files.write_bytes(path, b"one")
-    files.write_bytes(path, b"two")
+    assert files.write_bytes(path, b"two") == files.sha256(path)
     assert open(path, "rb").read() == b"two" and os.listdir(tmp_path) == ["a.bin"]
 
 
