@@ -58,7 +58,7 @@ def attribute(
     probs = predict.probabilities(model, x)
     explained = targets.resolve_targets(target, probs, labels, model.num_classes)
     scores = probs[np.arange(len(x)), explained].astype(np.float32)
-    size = batching.batch_size(model, len(x), memory_budget, expansion=_expansion(params))
+    size = batching.batch_size(model, len(x), memory_budget)
     maps, raws = [], []
     for part in batching.batches(len(x), size):
         out = method.compute(model, x[part], explained[part], params, layer, neuron, np.random.default_rng(seed))
@@ -117,11 +117,6 @@ def _layer_and_neuron(model, method, layer, neuron):
     shape = next(entry["output_shape"] for entry in model.layers if entry["name"] == layer)
     predict.check_neuron(neuron, shape[-1] if shape else 0, layer)
     return layer, int(neuron)
-
-
-def _expansion(params):
-    """How many model passes one image costs at once: a method's `steps` (path methods), else 1."""
-    return int(params.get("steps", 1))
 
 
 def _check_int(name, value, low, high):

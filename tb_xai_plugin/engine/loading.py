@@ -270,7 +270,7 @@ def reserve_layer_names(keras_model):
     from keras.src import backend
 
     uids = backend.get_default_graph_uid_map()
-    for layer in keras_model.layers:
+    for layer in list(keras_model.layers) + list(getattr(keras_model, "_input_layers", [])):
         found = re.match(r"^(.*?)(?:_(\d+))?$", layer.name)
         for key in (found.group(1), ("", found.group(1))):  # get_uid's key, unique_object_name's key
             uids[key] = max(uids[key], int(found.group(2) or 0) + 1)

@@ -4,6 +4,9 @@ Each analyzer is built once per (model, method, parameters) in the model's own g
 neuron_selection_mode="index", and cached in model.cache; a map is then one session run of the
 analyzer's output tensor (no Keras predict machinery). SmoothGrad draws its noise here, from the
 request's seeded generator: iNNvestigate's own draws unseeded graph noise and ignores noise_scale.
+Integrated Gradients runs iNNvestigate's gradient at the midpoints of the path: iNNvestigate's
+IntegratedGradients averages over linspace(0, 1, steps), both ends included, which biases the sum
+by O(1/steps) (1.5% off completeness at 64 steps on a small ReLU net; midpoints: well under 1%).
 """
 
 import functools
@@ -25,8 +28,6 @@ def analyzer_kwargs(method_id, params, model):
     """The keyword arguments of iNNvestigate's analyzer `method_id` for validated `params`."""
     if method_id in ("gradient",):
         return {"postprocess": None if params["postprocess"] == "none" else params["postprocess"]}
-    if method_id == "integrated_gradients":
-        return {"steps": params["steps"], "reference_inputs": reference_input(model, params["reference"])}
     if method_id == "lrp.epsilon":
         return {"epsilon": params["epsilon"]}
     if method_id == "lrp.alpha_beta":
@@ -150,6 +151,17 @@ def compute_smoothgrad(model, x, targets, params, layer, neuron, rng):
     return (total / len(noise)).astype(np.float32)
 
 
+def compute_integrated_gradients(model, x, targets, params, layer, neuron, rng):
+    """(x - x0) * mean_k grad f_t(x0 + (k + 1/2) / steps * (x - x0)), k < steps (midpoint rule)."""
+    gradient = cached_analyzer(model, "gradient", {"postprocess": None})
+    baseline = reference_input(model, params["reference"])
+    steps = params["steps"]
+    total = np.zeros(x.shape, np.float64)
+    for k in range(steps):
+        total += gradient(baseline + (k + 0.5) / steps * (x - baseline), targets)
+    return ((x - baseline) * total / steps).astype(np.float32)
+
+
 def _register(method_id, label, family, description, params=(), signed=True):
     """Register iNNvestigate's `method_id` (computed by its analyzer) with a refusal check."""
     compute = functools.partial(compute_analyzer, method_id)
@@ -193,13 +205,19 @@ _register(
     "Gradient with ReLUs passing only positive gradient (Springenberg et al. 2014, arXiv:1412.6806)",
 )
 _register("input_t_gradient", "Input x Gradient", "gradient", "x * d logit / d x (Shrikumar et al. 2016, arXiv:1605.01713)")
-_register(
-    "integrated_gradients", "Integrated Gradients", "gradient",
-    "(x - x0) * mean of gradients on the path from x0 to x (Sundararajan et al. 2017, arXiv:1703.01365)",
-    [
-        Param("steps", "int", 64, "Steps", min=2, max=512),
-        Param("reference", "choice", "black", "Baseline x0", choices=("black", "zero")),
-    ],
+register(
+    Method(
+        id="integrated_gradients",
+        label="Integrated Gradients",
+        family="gradient",
+        description="(x - x0) * mean gradient on the path from x0 to x (Sundararajan et al. 2017, arXiv:1703.01365)",
+        compute=compute_integrated_gradients,
+        params=(
+            Param("steps", "int", 64, "Steps", min=1, max=1024),
+            Param("reference", "choice", "black", "Baseline x0", choices=("black", "zero")),
+        ),
+        applies=functools.partial(reason_unusable, "gradient"),
+    )
 )
 _register("lrp.z", "LRP-z", "lrp", "R_i = sum_j z_ij / z_j R_j (%s)" % LRP_PAPER)
 _register(
