@@ -7,6 +7,7 @@ import reference as ref
 import patch_task
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
+from tb_xai_plugin.engine.attribute import attribute
 from tb_xai_plugin.errors import XaiError
 
 ACTIVATION = registry.get("activation")
@@ -77,6 +78,15 @@ def test_a_trained_detector_fires_on_the_patch(tmp_path_factory):
     model = engine.load_checkpoint(*patch_task.trained_checkpoint(tmp_path_factory.mktemp("patch")))
     images, labels, corners = patch_task.make_images(8, seed=6)
     with_patch = np.flatnonzero(labels)
-    maps = np.maximum(run(model, images[with_patch], "conv2", None), 0)
-    for heat, corner in zip(maps, corners[with_patch]):
-        assert heat[patch_task.patch_mask(corner, margin=1)].sum() > 0.5 * heat.sum() > 0
+    for layer in ("conv1", "conv2"):
+        maps = run(model, images[with_patch], layer, None)
+        for heat, corner in zip(maps, corners[with_patch]):
+            peak = np.unravel_index(np.argmax(heat), heat.shape)
+            assert patch_task.patch_mask(corner, margin=1)[peak]
+
+
+def test_through_attribute_the_neuron_is_checked_and_the_maps_are_the_methods_own(cnn, images, x):
+    result = attribute(cnn, "activation", images[:4], layer="conv1", neuron=5)
+    np.testing.assert_allclose(result.maps, run(cnn, x, "conv1", 5), rtol=1e-5, atol=1e-6)
+    with pytest.raises(XaiError):
+        attribute(cnn, "activation", images[:4], layer="conv1", neuron=6)

@@ -8,6 +8,7 @@ from conftest import write_checkpoint
 import patch_task
 from tb_xai_plugin import engine, model_info
 from tb_xai_plugin.engine import registry
+from tb_xai_plugin.engine.attribute import attribute
 from tb_xai_plugin.errors import XaiError
 
 GRAD_CAM = registry.get("grad_cam")
@@ -37,6 +38,27 @@ def hand(tmp_path_factory):
     keras_model = hand_model()
     weights = [w.astype(np.float64) for w in keras_model.get_weights()]
     return engine.load_checkpoint(*write_checkpoint(keras_model, tmp_path_factory.mktemp("hand"))), weights
+
+
+@pytest.fixture(scope="module")
+def nested(tmp_path_factory):
+    """hand_model's weights with both convolutions inside a nested Sequential model called 'features'."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    features = tf.keras.Sequential(
+        [
+            tf.keras.Input((6, 6, 2)),
+            layers.Conv2D(3, 3, padding="same", activation="relu"),
+            layers.Conv2D(4, 2, strides=2, activation="relu"),
+        ],
+        name="features",
+    )
+    inputs = tf.keras.Input((6, 6, 2))
+    outputs = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(features(inputs)))
+    keras_model = tf.keras.Model(inputs, outputs, name="nested")
+    keras_model.set_weights(hand_model().get_weights())
+    return engine.load_checkpoint(*write_checkpoint(keras_model, tmp_path_factory.mktemp("nested")))
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +114,16 @@ def test_grad_cam_at_a_chosen_layer_equals_the_hand_computation(hand, x):
     maps = GRAD_CAM.compute(model, x, TARGETS, {}, "conv1", None, None)
     expected = [hand_grad_cam_conv1(weights, image, t) for image, t in zip(x, TARGETS)]
     np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_grad_cam_at_a_nested_model_uses_its_call_inside_the_outer_model(hand, nested, x):
+    _, weights = hand
+    assert model_info.last_conv_layer(nested.layers) is None
+    maps = GRAD_CAM.compute(nested, x, TARGETS, {}, None, None, None)
+    expected = [hand_grad_cam_conv2(weights, image, t) for image, t in zip(x, TARGETS)]
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5)
+    guided = GUIDED.compute(nested, x, TARGETS, {}, "features", None, None)
+    np.testing.assert_allclose(guided, GUIDED.compute(hand[0], x, TARGETS, {}, None, None, None), rtol=1e-4, atol=1e-6)
 
 
 def test_grad_cam_depends_on_the_target(hand, x):
@@ -164,3 +196,14 @@ def test_grad_cam_puts_its_mass_on_the_patch_that_decides_the_class(tmp_path_fac
     maps = GRAD_CAM.compute(model, images[with_patch], labels[with_patch], {}, None, None, None)
     for heat, corner in zip(maps, corners[with_patch]):
         assert heat[patch_task.patch_mask(corner, margin=1)].sum() > 0.6 * heat.sum() > 0
+
+
+@pytest.mark.parametrize("method", [GRAD_CAM, GUIDED], ids=lambda m: m.id)
+def test_through_attribute_the_maps_are_the_methods_own_in_any_batch_size(cnn, images, method):
+    x = cnn.preprocess(images[:4])
+    whole = attribute(cnn, method.id, images[:4], target={"kind": "class", "index": 2})
+    one_by_one = attribute(cnn, method.id, images[:4], target={"kind": "class", "index": 2}, memory_budget=1)
+    direct = method.compute(cnn, x, np.full(4, 2), {}, None, None, None)
+    np.testing.assert_allclose(whole.maps, direct.sum(axis=-1) if direct.ndim == 4 else direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(one_by_one.maps, whole.maps, rtol=1e-5, atol=1e-6)
+    assert (whole.raw is not None) == (method is GUIDED)

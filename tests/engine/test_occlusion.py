@@ -7,6 +7,7 @@ import reference as ref
 import patch_task
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
+from tb_xai_plugin.engine.attribute import attribute
 from tb_xai_plugin.engine.methods import occlusion
 from tb_xai_plugin.errors import XaiError
 
@@ -93,3 +94,15 @@ def test_occlusion_puts_its_mass_on_the_patch_that_decides_the_class(tmp_path_fa
     maps = np.maximum(OCCLUSION.compute(model, images[with_patch], labels[with_patch], params, None, None, None), 0)
     for heat, corner in zip(maps, corners[with_patch]):
         assert heat[patch_task.patch_mask(corner, margin=1)].sum() > 0.6 * heat.sum() > 0
+
+
+def test_through_attribute_the_maps_are_the_methods_own_in_any_batch_size(cnn, images):
+    params = {"window": 4, "stride": 2}
+    x = cnn.preprocess(images[:3])
+    whole = attribute(cnn, "occlusion", images[:3], params=params, target={"kind": "class", "index": 1})
+    one_by_one = attribute(cnn, "occlusion", images[:3], params=params, target={"kind": "class", "index": 1}, memory_budget=1)
+    direct = OCCLUSION.compute(cnn, x, np.ones(3, np.int64), OCCLUSION.validate_params(params), None, None, None)
+    np.testing.assert_allclose(whole.maps, direct, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(one_by_one.maps, whole.maps, rtol=1e-5, atol=1e-7)
+    with pytest.raises(XaiError, match="larger than the image"):
+        attribute(cnn, "occlusion", images[:1], params={"window": 20})
