@@ -10,6 +10,7 @@ import concurrent.futures
 
 import numpy as np
 
+from tb_xai_plugin.engine import registry
 from tb_xai_plugin.errors import NotFoundError, XaiError
 from tb_xai_plugin.plugin import encoding, suggestions
 from tb_xai_plugin.plugin.cache import key_digest
@@ -194,29 +195,35 @@ class XaiService:
         finally:
             job.finish()
 
-    def _map_key(self, ckpt, sref, req, method, params, index):
-        """The cache key of one sample's map."""
+    def _map_key(self, cell, req, index):
+        """The cache key of one sample's map in a cell (layer, neuron and seed only where the method uses them)."""
         return (
-            "map", checkpoint_key(ckpt), sref.manifest["sha256"], method, params,
-            req.target.key(), req.layer, req.neuron, req.seed, index,
+            "map", checkpoint_key(cell["ckpt"]), cell["sref"].manifest["sha256"], cell["method"], cell["params"],
+            req.target.key(), cell["layer"], cell["neuron"], cell["seed"], index,
         )  # fmt: skip
 
     def _start_cell(self, job, ckpt, sref, req, method, params):
         """A cell's cached maps, plus a task for the samples not in the cache."""
-        cell = {"ckpt": ckpt, "sref": sref, "method": method, "params": params}
+        takes = registry.get(method)
+        cell = {
+            "ckpt": ckpt, "sref": sref, "method": method, "params": params,
+            "layer": req.layer if takes.takes_layer else None,
+            "neuron": req.neuron if takes.takes_neuron else None,
+            "seed": req.seed if takes.sampling else 0,
+        }  # fmt: skip
         if req.target.kind == "class" and req.target.index >= int(ckpt.manifest["num_classes"]):
             cell["error"] = "class %d is out of range: this model has %d classes" % (
                 req.target.index, ckpt.manifest["num_classes"])  # fmt: skip
             return cell
-        cell["rows"] = {i: self.cache.get(self._map_key(ckpt, sref, req, method, params, i)) for i in req.indices}
+        cell["rows"] = {i: self.cache.get(self._map_key(cell, req, i)) for i in req.indices}
         cell["missing"] = [i for i, row in cell["rows"].items() if row is None]
         if cell["missing"]:
             message = {
                 "op": "attribute", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref),
                 "indices": cell["missing"], "method": method, "params": params, "target": req.target.as_dict(),
-                "layer": req.layer, "neuron": req.neuron, "seed": req.seed,
+                "layer": cell["layer"], "neuron": cell["neuron"], "seed": cell["seed"],
             }  # fmt: skip
-            key = ("attribute",) + self._map_key(ckpt, sref, req, method, params, tuple(cell["missing"]))
+            key = ("attribute",) + self._map_key(cell, req, tuple(cell["missing"]))
             cell["future"] = self._submit(job, key, message)
         return cell
 
@@ -234,10 +241,8 @@ class XaiService:
             for n, i in enumerate(cell["missing"]):
                 row = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
                 cell["rows"][i] = row
-                self.cache.put(self._map_key(ckpt, cell["sref"], req, method, cell["params"], i), row)
+                self.cache.put(self._map_key(cell, req, i), row)
         rows = [cell["rows"][i] for i in req.indices]
-        from tb_xai_plugin.engine import registry
-
         payload = encoding.float32_payload(np.stack([r["map"] for r in rows]))
         return dict(
             head,

@@ -61,7 +61,7 @@ def test_attribution_of_grad_cam_and_occlusion(served):
 
 
 def test_a_repeated_request_is_served_from_the_cache(served):
-    body = attributions_body(indices=[1, 2], methods=[{"id": "grad_cam", "params": {}}], target={"kind": "label"})
+    body = attributions_body(indices=[1, 2], methods=[{"id": "occlusion", "params": {"window": 7}}], target={"kind": "label"})
     first = served.post("attributions", body)
     submitted = served.plugin.pool.stats["submitted"]
     second = served.post("attributions", body)
@@ -69,6 +69,9 @@ def test_a_repeated_request_is_served_from_the_cache(served):
     assert body_of(first) == body_of(second)
     # A subset of cached samples is served from the cache too; a new index is computed alone.
     subset = served.post("attributions", dict(body, indices=[2]))
+    assert served.plugin.pool.stats["submitted"] == submitted
+    # a layer, neuron or seed that the method does not use does not make a new key
+    assert served.post("attributions", dict(body, layer="pool", neuron=1, seed=5)).status_code == 200
     assert served.plugin.pool.stats["submitted"] == submitted
     assert encoding.decode_float32(body_of(subset)["cells"][0])[0].tolist() == encoding.decode_float32(
         body_of(first)["cells"][0])[1].tolist()  # fmt: skip
