@@ -2,7 +2,7 @@
 import { ApiError, getLayers, getMethods, getRuns, imageUrl, newRequestId, postSuggestions } from "./api";
 import { download, npyBytes, safeName, toCsv, zipStored } from "./export";
 import { DataModel, messageOf, type MapQuery } from "./model";
-import { readUrlState, sameModel, Store, writeUrlState, type ViewState } from "./state";
+import { initialState, readUrlState, sameModel, Store, writeUrlState, type ViewState } from "./state";
 import type { LayersResponse, MethodInfo, ModelRef, RunInfo, SuggestionsResponse } from "./types";
 import type { CellView } from "./views/cell";
 import { h, replaceChildren } from "./views/dom";
@@ -30,7 +30,7 @@ export class App {
   private readonly data: DataModel;
   private readonly setup: SetupView;
   private readonly progress: ProgressView;
-  private readonly suggestions: SuggestionPanel;
+  readonly suggestions: SuggestionPanel;
   private readonly gridSlot = h("div", { id: "xai-grid-slot" });
   private readonly gridTools = h("div", { class: "xai-toolbar" });
   private readonly timelineSlot = h("div", { class: "xai-timeline", id: "xai-timeline" });
@@ -85,9 +85,9 @@ export class App {
       replaceChildren(this.gridSlot, h("div", { class: "xai-empty" }, "No checkpoints logged yet. Log some with tb_xai_plugin.summary.checkpoint or the Keras callback."));
     }
     const s = this.store.get();
-    const prev = { ...s, rows: [-1] };
-    this.store.update(this.withDefaults(s));
-    if (this.store.get() === s) this.changed(s, prev);
+    this.store.replace({ ...s, ...this.withDefaults(s) });
+    const nothing: ViewState = { ...initialState(), models: [], methods: [], rows: [], timelineStep: -1 };
+    this.changed(this.store.get(), nothing);
   }
 
   /** The state with unknown runs, steps and methods dropped and empty choices given defaults. */
@@ -322,9 +322,9 @@ export class App {
     }
   }
 
-  /** A click adds a sample to the grid; a brush shows the brushed samples (at most MAX_ROWS). */
-  private pickRows(indices: number[], how: "click" | "brush"): void {
-    const rows = how === "click" ? [...new Set([...this.store.get().rows, ...indices])].slice(-MAX_ROWS) : indices.slice(0, MAX_ROWS);
+  /** "add" (a clicked point) joins the grid; "replace" (a brush, a bar) becomes it (at most MAX_ROWS rows). */
+  private pickRows(indices: number[], how: "add" | "replace"): void {
+    const rows = how === "add" ? [...new Set([...this.store.get().rows, ...indices])].slice(-MAX_ROWS) : indices.slice(0, MAX_ROWS);
     if (rows.length) this.store.update({ rows });
   }
 

@@ -62,6 +62,11 @@ export class Store {
     for (const fn of this.listeners) fn(this.state, prev);
   }
 
+  /** Set the state without telling the listeners (the caller draws everything itself). */
+  replace(state: ViewState): void {
+    this.state = state;
+  }
+
   subscribe(fn: (s: ViewState, prev: ViewState) => void): void {
     this.listeners.push(fn);
   }

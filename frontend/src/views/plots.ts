@@ -17,7 +17,7 @@ export interface PlotOptions {
   width: number;
   height: number;
   onHover: (index: number | null, x: number, y: number) => void; // x, y: pointer in plot pixels
-  onPick: (indices: number[], how: "click" | "brush") => void;
+  onPick: (indices: number[], how: "add" | "replace") => void;
 }
 
 /** A canvas under an SVG (axes, labels, brush) in one positioned box. */
@@ -105,9 +105,9 @@ export class ScatterPlot {
     return performance.now() - t0;
   }
 
-  /** Screen position of sample i, if shown (tests and the tooltip use it). */
-  position(i: number): Point | undefined {
-    return this.points.find((p) => p.index === i);
+  /** Every shown point's plot position (tests and benches read it). */
+  positions(): Point[] {
+    return this.points.slice();
   }
 
   /** Axes, quadrant lines and labels, and the brush, redrawn into the SVG. */
@@ -166,12 +166,12 @@ export class ScatterPlot {
     if (!e.sourceEvent || !this.tree) return;
     if (e.selection) {
       const [[x0, y0], [x1, y1]] = e.selection as [[number, number], [number, number]];
-      this.o.onPick(pointsInRect(this.tree, x0, y0, x1, y1), "brush");
+      this.o.onPick(pointsInRect(this.tree, x0, y0, x1, y1), "replace");
       return;
     }
     const [px, py] = pointer(e.sourceEvent, this.svg);
     const hit = hitTest(this.tree, px, py, 6);
-    if (hit) this.o.onPick([hit.index], "click");
+    if (hit) this.o.onPick([hit.index], "add");
   }
 }
 
@@ -240,17 +240,18 @@ export class HistogramPlot {
     if (!e.sourceEvent) return;
     if (e.selection) {
       const [a, b] = (e.selection as [number, number]).map((p) => this.x.invert(p));
-      this.o.onPick(this.visible.filter((i) => this.values[i] >= a && this.values[i] <= b), "brush");
+      this.o.onPick(this.visible.filter((i) => this.values[i] >= a && this.values[i] <= b), "replace");
       return;
     }
     const [px] = pointer(e.sourceEvent, this.svg);
     const bin = this.binAt(px);
-    if (bin && bin.indices.length) this.o.onPick(bin.indices, "click");
+    if (bin && bin.indices.length) this.o.onPick(bin.indices, "replace");
   }
 
-  /** Centre of the bar holding sample i, in plot pixels (tests use it). */
-  barCenter(i: number): { x: number; y: number } | undefined {
-    const b = this.bins.find((bin) => bin.indices.includes(i));
-    return b ? { x: (this.x(b.x0) + this.x(b.x1)) / 2, y: this.o.height - MARGIN.bottom - 2 } : undefined;
+  /** Each non-empty bar: its centre near the axis, in plot pixels, and its samples (tests read it). */
+  bars(): { x: number; y: number; indices: number[] }[] {
+    return this.bins
+      .filter((b) => b.indices.length)
+      .map((b) => ({ x: (this.x(b.x0) + this.x(b.x1)) / 2, y: this.o.height - MARGIN.bottom - 2, indices: b.indices.slice() }));
   }
 }

@@ -10,7 +10,7 @@ export interface SuggestionPanelOptions {
   imageUrl: (index: number) => string;
   className: (c: number) => string;
   classCount: () => number;
-  onPick: (indices: number[], how: "click" | "brush") => void;
+  onPick: (indices: number[], how: "add" | "replace") => void;
   onFilters: (f: Filters) => void;
   onHistogram: (source: HistogramSource) => void;
   onExportCsv: (header: string[], rows: (string | number)[][]) => void;
@@ -165,8 +165,8 @@ export class SuggestionPanel {
     this.tooltip.classList.remove("xai-hidden");
   }
 
-  private pick(indices: number[], how: "click" | "brush"): void {
-    this.selection = how === "click" ? [...new Set([...this.selection, ...indices])] : indices;
+  private pick(indices: number[], how: "add" | "replace"): void {
+    this.selection = how === "add" ? [...new Set([...this.selection, ...indices])] : indices;
     this.scatter?.highlight(this.selection);
     this.renderSelection();
     if (indices.length) this.o.onPick(indices, how);
@@ -186,7 +186,7 @@ export class SuggestionPanel {
         { class: "xai-toolbar" },
         h("span", {}, `${this.selection.length} selected`),
         h("button", { class: "xai-btn", id: "xai-selection-csv", onclick: () => this.o.onExportCsv(t.header, t.rows) }, "Export CSV"),
-        h("button", { class: "xai-btn", onclick: () => this.pick([], "brush") }, "Clear"),
+        h("button", { class: "xai-btn", onclick: () => this.pick([], "replace") }, "Clear"),
       ),
       h("table", {}, h("tr", {}, ...t.header.slice(0, 4).map((c) => h("th", {}, c))), ...shown.map((r) => h("tr", {}, ...r.slice(0, 4).map((c) => h("td", {}, String(c)))))),
       t.rows.length > shown.length ? h("div", { class: "xai-empty" }, `… and ${t.rows.length - shown.length} more (in the CSV)`) : null,
