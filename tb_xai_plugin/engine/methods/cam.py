@@ -72,7 +72,7 @@ def _guided_backprop_tensors(model):
         import tensorflow as tf
 
         _register_guided_gradients()
-        with model.in_graph():
+        with model.building():
             x = tf.compat.v1.placeholder(model.input.dtype, model.input.shape, name="guided_backprop_input")
             with model.graph.gradient_override_map(GUIDED_GRADIENTS):
                 logits = model.logits_model(x)  # new ops, shared weights: the override applies to them only
