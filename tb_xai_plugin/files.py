@@ -72,7 +72,7 @@ def ensure_dir(path):
 
 def _reason(error):
     """The short message of an OSError or a TensorFlow OpError."""
-    return getattr(error, "message", None) or str(error)
+    return getattr(error, "message", None) or str(error) or type(error).__name__
 
 
 def remove_quietly(path):
@@ -175,11 +175,11 @@ def copy_in(local_path, path):
     return None
 
 
-def _copy_tree(local_dir, target):
-    """Copy every file under local folder `local_dir` to the same relative path under `target`."""
+def _copy_tree(source, target):
+    """Copy every file under folder `source` to the same relative path under `target` (any gfile paths)."""
     tf.io.gfile.makedirs(target)
-    for root, dirs, names in os.walk(local_dir):
-        relative = os.path.relpath(root, local_dir)
+    for root, dirs, names in tf.io.gfile.walk(source):
+        relative = os.path.relpath(root, source)
         out = target if relative == "." else os.path.join(target, relative)
         for d in dirs:
             tf.io.gfile.makedirs(os.path.join(out, d))

@@ -141,3 +141,20 @@ def test_paths_refuse_bad_names(tmp_path):
         files.sample_paths(str(tmp_path), "../../etc/passwd")
     assert files.checkpoint_paths("r", 42, "h5")[0].endswith(os.path.join("plugins", "xai", "checkpoints", "step-000000042.h5"))
     assert files.checkpoint_paths("r", 42, "savedmodel")[0].endswith("step-000000042")
+
+
+def test_a_non_local_file_system(rng):
+    """ram:// (TensorFlow's in-memory file system) stands in for gs://: nothing may assume a local path."""
+    run_dir = "ram://tb_xai_test/run"
+    model = tiny_dense()
+    writer = summary.create_file_writer(run_dir)
+    with writer.as_default(step=2):
+        assert summary.checkpoint(model) and summary.samples("val", rng.random((3, 4, 4)))
+        model.layers[-1].bias.assign([1.0, 2.0])
+        assert summary.checkpoint(model)  # replaces step 2
+    writer.close()
+    (manifest,) = files.checkpoint_manifests(run_dir)
+    assert manifest["file_sha256"] == files.sha256(files.checkpoint_paths(run_dir, 2, "h5")[0])
+    (sample_set,) = files.sample_manifests(run_dir)
+    assert sample_set["count"] == 3 and sample_set["sha256"] == files.sha256(files.sample_paths(run_dir, "val")[0])
+    assert sorted(tb_tf.io.gfile.listdir(files.checkpoints_dir(run_dir))) == ["step-000000002.h5", "step-000000002.json"]
