@@ -16,9 +16,10 @@ def probabilities(model, x, batch_size=None):
 
 
 def predict(model, images, top_k=5, return_probs=False, batch_size=None):
-    """{"top_classes": int64 [N,k], "top_scores": float32 [N,k], "probs"?: [N,K]}, best class first."""
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= model.num_classes:
-        raise XaiError("top_k must be an integer in [1, %d], not %r" % (model.num_classes, top_k))
+    """{"top_classes": int64 [N,k], "top_scores": float32 [N,k], "probs"?: [N,K]}, k = min(top_k, K)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise XaiError("top_k must be a positive integer, not %r" % (top_k,))
+    top_k = min(int(top_k), model.num_classes)
     _check_batch_size(batch_size)
     probs = probabilities(model, model.preprocess(images), batch_size)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]

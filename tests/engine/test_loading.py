@@ -153,7 +153,8 @@ def test_predict_and_activation_means_match_keras(cnn, cnn_checkpoint, images):
     conv2 = tf.keras.Model(keras_model.input, keras_model.get_layer("conv2").output).predict(x, verbose=0)
     np.testing.assert_allclose(engine.activation_means(cnn, images, "conv2"), conv2.mean(axis=(1, 2, 3)), rtol=1e-5)
     np.testing.assert_allclose(engine.activation_means(cnn, images, "conv2", neuron=5, batch_size=2), conv2[..., 5].mean(axis=(1, 2)), rtol=1e-5)
-    for bad in (dict(top_k=0), dict(top_k=5), dict(top_k=True), dict(batch_size=0)):
+    assert engine.predict(cnn, images, top_k=9)["top_classes"].shape == (8, 4)  # capped at the class count
+    for bad in (dict(top_k=0), dict(top_k=2.5), dict(top_k=True), dict(batch_size=0)):
         with pytest.raises(XaiError):
             engine.predict(cnn, images, **bad)
     for layer, neuron in (("nope", None), ("conv2", 8), ("conv2", -1), ("conv2", 1.5)):
