@@ -4,9 +4,13 @@ sample set) into a run, so models trained elsewhere can be explained beside logg
     tb-xai import --logdir logs --run vgg --keras-app VGG16 --weights imagenet --images photos/
     tb-xai import --logdir logs --run cnn --model cnn.h5 --images val.npz --step 3
 
-Models load with `compile=False` and `safe_mode=True`: a model whose config holds Python code
-(a Lambda layer) is refused unless `--allow-unsafe` is given. Everything is checked before anything
-is written, so a bad argument leaves the logdir as it was.
+Models load eagerly with `compile=False`. A model whose config holds Python code (a Lambda layer)
+is refused unless `--allow-unsafe` is given: the config of an .h5, .keras or SavedModel is read
+before Keras loads it (Keras' own `safe_mode` covers only .keras). A Keras application records
+`{"type": "keras_app", "module": ...}` as its preprocessing and ImageNet's class names: from
+`--class-names` when given, else from Keras' class index (downloaded, or cached in ~/.keras),
+else "class 0".."class 999" with a warning. TensorFlow is imported only when needed.
+Everything is checked before anything is written, so a bad argument leaves the logdir as it was.
 """
 
 import argparse
@@ -15,6 +19,9 @@ import os
 import sys
 import zipfile
 
+import numpy as np
+
+from tb_xai_plugin import metadata
 from tb_xai_plugin.errors import XaiError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -32,20 +39,19 @@ def _parser():
     source.add_argument("--model", help="a saved model: .h5 file, .keras file or SavedModel folder")
     source.add_argument("--keras-app", help="a tf.keras.applications name, e.g. VGG16, ResNet50, MobileNetV2")
     imp.add_argument("--weights", default="imagenet", help="for --keras-app: imagenet, none, or a weights file")
-    imp.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="for --keras-app: input size")
-    imp.add_argument("--class-names", help="a file of class names, one per line (or a JSON list)")
+    imp.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="for --keras-app: input size (default: the application's)")
+    imp.add_argument("--class-names", help="a file of class names, one per line (or a JSON list); for --keras-app it replaces "
+                     "ImageNet's class index, which Keras downloads")
     imp.add_argument("--preprocessing", help='JSON, e.g. \'{"type": "scale", "scale": 0.00392, "offset": 0}\'')
     imp.add_argument("--images", help="a folder with one subfolder of images per class, or an .npz (images, labels)")
-    imp.add_argument("--samples-name", default="validation", help="the sample set's name")
-    imp.add_argument("--step", type=int, default=0, help="the checkpoint's step")
+    imp.add_argument("--samples-name", default="validation", help="the sample set's name (default validation)")
+    imp.add_argument("--step", type=int, default=0, help="the checkpoint's step (default 0)")
     imp.add_argument("--allow-unsafe", action="store_true", help="allow models whose config holds code (Lambda)")
     return parser
 
 
 def check_run_name(run):
     """`run` if it is a relative path of plain names (no '..', not absolute), else XaiError."""
-    from tb_xai_plugin import metadata
-
     parts = run.replace("\\", "/").split("/")
     if not run or run.startswith("/") or not all(metadata.NAME_PATTERN.match(p) and ".." not in p for p in parts):
         raise XaiError("invalid run name %r: use names of letters, digits, '_', '-', '.' joined by '/'" % run)
@@ -185,12 +191,11 @@ def build_keras_app(name, weights, input_size=None):
 
 def imagenet_class_names():
     """The 1000 ImageNet class names from Keras' class index, or None if it cannot be fetched (offline)."""
+    import tensorflow as tf
     from tensorflow.keras.applications import imagenet_utils
 
     try:
-        path = __import__("tensorflow").keras.utils.get_file(
-            "imagenet_class_index.json", imagenet_utils.CLASS_INDEX_PATH, cache_subdir="models"
-        )
+        path = tf.keras.utils.get_file("imagenet_class_index.json", imagenet_utils.CLASS_INDEX_PATH, cache_subdir="models")
         with open(path, encoding="utf-8") as f:
             index = json.load(f)
     except Exception:  # noqa: BLE001 - offline or a broken cache: the caller falls back
@@ -220,7 +225,6 @@ def _image_size(model):
 def load_image(path, size):
     """An image file resized with PIL to (H, W, C) = `size` (C 1: grayscale, 3: RGB), as uint8."""
     from PIL import Image
-    import numpy as np
 
     height, width, channels = size
     try:
@@ -238,8 +242,6 @@ def load_image_folder(folder, size, model_class_names):
     Folders named like the model's classes get those indices; otherwise classes are the folder
     names in sorted order (Keras' image_dataset_from_directory convention).
     """
-    import numpy as np
-
     classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     if not classes:
         raise XaiError("%s has no class subfolders" % folder)
@@ -261,8 +263,6 @@ def load_image_folder(folder, size, model_class_names):
 
 def load_npz(path, size):
     """(images, labels or None, ids or None) from an .npz with keys images and optionally labels, ids."""
-    import numpy as np
-
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in ("images", "labels", "ids") if k in data.files}
@@ -297,7 +297,7 @@ def _load_samples(args, model, class_names):
 
 def run_import(args):
     """Validate everything, then log the model (and samples) into <logdir>/<run> at --step."""
-    from tb_xai_plugin import metadata, summary
+    from tb_xai_plugin import summary
 
     run_dir = os.path.join(args.logdir, check_run_name(args.run))
     metadata.check_name(args.samples_name)
