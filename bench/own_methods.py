@@ -96,9 +96,9 @@ def main(argv=None):
         print("%-16s cold %.3fs  warm %.4fs  = %.2fx forward" % (method_id, cold, warm, warm / forward))
     occlusion = registry.get("occlusion")
     params = occlusion.validate_params({})
-    side = model.input_shape[0]
-    window = params["window"] or max(2, side // 8)
-    stride = max(1, window // 2)
+    from tb_xai_plugin.engine.methods.occlusion import window_and_stride
+
+    window, stride = window_and_stride(params, *model.input_shape[:2])
     ours = best_of(1, lambda: occlusion.compute(model, x[:1], targets[:1], params, None, None, None))
     plain = best_of(1, lambda: plain_occlusion(model, x[0], 0, window, stride))
     print("occlusion (1 image, window %d, stride %d): %.3fs vs plain predict loop %.3fs = %.2fx" % (window, stride, ours, plain, ours / plain))

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import reference as ref
+from hypothesis import given
+from hypothesis import strategies as st
 
 import patch_task
 from tb_xai_plugin import engine
@@ -52,8 +54,8 @@ def test_occlusion_equals_an_explicit_loop_over_windows(cnn, x, params):
 
 def test_the_defaults_scale_with_the_image(cnn, x):
     params = OCCLUSION.validate_params({})
-    assert occlusion.window_size(params, 16, 16) == 2
-    assert occlusion.window_size(params, 224, 200) == 25
+    assert occlusion.window_and_stride(params, 16, 16) == (2, 1)
+    assert occlusion.window_and_stride(params, 224, 200) == (25, 12)
     maps = OCCLUSION.compute(cnn, x[:1], TARGETS[:1], params, None, None, None)
     expected = ref.occlusion(predict(cnn, "probability"), x[0], TARGETS[0], 2, 1, x[0].mean(axis=(0, 1)))
     np.testing.assert_allclose(maps[0], expected, rtol=1e-4, atol=1e-6)
@@ -74,9 +76,24 @@ def test_windows_cover_every_pixel_up_to_the_edge():
     assert occlusion.window_starts(16, 16, 7) == [0]
 
 
-@pytest.mark.parametrize("params", [{"window": 17}, {"window": 100, "stride": 1}])
-def test_a_window_larger_than_the_image_is_refused(cnn, x, params):
-    with pytest.raises(XaiError, match="larger than the image"):
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(1, 300))
+def test_window_starts_cover_the_axis_in_bounds_for_any_sizes(size, window, stride):
+    window = min(window, size)
+    stride = min(stride, window)
+    starts = occlusion.window_starts(size, window, stride)
+    covered = np.zeros(size, bool)
+    for start in starts:
+        covered[start : start + window] = True
+    assert covered.all() and starts[0] == 0 and starts[-1] == size - window
+    assert all(b - a <= stride for a, b in zip(starts, starts[1:])) and starts == sorted(set(starts))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [({"window": 17}, "larger than the image"), ({"window": 100, "stride": 1}, "larger than the image"), ({"window": 3, "stride": 4}, "larger than the window")],
+)
+def test_a_window_larger_than_the_image_or_a_stride_larger_than_the_window_is_refused(cnn, x, params, message):
+    with pytest.raises(XaiError, match=message):
         OCCLUSION.compute(cnn, x, TARGETS, OCCLUSION.validate_params(params), None, None, None)
 
 

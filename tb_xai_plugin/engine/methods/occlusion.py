@@ -21,16 +21,19 @@ MEMORY_BUDGET_BYTES = 256 * 2**20  # per batch of occluded copies: inputs plus e
 BYTES_PER_VALUE = 4  # float32
 
 
-def window_size(params, height, width):
-    """The window side in pixels: the `window` parameter, or for 0 an eighth of the shorter side (>= 2)."""
+def window_and_stride(params, height, width):
+    """(window, stride) in pixels; 0 picks an eighth of the shorter side (>= 2) and half the window."""
     window = params["window"] or max(2, min(height, width) // 8)
+    stride = params["stride"] or max(1, window // 2)
     if window > min(height, width):
         raise XaiError("occlusion window %d is larger than the image (%d x %d)" % (window, height, width))
-    return window
+    if stride > window:
+        raise XaiError("occlusion stride %d is larger than the window %d: pixels between windows would get no value" % (stride, window))
+    return window, stride
 
 
 def window_starts(size, window, stride):
-    """Top-left offsets along one axis: 0, stride, 2 stride, ... and size - window (edges covered)."""
+    """Top-left offsets along one axis: 0, stride, 2 stride, ... and size - window (stride <= window: all covered)."""
     starts = list(range(0, size - window + 1, stride))
     if starts[-1] != size - window:
         starts.append(size - window)
@@ -53,8 +56,7 @@ def _score_tensor(model, score):
 def _occlude_one(model, image, target, base, params, budget_bytes):
     """[H, W]: per pixel, mean over windows covering it of `base` (the image's score) - score(occluded)."""
     height, width, _ = image.shape
-    window = window_size(params, height, width)
-    stride = params["stride"] or max(1, window // 2)
+    window, stride = window_and_stride(params, height, width)
     fill = image.mean(axis=(0, 1)) if params["fill"] == "mean" else np.zeros(image.shape[-1], image.dtype)
     boxes = [(r, c) for r in window_starts(height, window, stride) for c in window_starts(width, window, stride)]
     fetch, feed = _score_tensor(model, params["score"]), model.input
@@ -75,7 +77,7 @@ def _occlude_one(model, image, target, base, params, budget_bytes):
 
 def occlusion(model, x, targets, params, layer, neuron, rng, budget_bytes=MEMORY_BUDGET_BYTES):
     """map[p] = mean over windows W covering p of f_c(x) - f_c(x with W filled), f_c the target's score."""
-    window_size(params, *x.shape[1:3])  # refuse a window larger than the image before any run
+    window_and_stride(params, *x.shape[1:3])  # refuse bad geometry before any run
     base = model.run(_score_tensor(model, params["score"]), {model.input: x})[np.arange(len(x)), targets]
     return np.stack([_occlude_one(model, *args, params, budget_bytes) for args in zip(x, targets, base)])
 
