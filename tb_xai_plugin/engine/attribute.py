@@ -55,20 +55,26 @@ def attribute(
     x = model.preprocess(images)
     if len(x) == 0:
         raise XaiError("no images to explain")
-    probs = predict.probabilities(model, x)
-    explained = targets.resolve_targets(target, probs, labels, model.num_classes)
-    scores = probs[np.arange(len(x)), explained].astype(np.float32)
+    # Predicted targets need a forward pass first; otherwise the scores come with the maps' own run.
+    probs = predict.probabilities(model, x) if targets.check_target(target)["kind"] == "predicted" else None
+    explained = targets.resolve_targets(target, len(x), labels, model.num_classes, probs)
     size = batching.batch_size(model, len(x), memory_budget)
-    maps, raws = [], []
+    maps, raws, scores = [], [], []
     for part in batching.batches(len(x), size):
-        out = method.compute(model, x[part], explained[part], params, layer, neuron, np.random.default_rng(seed))
-        batch_maps, batch_raw = reduce_to_maps(out, x[part].shape)
+        batch = x[part]
+        with model.probs_of(batch) as probe:
+            out = method.compute(model, batch, explained[part], params, layer, neuron, np.random.default_rng(seed))
+        batch_probs = probs[part] if probs is not None else probe["probs"]
+        if batch_probs is None:
+            batch_probs = predict.probabilities(model, batch)
+        scores.append(batch_probs[np.arange(len(batch)), explained[part]])
+        batch_maps, batch_raw = reduce_to_maps(out, batch.shape)
         maps.append(batch_maps)
         raws.append(batch_raw)
         if progress is not None:
             progress(part.stop, len(x))
     raw = None if any(r is None for r in raws) else np.concatenate(raws)
-    return Attribution(np.concatenate(maps), raw, explained, scores)
+    return Attribution(np.concatenate(maps), raw, explained, np.concatenate(scores).astype(np.float32))
 
 
 def applicable_methods(model):

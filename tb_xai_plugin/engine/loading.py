@@ -17,6 +17,8 @@ Needs eager execution disabled (`engine.enable_graph_mode()`), like iNNvestigate
     in_graph()                   context for building ops: graph, session and Keras' session
     building()                   in_graph() for building whole Keras models / analyzers fast (below)
     layer_output(name)           the output tensor of layer `name` (XaiError if unknown)
+    probs_of(x)                  context: the first run() feeding exactly the array x as the model
+                                 input also fetches model.probs, so scores cost no extra forward pass
 Build ops only inside `in_graph()` (or `building()`); compute only through `run()`.
 
 Why `building()`: in graph mode, Keras wraps every raw TF op it meets while building a functional
@@ -87,6 +89,7 @@ class LoadedModel:
         self.input = keras_model.input
         self.probs = _probabilities(keras_model.output, manifest["output_activation"])
         self.cache = BoundedCache()
+        self._probe = None
 
     @contextlib.contextmanager
     def in_graph(self):
@@ -106,9 +109,22 @@ class LoadedModel:
             initialize_variables(self.session, created)
 
     def run(self, fetches, feed_dict=None):
-        """session.run(fetches, feed_dict) in this model's graph."""
+        """session.run(fetches, feed_dict) in this model's graph (see probs_of)."""
+        probe = self._probe
         with self.graph.as_default():
+            if probe is not None and probe["probs"] is None and feed_dict and feed_dict.get(self.input) is probe["x"]:
+                out, probe["probs"] = self.session.run((fetches, self.probs), feed_dict=feed_dict)
+                return out
             return self.session.run(fetches, feed_dict=feed_dict)
+
+    @contextlib.contextmanager
+    def probs_of(self, x):
+        """Yield {"probs": None}; filled by the first run() whose feed for the input is the array x itself."""
+        self._probe = {"x": x, "probs": None}
+        try:
+            yield self._probe
+        finally:
+            self._probe = None
 
     def preprocess(self, images):
         """Stored images [N,H,W,C] (or one [H,W,C]) -> float32 model input, per manifest["preprocessing"]."""

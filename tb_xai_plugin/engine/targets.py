@@ -7,12 +7,17 @@ from tb_xai_plugin.errors import XaiError
 KINDS = ("predicted", "label", "class")
 
 
-def resolve_targets(target, probs, labels, num_classes):
-    """int64 [N] class per image for target {"kind": predicted|label|class[, "index": k]}."""
+def check_target(target):
+    """The target dict (None: predicted), or XaiError when it is not one of the KINDS."""
     target = {"kind": "predicted"} if target is None else target
     if not isinstance(target, dict) or target.get("kind") not in KINDS:
         raise XaiError("target must be {\"kind\": one of %s}, not %r" % (", ".join(KINDS), target))
-    count = len(probs)
+    return target
+
+
+def resolve_targets(target, count, labels, num_classes, probs=None):
+    """int64 [count] class per image for target {"kind": predicted|label|class[, "index": k]}; predicted needs probs."""
+    target = check_target(target)
     kind = target["kind"]
     if kind == "predicted":
         return np.argmax(probs, axis=1).astype(np.int64)
