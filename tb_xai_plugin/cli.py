@@ -16,6 +16,7 @@ Everything is checked before anything is written, so a bad argument leaves the l
 import argparse
 import json
 import os
+import socket
 import sys
 import zipfile
 
@@ -26,6 +27,7 @@ from tb_xai_plugin.errors import XaiError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 IMAGENET_CLASSES = 1000
+DOWNLOAD_TIMEOUT_S = 10  # for the small class index; a stalled network must not hang the import
 
 
 def _parser():
@@ -194,16 +196,20 @@ def imagenet_class_names():
     import tensorflow as tf
     from tensorflow.keras.applications import imagenet_utils
 
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         path = tf.keras.utils.get_file("imagenet_class_index.json", imagenet_utils.CLASS_INDEX_PATH, cache_subdir="models")
         with open(path, encoding="utf-8") as f:
             index = json.load(f)
     except Exception:  # noqa: BLE001 - offline or a broken cache: the caller falls back
         return None
+    finally:
+        socket.setdefaulttimeout(previous)
     return [index[str(i)][1] for i in range(IMAGENET_CLASSES)]
 
 
-def _class_names(args, num_classes):
+def _class_names(args):
     """Class names: --class-names file, else ImageNet's for a Keras app, else None (the default 0..K-1)."""
     if args.class_names:
         return read_class_names(args.class_names)
@@ -312,24 +318,18 @@ def run_import(args):
             preprocessing = json.loads(args.preprocessing)
         except ValueError as e:
             raise XaiError("--preprocessing is not JSON: %s" % e) from e
-    fields = summary.describe_model(model, _class_names(args, _num_classes(model)), preprocessing)
+    fields = summary.describe_model(model, _class_names(args), preprocessing)
     prepared = _load_samples(args, model, fields["class_names"])
     writer = summary.create_file_writer(run_dir)
-    with writer.as_default(step=args.step):
-        summary.checkpoint(model, class_names=fields["class_names"], preprocessing=fields["preprocessing"])
-        if prepared is not None:
-            (images, labels, ids, names), has_labels = prepared
-            summary.samples(args.samples_name, images, labels=labels if has_labels else None, class_names=names, ids=ids)
-    writer.close()
-    print("tb-xai: logged %s (step %d) into %s" % (fields["model_name"], args.step, run_dir))
-
-
-def _num_classes(model):
-    """The size of the model's last output axis (0 if it has none, so describe_model reports the error)."""
     try:
-        return int(model.output_shape[-1])
-    except (AttributeError, TypeError, IndexError):
-        return 0
+        with writer.as_default(step=args.step):
+            summary.checkpoint(model, class_names=fields["class_names"], preprocessing=fields["preprocessing"])
+            if prepared is not None:
+                (images, labels, ids, names), has_labels = prepared
+                summary.samples(args.samples_name, images, labels=labels if has_labels else None, class_names=names, ids=ids)
+    finally:
+        writer.close()
+    print("tb-xai: logged %s (step %d) into %s" % (fields["model_name"], args.step, run_dir))
 
 
 def main(argv=None):

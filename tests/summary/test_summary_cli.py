@@ -117,9 +117,8 @@ def test_imagenet_names_fall_back_offline(monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("HOME", "/nonexistent-home")  # no cached class index
     assert cli.imagenet_class_names() is None
-    assert cli._class_names(cli._parser().parse_args(["import", "--logdir", "l", "--run", "r", "--keras-app", "VGG16"]), 1000)[
-        999
-    ] == "class 999"
+    args = cli._parser().parse_args(["import", "--logdir", "l", "--run", "r", "--keras-app", "VGG16"])
+    assert cli._class_names(args)[999] == "class 999"
 
 
 def test_app_module_names():
