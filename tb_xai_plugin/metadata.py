@@ -44,7 +44,7 @@ CHECKPOINT_KEYS = (
     "preprocessing",  # see PREPROCESSING_TYPES
     "output_activation",  # "softmax", "sigmoid" or "linear": the final layer's activation
     "layers",  # [{"name", "type", "output_shape", "conv"}], in model order
-    "weights_sha256",  # sha256 over the model's weight arrays, see summary.weights_checksum
+    "weights_sha256",  # sha256 over the model's weight arrays, see model_info.weights_checksum
     "file_sha256",  # sha256 of the data file's bytes (of a SavedModel's saved_model.pb)
     "versions",  # {"tensorflow", "keras", "tb_xai_plugin", "python"}
     "wall_time",  # float, seconds since epoch

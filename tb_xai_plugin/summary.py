@@ -15,7 +15,12 @@ small index summary (JSON text, `plugin_name="xai"`, `DATA_CLASS_TENSOR`).
 Where the files go: `tf.summary` has no public API for a writer's folder, so the run folder is
 `logdir=` when given, otherwise the folder of the default writer if that writer was made by
 `create_file_writer` here (a thin wrapper that remembers it). A default writer made by plain
-`tf.summary.create_file_writer` needs `logdir=`; the ops say so instead of guessing.
+`tf.summary.create_file_writer` needs `logdir=`; the ops say so instead of guessing. Which writer
+is the default is read from tf.summary's own thread-local state (there is no public getter), so
+the files always follow the writer that receives the index summary.
+
+The ops validate everything before writing anything: bad input raises XaiError and leaves the run
+as it was. They run eagerly only (they save files); in graph mode they raise XaiError.
 """
 
 import collections
