@@ -229,6 +229,26 @@ def test_exports_png_npz_and_csv(tab, tmp_path):
     assert len(lines) == 1 + 2 * 3  # two models, top 3
 
 
+def test_progress_bar_and_cancel_of_a_long_computation(tab):
+    page, frame, errors = tab
+    before = frame.evaluate("async () => { const s = %s.store.get(); return {methods: s.methods, rows: s.rows}; }" % MODULE)
+    slow = [{"id": "occlusion", "params": {"window": 1, "stride": 1}}, {"id": "integrated_gradients", "params": {"steps": 1024}}]
+    frame.evaluate("async (m) => %s.store.update({methods: m, rows: [...Array(16).keys()]})" % MODULE, slow)
+    frame.wait_for_selector("#xai-progress[data-busy=true]", timeout=30_000)
+    assert frame.locator("#xai-cancel").is_visible()
+    assert "computing maps" in frame.locator("#xai-progress").inner_text()
+    frame.click("#xai-cancel")
+    frame.wait_for_selector("#xai-progress[data-busy=false]", timeout=WAIT_MS)
+    states = wait_grid(frame)
+    texts = frame.evaluate("[...document.querySelectorAll('#xai-grid .xai-cell[data-state=error] .xai-error')].map(e => e.textContent)")
+    assert "error" in states and all(t.startswith("Cancelled") for t in texts), texts
+    assert "Cancelled" in frame.locator("#xai-progress").inner_text()
+    # the server's 409 answers to the cancelled requests are expected; nothing else may fail
+    errors[:] = [e for e in errors if "409" not in e]
+    frame.evaluate("async (s) => %s.store.update(s)" % MODULE, before)
+    assert "error" not in wait_grid(frame)
+
+
 def test_scatter_hover_click_and_brush(tab):
     page, frame, _ = tab
     frame.wait_for_selector("#xai-scatter", timeout=WAIT_MS)
