@@ -101,7 +101,10 @@ def main(argv=None):
     window, stride = window_and_stride(params, *model.input_shape[:2])
     ours = best_of(1, lambda: occlusion.compute(model, x[:1], targets[:1], params, None, None, None))
     plain = best_of(1, lambda: plain_occlusion(model, x[0], 0, window, stride))
-    print("occlusion (1 image, window %d, stride %d): %.3fs vs plain predict loop %.3fs = %.2fx" % (window, stride, ours, plain, ours / plain))
+    print(
+        "occlusion (1 image, window %d, stride %d): %.3fs vs plain predict loop %.3fs = %.2fx"
+        % (window, stride, ours, plain, ours / plain)
+    )
 
 
 if __name__ == "__main__":

@@ -90,7 +90,11 @@ def test_window_starts_cover_the_axis_in_bounds_for_any_sizes(size, window, stri
 
 @pytest.mark.parametrize(
     "params, message",
-    [({"window": 17}, "larger than the image"), ({"window": 100, "stride": 1}, "larger than the image"), ({"window": 3, "stride": 4}, "larger than the window")],
+    [
+        ({"window": 17}, "larger than the image"),
+        ({"window": 100, "stride": 1}, "larger than the image"),
+        ({"window": 3, "stride": 4}, "larger than the window"),
+    ],
 )
 def test_a_window_larger_than_the_image_or_a_stride_larger_than_the_window_is_refused(cnn, x, params, message):
     with pytest.raises(XaiError, match=message):
@@ -116,8 +120,9 @@ def test_occlusion_puts_its_mass_on_the_patch_that_decides_the_class(tmp_path_fa
 def test_through_attribute_the_maps_are_the_methods_own_in_any_batch_size(cnn, images):
     params = {"window": 4, "stride": 2}
     x = cnn.preprocess(images[:3])
-    whole = attribute(cnn, "occlusion", images[:3], params=params, target={"kind": "class", "index": 1})
-    one_by_one = attribute(cnn, "occlusion", images[:3], params=params, target={"kind": "class", "index": 1}, memory_budget=1)
+    target = {"kind": "class", "index": 1}
+    whole = attribute(cnn, "occlusion", images[:3], params=params, target=target)
+    one_by_one = attribute(cnn, "occlusion", images[:3], params=params, target=target, memory_budget=1)
     direct = OCCLUSION.compute(cnn, x, np.ones(3, np.int64), OCCLUSION.validate_params(params), None, None, None)
     np.testing.assert_allclose(whole.maps, direct, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(one_by_one.maps, whole.maps, rtol=1e-5, atol=1e-7)

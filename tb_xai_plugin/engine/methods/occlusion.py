@@ -13,7 +13,6 @@ memory budget.
 
 import numpy as np
 
-from tb_xai_plugin.engine.methods import spatial
 from tb_xai_plugin.engine.registry import Method, Param, register
 from tb_xai_plugin.errors import XaiError
 
@@ -28,7 +27,10 @@ def window_and_stride(params, height, width):
     if window > min(height, width):
         raise XaiError("occlusion window %d is larger than the image (%d x %d)" % (window, height, width))
     if stride > window:
-        raise XaiError("occlusion stride %d is larger than the window %d: pixels between windows would get no value" % (stride, window))
+        raise XaiError(
+            "occlusion stride %d is larger than the window %d: pixels between windows would get no value"
+            % (stride, window)
+        )
     return window, stride
 
 
@@ -91,10 +93,10 @@ register(
         "out (Zeiler & Fergus 2014); one forward pass per window position.",
         compute=occlusion,
         params=(
-            Param("window", "int", 0, "window (pixels; 0 = an eighth of the image side)", min=0, max=4096),
-            Param("stride", "int", 0, "stride (pixels; 0 = half the window)", min=0, max=4096),
-            Param("fill", "choice", "mean", "fill (input space)", choices=("mean", "zero")),
-            Param("score", "choice", "probability", "score", choices=("probability", "logit")),
+            Param("window", "int", 0, "Window (pixels; 0 = 1/8 of the image side)", min=0, max=4096),
+            Param("stride", "int", 0, "Stride (pixels; 0 = half the window)", min=0, max=4096),
+            Param("fill", "choice", "mean", "Fill (image mean or zero, in input space)", choices=("mean", "zero")),
+            Param("score", "choice", "probability", "Score", choices=("probability", "logit")),
         ),
         signed=True,
         needs_logits=False,

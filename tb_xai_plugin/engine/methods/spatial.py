@@ -38,7 +38,8 @@ def find_layer(model, name):
     for layer in model.layers:
         if layer["name"] == name:
             return layer
-    raise XaiError("the model has no layer %r; its layers: %s" % (name, ", ".join(l["name"] for l in model.layers)))
+    names = ", ".join(entry["name"] for entry in model.layers)
+    raise XaiError("the model has no layer %r; its layers: %s" % (name, names))
 
 
 def spatial_layer(model, name, method_label):
