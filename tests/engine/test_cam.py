@@ -8,6 +8,7 @@ from conftest import write_checkpoint
 import patch_task
 from tb_xai_plugin import engine, model_info
 from tb_xai_plugin.engine import registry
+from tb_xai_plugin.engine.methods import cam
 from tb_xai_plugin.engine.attribute import attribute
 from tb_xai_plugin.errors import XaiError
 
@@ -207,3 +208,43 @@ def test_through_attribute_the_maps_are_the_methods_own_in_any_batch_size(cnn, i
     np.testing.assert_allclose(whole.maps, direct.sum(axis=-1) if direct.ndim == 4 else direct, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(one_by_one.maps, whole.maps, rtol=1e-5, atol=1e-6)
     assert (whole.raw is not None) == (method is GUIDED)
+
+
+def activation_model(activation_layer):
+    """conv (3x3 same, weights x3 so some pre-activations pass 6) -> `activation_layer` -> pool -> dense."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((6, 6, 2))
+    h = activation_layer(layers.Conv2D(3, 3, padding="same", name="conv")(inputs))
+    outputs = layers.Dense(3, activation="softmax", name="probs")(layers.GlobalAveragePooling2D()(h))
+    model = tf.keras.Model(inputs, outputs, name="act")
+    rng = np.random.default_rng(11)
+    model.set_weights([3 * rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize(
+    "name, build, passes",
+    [
+        ("relu6", lambda tf: tf.keras.layers.ReLU(max_value=6.0), lambda pre, grad: (pre > 0) & (pre < 6) & (grad > 0)),
+        ("tanh", lambda tf: tf.keras.layers.Activation("tanh"), None),
+    ],
+)
+def test_guided_backprop_masks_relu6_and_passes_other_activations_plain(tmp_path_factory, x, name, build, passes):
+    import tensorflow as tf
+
+    keras_model = activation_model(build(tf))
+    k, b, wd, _ = (w.astype(np.float64) for w in keras_model.get_weights())
+    model = engine.load_checkpoint(*write_checkpoint(keras_model, tmp_path_factory.mktemp(name)))
+    got = cam.guided_backprop(model, x, TARGETS)
+    for maps, image, target in zip(got, x, TARGETS):
+        pre = ref.conv2d(ref.pad_same_3x3(image), k, b)
+        grad = np.broadcast_to(wd[:, target] / 36.0, pre.shape)
+        grad = grad * passes(pre, grad) if passes else grad * (1 - np.tanh(pre) ** 2)
+        expected = ref.conv2d_input_grad(grad, k, (8, 8, 2))[1:-1, 1:-1]
+        assert np.abs(expected).max() > 0
+        np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-6)
+    if passes:
+        pre = np.stack([ref.conv2d(ref.pad_same_3x3(image), k, b) for image in x])
+        assert (pre > 6).any() and ((pre > 0) & (pre < 6)).any()
