@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from summary_helpers import CTX, all_files, multiplexer_provider, wait_for, xai_tensors
 from tb_xai_plugin import files, metadata, summary
@@ -102,3 +104,20 @@ def test_bad_names_write_nothing(tmp_path, rng, name):
     with pytest.raises(XaiError, match="invalid name"):
         _log(str(tmp_path / "run"), name, rng.random((2, 4, 4)))
     assert not os.path.exists(files.plugin_dir(str(tmp_path / "run")))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6), st.sampled_from([None, 1, 3])),
+    dtype=st.sampled_from([np.uint8, np.int64, np.float16, np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_prepared_images_keep_their_values(shape, dtype, seed):
+    n, h, w, c = shape
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, (n, h, w) + (() if c is None else (c,))).astype(dtype)
+    prepared = summary.prepare_samples(raw, labels=rng.integers(0, 3, n), class_names=["a", "b", "c"])
+    assert prepared.images.shape == (n, h, w, c or 1)
+    assert prepared.images.dtype == (np.uint8 if np.dtype(dtype).kind in "ui" else np.float32)
+    np.testing.assert_array_equal(prepared.images.reshape(raw.shape), raw.astype(prepared.images.dtype))
+    assert prepared.labels.dtype == np.int64 and len(prepared.ids) == n
