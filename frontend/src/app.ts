@@ -17,7 +17,7 @@ const BASE_SIZE = 128;
 
 /** Keys of ViewState whose change needs new maps or predictions. */
 const FETCH_KEYS: (keyof ViewState)[] = ["samples", "models", "methods", "target", "layer", "neuron", "rows"];
-const SUGGEST_KEYS: (keyof ViewState)[] = ["samples", "models", "layer", "neuron"];
+const SUGGEST_KEYS: (keyof ViewState)[] = ["samples", "models", "layer", "neuron", "histogram"];
 
 const changed = (s: ViewState, prev: ViewState, keys: (keyof ViewState)[]) => keys.some((k) => JSON.stringify(s[k]) !== JSON.stringify(prev[k]));
 
@@ -27,6 +27,7 @@ export class App {
   private methods: MethodInfo[] = [];
   private layers: LayersResponse | null = null;
   private layersFor = "";
+  private layersReady: Promise<void> = Promise.resolve();
   private readonly data: DataModel;
   private readonly setup: SetupView;
   private readonly progress: ProgressView;
@@ -113,7 +114,7 @@ export class App {
 
   private changed(s: ViewState, prev: ViewState): void {
     writeUrlState(s);
-    if (!s.models.length || !sameModel(s.models[0], prev.models[0] ?? { run: "", step: -1 }) || !this.layers) void this.loadLayers();
+    if (!s.models.length || !sameModel(s.models[0], prev.models[0] ?? { run: "", step: -1 }) || !this.layers) this.layersReady = this.loadLayers();
     this.renderSetup();
     if (changed(s, prev, FETCH_KEYS)) this.refreshGrid();
     else {
@@ -122,7 +123,7 @@ export class App {
     }
     if (changed(s, prev, [...FETCH_KEYS, "timelineRun", "timelineStep"])) this.refreshTimeline();
     if (changed(s, prev, SUGGEST_KEYS)) void this.loadSuggestions();
-    else if (changed(s, prev, ["filters", "histogram"]) && this.stats) this.suggestions.show(this.stats, s.filters, s.histogram);
+    else if (changed(s, prev, ["filters"]) && this.stats) this.suggestions.show(this.stats, s.filters, s.histogram);
   }
 
   private renderSetup(): void {
@@ -312,7 +313,11 @@ export class App {
     }
     this.suggestions.message("computing statistics over the sample set…");
     try {
-      const stats = await postSuggestions({ models: s.models, samples: s.samples, layer: s.layer, neuron: s.neuron, request_id: newRequestId("s") });
+      // The activation histogram needs a layer: the chosen one, else the model's last conv layer.
+      if (s.histogram === "activation" && s.layer === null) await this.layersReady;
+      if (gen !== this.suggestGeneration) return;
+      const layer = s.layer ?? (s.histogram === "activation" ? (this.layers?.default_layer ?? null) : null);
+      const stats = await postSuggestions({ models: s.models, samples: s.samples, layer, neuron: s.neuron, request_id: newRequestId("s") });
       if (gen !== this.suggestGeneration) return;
       this.stats = stats;
       const now = this.store.get();

@@ -160,6 +160,10 @@ def test_hover_shows_the_value_in_every_panel(tab):
     assert len(readouts) >= 4 and len(where) == 1, readouts  # the same pixel in every panel
     x, y = map(int, where.pop().strip("()").split(","))
     assert abs(x - 14) <= 1 and abs(y - 14) <= 1
+    frame.select_option("#xai-zoom", "2")
+    sizes = frame.evaluate("[...document.querySelectorAll('#xai-grid canvas.xai-map')].map(c => c.getBoundingClientRect().width)")
+    assert sizes and all(abs(w - 256) < 1 for w in sizes), sizes
+    frame.select_option("#xai-zoom", "1")
 
 
 def test_changing_the_target_recomputes_for_that_class(tab):
@@ -304,6 +308,11 @@ def test_one_model_gives_a_histogram_and_a_bar_sends_its_samples(tab):
     assert sum(len(b["indices"]) for b in bars) == shown
     frame.locator("#xai-suggestions").screenshot(path=os.path.join(SCREENSHOTS, "histogram.png"))
     frame.uncheck("#xai-f-mis")
+    frame.wait_for_function("document.querySelector('#xai-shown').textContent.startsWith('24 ')")
+    frame.select_option("#xai-hist-source", "activation")
+    frame.wait_for_function("[...document.querySelectorAll('#xai-histogram text')].some(t => t.textContent.startsWith('mean activation of conv2'))", timeout=WAIT_MS)
+    bars = frame.evaluate("async () => %s.suggestions.plot.bars()" % MODULE)
+    assert sum(len(b["indices"]) for b in bars) == 24
 
 
 def test_state_survives_a_reload(tab):

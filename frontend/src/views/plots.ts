@@ -85,10 +85,12 @@ export class ScatterPlot {
     const stats = this.stats;
     const groups: Record<keyof typeof COLORS, Point[]> = { right: [], wrong: [], unknown: [] };
     for (const p of this.points) groups[verdict(stats, p.index)].push(p);
-    ctx.globalAlpha = this.points.length > 5000 ? 0.5 : 0.8;
+    const many = this.points.length > 5000;
+    const r = many ? 1.5 : 2.5;
+    ctx.globalAlpha = many ? 0.5 : 0.8;
     for (const key of Object.keys(groups) as (keyof typeof COLORS)[]) {
       ctx.fillStyle = COLORS[key];
-      for (const p of groups[key]) ctx.fillRect(p.x - 1.5, p.y - 1.5, 3, 3);
+      for (const p of groups[key]) ctx.fillRect(p.x - r, p.y - r, 2 * r, 2 * r);
     }
     ctx.globalAlpha = 1;
     if (this.highlighted.size) {

@@ -142,7 +142,7 @@ export class SuggestionPanel {
             "select",
             { id: "xai-hist-source", onchange: (e) => this.o.onHistogram((e.target as HTMLSelectElement).value as HistogramSource) },
             h("option", { value: "p_true", selected: source === "p_true" }, "1 - p(true label)"),
-            h("option", { value: "activation", selected: source === "activation", disabled: !stats.activation }, "layer mean activation"),
+            h("option", { value: "activation", selected: source === "activation" }, "layer mean activation"),
           ),
         ),
       );
