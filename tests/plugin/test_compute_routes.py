@@ -44,12 +44,14 @@ def test_predictions_match_the_keras_model(served):
         np.testing.assert_allclose(np.asarray(entry["top_scores"])[:, 0], expected.max(axis=1), rtol=1e-5)
 
 
-def test_attribution_of_grad_cam_and_occlusion(served):
-    body = attributions_body(methods=[{"id": "grad_cam"}, {"id": "occlusion", "params": {"window": 7}}])
+def test_attributions_of_several_method_families(served):
+    methods = ["grad_cam", "occlusion", "gradient", "lrp.epsilon"]
+    body = attributions_body(methods=[{"id": m} for m in methods[:1]] + [
+        {"id": "occlusion", "params": {"window": 7}}] + [{"id": m} for m in methods[2:]])  # fmt: skip
     response = served.post("attributions", body)
     assert response.status_code == 200, response.get_data(as_text=True)
     cells = body_of(response)["cells"]
-    assert [(c["method"], c["ok"]) for c in cells] == [("grad_cam", True), ("occlusion", True)]
+    assert [(c["method"], c["ok"]) for c in cells] == [(m, True) for m in methods], cells
     for cell in cells:
         maps = encoding.decode_float32(cell)
         assert maps.shape == (2, 28, 28) and np.isfinite(maps).all() and np.abs(maps).max() > 0
