@@ -52,6 +52,7 @@ def build_logdir(root, size, batch):
 
 
 def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     import socket
 
     with socket.socket() as s:
@@ -183,6 +184,7 @@ def append_report(lines):
 
 
 def main():
+    """Parse the arguments, build the logdir, measure, print and record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="gradient")
     parser.add_argument("--batch", type=int, default=16)

@@ -11,6 +11,7 @@ class XaiLoader(base_plugin.TBLoader):
     """Defines --xai_* flags and builds XaiPlugin."""
 
     def define_flags(self, parser):
+        """Add the --xai_* flags to TensorBoard's parser."""
         group = parser.add_argument_group("xai plugin")
         group.add_argument(
             "--xai_workers", type=int, default=1, help="worker processes that compute attributions (default 1)"
@@ -30,12 +31,14 @@ class XaiLoader(base_plugin.TBLoader):
         )
 
     def fix_flags(self, flags):
+        """FlagsError for a worker count outside 1..64 or a negative cache budget."""
         if flags.xai_workers < 1 or flags.xai_workers > 64:
             raise base_plugin.FlagsError("--xai_workers must be within 1..64")
         if flags.xai_cache_mb < 0:
             raise base_plugin.FlagsError("--xai_cache_mb must not be negative")
 
     def load(self, context):
+        """The XaiPlugin (imported only now: the loader stays light)."""
         from tb_xai_plugin.plugin.xai_plugin import XaiPlugin
 
         return XaiPlugin(context)

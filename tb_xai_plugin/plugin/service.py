@@ -57,7 +57,7 @@ class XaiService:
 
     # -- resolution -------------------------------------------------------------------------
 
-    def _sample_set(self, ctx, eid, samples, indices=None):
+    def sample_set(self, ctx, eid, samples, indices=None):
         """The SampleSetRef of (run, name); NotFoundError for an index beyond its count."""
         ref = self.catalog.sample_set(ctx, eid, *samples)
         count = int(ref.manifest["count"])
@@ -104,9 +104,11 @@ class XaiService:
     # -- probabilities ----------------------------------------------------------------------
 
     def _probs_all_key(self, ckpt, sref):
+        """Cache key of a checkpoint's probabilities on a whole sample set."""
         return ("probs-all", checkpoint_key(ckpt), sref.manifest["sha256"])
 
     def _probs_index_key(self, ckpt, sref, index):
+        """Cache key of a checkpoint's probabilities on one sample."""
         return ("probs", checkpoint_key(ckpt), sref.manifest["sha256"], index)
 
     def _request_probs(self, job, ckpt, sref, indices):
@@ -164,7 +166,7 @@ class XaiService:
 
     def predictions(self, ctx, eid, req):
         """The body of POST predictions: top-k classes and scores per model."""
-        sref = self._sample_set(ctx, eid, req.samples, req.indices)
+        sref = self.sample_set(ctx, eid, req.samples, req.indices)
         indices = req.indices if req.indices is not None else list(range(int(sref.manifest["count"])))
         job = self.jobs.start(req.request_id)
         try:
@@ -185,7 +187,7 @@ class XaiService:
 
     def attributions(self, ctx, eid, req):
         """The body of POST attributions: one cell per (model, method)."""
-        sref = self._sample_set(ctx, eid, req.samples, req.indices)
+        sref = self.sample_set(ctx, eid, req.samples, req.indices)
         ckpts = [self.catalog.checkpoint(ctx, eid, run, step) for run, step in req.models]
         job = self.jobs.start(req.request_id)
         try:
@@ -255,7 +257,7 @@ class XaiService:
 
     def suggestions(self, ctx, eid, req):
         """The body of POST suggestions: per-model and per-sample statistics over the whole set."""
-        sref = self._sample_set(ctx, eid, req.samples)
+        sref = self.sample_set(ctx, eid, req.samples)
         ckpts = [self.catalog.checkpoint(ctx, eid, run, step) for run, step in req.models]
         classes = {int(c.manifest["num_classes"]) for c in ckpts}
         if len(classes) > 1:
@@ -283,6 +285,7 @@ class XaiService:
         return body
 
     def _activation_key(self, ckpt, sref, req):
+        """Cache key of a layer's (or channel's) mean activations on a whole sample set."""
         return ("activation", checkpoint_key(ckpt), sref.manifest["sha256"], req.layer, req.neuron)
 
     def _request_activation(self, job, ckpt, sref, req):

@@ -128,6 +128,7 @@ class XaiPlugin(base_plugin.TBPlugin):
         self.service = XaiService(self.catalog, self.cache, self.pool, self.jobs)
 
     def get_plugin_apps(self):
+        """Route -> WSGI app, per docs/http_api.md."""
         return {
             "/index.js": self._serve_index_js,
             "/static/*": self._serve_static,
@@ -143,13 +144,15 @@ class XaiPlugin(base_plugin.TBPlugin):
         }
 
     def is_active(self):
-        # TensorBoard asks only when its data provider lists no "xai" data: then there is none.
+        """False: TensorBoard asks only when its data provider lists no 'xai' data, so there is none."""
         return False
 
     def data_plugin_names(self):
+        """The summaries this plugin reads: those with plugin_name 'xai'."""
         return (metadata.PLUGIN_NAME,)
 
     def frontend_metadata(self):
+        """An ES module dashboard in the 'XAI' tab."""
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="XAI")
 
     def close(self):
@@ -161,6 +164,7 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("GET")
     def _serve_index_js(self, request):
+        """The dashboard bundle, or a placeholder module when it is not built."""
         path = os.path.join(STATIC_DIR, "index.js")
         if not os.path.exists(path):
             return http_util.Respond(request, PLACEHOLDER_JS, "text/javascript")
@@ -169,6 +173,7 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("GET")
     def _serve_static(self, request):
+        """A file of the static folder, chosen by name from that folder's listing."""
         name = request.path.rsplit("/", 1)[-1]
         files = os.listdir(STATIC_DIR) if os.path.isdir(STATIC_DIR) else []
         if name not in files:  # the client's text selects a listed file, it never forms a path
@@ -179,15 +184,18 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("GET")
     def _serve_runs(self, request):
+        """GET runs: every run with checkpoints or sample sets."""
         ctx, eid = request_context(request)
         return http_util.Respond(request, {"runs": [describe_run(r) for r in self.catalog.runs(ctx, eid)]}, JSON)
 
     @route("GET")
     def _serve_methods(self, request):
+        """GET methods: the method registry."""
         return http_util.Respond(request, {"methods": registry.describe_methods()}, JSON)
 
     @route("GET")
     def _serve_layers(self, request):
+        """GET layers: one checkpoint's layers, default layer and applicable methods, from its manifest."""
         ctx, eid = request_context(request)
         run = requests.run_name(request.args.get("run"))
         step = requests.integer_text(request.args.get("step"), "step", requests.MAX_STEP)
@@ -201,17 +209,19 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("GET")
     def _serve_image(self, request):
+        """GET image: one stored sample as PNG."""
         ctx, eid = request_context(request)
         run = requests.run_name(request.args.get("run"))
         name = requests.sample_set_name(request.args.get("samples"), "samples")
         index = requests.integer_text(request.args.get("index"), "index")
-        ref = self.service._sample_set(ctx, eid, (run, name), [index])
+        ref = self.service.sample_set(ctx, eid, (run, name), [index])
         images, _ = self.catalog.images(ref)
         png = encoding.png_bytes(images[index], ref.manifest["value_range"])
         return http_util.Respond(request, png, "image/png", expires=IMAGE_CACHE_S)
 
     @route("GET")
     def _serve_progress(self, request):
+        """GET progress: a request's state and done / total."""
         rid = requests.request_id(request.args.get("request_id"))
         if rid is None:
             raise XaiError("the query lacks 'request_id'")
@@ -221,24 +231,28 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("POST")
     def _serve_predictions(self, request):
+        """POST predictions: top-k classes per model."""
         ctx, eid = request_context(request)
         parsed = requests.parse_predictions(requests.read_json(request))
         return http_util.Respond(request, self.service.predictions(ctx, eid, parsed), JSON)
 
     @route("POST")
     def _serve_attributions(self, request):
+        """POST attributions: maps per (model, method)."""
         ctx, eid = request_context(request)
         parsed = requests.parse_attributions(requests.read_json(request))
         return http_util.Respond(request, self.service.attributions(ctx, eid, parsed), JSON)
 
     @route("POST")
     def _serve_suggestions(self, request):
+        """POST suggestions: per-sample statistics across models."""
         ctx, eid = request_context(request)
         parsed = requests.parse_suggestions(requests.read_json(request))
         return http_util.Respond(request, self.service.suggestions(ctx, eid, parsed), JSON)
 
     @route("POST")
     def _serve_cancel(self, request):
+        """POST cancel: stop a request by its request_id."""
         rid = requests.parse_cancel(requests.read_json(request))
         return http_util.Respond(request, {"cancelled": self.jobs.cancel(rid)}, JSON)
 
