@@ -93,6 +93,8 @@ class XaiService:
             _, pending = concurrent.futures.wait(pending, timeout=WAIT_POLL_S)
             waited += WAIT_POLL_S
             if waited > self.timeout_s:
+                for future in pending:
+                    self.pool.stop_worker_of(future)  # a stuck worker is replaced, its tasks fail
                 raise WorkerDiedError("the computation took longer than %d s; retry with fewer samples" % self.timeout_s)
         for future in futures:
             error = future.exception()

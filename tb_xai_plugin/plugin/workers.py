@@ -221,6 +221,13 @@ class WorkerPool:
         except (OSError, AttributeError):
             pass
 
+    def stop_worker_of(self, future):
+        """Kill the process running `future` (its slot then fails the task and starts a new one)."""
+        slot = future.slot
+        process = slot.process if slot is not None and slot.current is future else None
+        if process is not None and process.is_alive():
+            process.kill()
+
     def pids(self):
         """Process ids of the live workers (for tests and the status route)."""
         return [s.process.pid for s in self._slots if s.process is not None and s.process.is_alive()]

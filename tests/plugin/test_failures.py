@@ -125,3 +125,22 @@ def test_checkpoints_written_while_the_catalog_reads(damaged):
     images = np.load(os.path.join(damaged.logdir, "cnn", *metadata.PLUGIN_DIR, "samples", "val.npz"))["images"]
     expected = tiny_cnn(25).predict(images[:1] / np.float32(255), verbose=0)
     assert body_of(response)["models"][0]["top_classes"][0][0] == int(expected.argmax())
+
+
+def test_a_request_past_its_time_limit_replaces_the_stuck_worker(damaged):
+    service, pool = damaged.plugin.service, damaged.plugin.pool
+    damaged.post("predictions", {"models": [{"run": "cnn", "step": 1}], "samples": VAL, "indices": [3]})  # warm
+    before = pool.pids()
+    service.timeout_s = 0.2  # occlusion at every pixel of 64 images takes about 2 s
+    try:
+        body = attribution_body(
+            models=[{"run": "cnn", "step": 1}], samples={"run": "cnn", "name": "big"}, indices=list(range(64)),
+            methods=[{"id": "occlusion", "params": {"window": 1, "stride": 1}}],
+        )  # fmt: skip
+        response = damaged.post("attributions", body)
+    finally:
+        service.timeout_s = 900.0
+    assert response.status_code == 503 and "longer than" in body_of(response)["error"]
+    wait_for(lambda: pool.stats["died"] >= 2)
+    after = damaged.post("attributions", attribution_body(models=[{"run": "cnn", "step": 1}]))
+    assert after.status_code == 200 and not set(before) & set(pool.pids())
