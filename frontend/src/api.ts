@@ -1,5 +1,6 @@
 // Typed fetchers for the plugin's routes (docs/http_api.md). Relative URLs only: the iframe's
 // base is /data/plugin/xai/, which also holds behind --path_prefix.
+import type { SessionGroup } from "./hparams";
 import type {
   AttributionsResponse,
   LayersResponse,
@@ -81,6 +82,13 @@ export const getMethods = (): Promise<MethodsResponse> => getJson("methods");
 
 export const getLayers = (model: ModelRef): Promise<LayersResponse> =>
   getJson(`layers?run=${encodeURIComponent(model.run)}&step=${model.step}`);
+
+/** TensorBoard's hparams session groups (its own plugin's route, beside ours); [] when it has none. */
+export async function getSessionGroups(): Promise<SessionGroup[]> {
+  const request = JSON.stringify({ startIndex: 0, sliceSize: 100000, allowedStatuses: ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"] });
+  const body = await getJson<{ sessionGroups?: SessionGroup[] }>(`../hparams/session_groups?request=${encodeURIComponent(request)}`);
+  return body.sessionGroups ?? [];
+}
 
 export const getProgress = (requestId: string): Promise<ProgressResponse> =>
   getJson(`progress?request_id=${encodeURIComponent(requestId)}`);

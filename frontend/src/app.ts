@@ -1,5 +1,6 @@
 // Wiring: state changes -> requests -> views. Responses for a selection that changed meanwhile are dropped.
-import { ApiError, getLayers, getMethods, getRuns, imageUrl, newRequestId, postSuggestions } from "./api";
+import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, imageUrl, newRequestId, postSuggestions } from "./api";
+import { sessionHparams, type Hparams } from "./hparams";
 import { download, npyBytes, safeName, toCsv, zipStored } from "./export";
 import { DataModel, messageOf, type MapQuery } from "./model";
 import { initialState, readUrlState, sameModel, Store, writeUrlState, type ViewState } from "./state";
@@ -26,6 +27,7 @@ export class App {
   private runs: RunInfo[] = [];
   private methods: MethodInfo[] = [];
   private layers: LayersResponse | null = null;
+  private sessions = new Map<string, Hparams>();
   private layersFor = "";
   private layersReady: Promise<void> = Promise.resolve();
   private readonly data: DataModel;
@@ -75,9 +77,10 @@ export class App {
   /** Load runs and methods, fill defaults for what the URL did not say, draw everything. */
   async start(): Promise<void> {
     try {
-      const [runs, methods] = await Promise.all([getRuns(), getMethods()]);
+      const [runs, methods, groups] = await Promise.all([getRuns(), getMethods(), getSessionGroups().catch(() => [])]);
       this.runs = runs.runs;
       this.methods = methods.methods;
+      this.sessions = sessionHparams(groups);
     } catch (e) {
       this.progress.tell(`Cannot load the XAI data: ${messageOf(e)}`);
       return;
@@ -127,7 +130,7 @@ export class App {
   }
 
   private renderSetup(): void {
-    this.setup.render({ runs: this.runs, methods: this.methods, layers: this.layers, classNames: this.classNames() }, this.store.get());
+    this.setup.render({ runs: this.runs, sessions: this.sessions, methods: this.methods, layers: this.layers, classNames: this.classNames() }, this.store.get());
     this.renderGridTools();
   }
 

@@ -24,6 +24,7 @@ export interface ViewState {
   timelineStep: number | null;
   histogram: HistogramSource;
   filters: Filters;
+  hparams: Record<string, string>; // hparam name -> chosen value ('' or absent: any)
 }
 
 export const DEFAULT_FILTERS: Filters = { misclassified: false, trueClass: null, predictedClass: null, topMistakes: null };
@@ -44,6 +45,7 @@ export function initialState(): ViewState {
     timelineStep: null,
     histogram: "p_true",
     filters: { ...DEFAULT_FILTERS },
+    hparams: {},
   };
 }
 
@@ -94,6 +96,7 @@ export function encodeState(s: ViewState): string {
     tr: s.timelineRun,
     ts: s.timelineStep,
     h: s.histogram,
+    hp: s.hparams,
     f: [s.filters.misclassified ? 1 : 0, s.filters.trueClass, s.filters.predictedClass, s.filters.topMistakes],
   };
   return encodeURIComponent(JSON.stringify(compact));
@@ -133,6 +136,8 @@ export function decodeState(encoded: string): ViewState {
   if (isStr(c.tr)) s.timelineRun = c.tr;
   s.timelineStep = isInt(c.ts) ? c.ts : null;
   if (c.h === "p_true" || c.h === "activation") s.histogram = c.h;
+  if (c.hp && typeof c.hp === "object" && !Array.isArray(c.hp))
+    s.hparams = Object.fromEntries(Object.entries(c.hp).filter(([, v]) => typeof v === "string")) as Record<string, string>;
   if (Array.isArray(c.f))
     s.filters = {
       misclassified: c.f[0] === 1,

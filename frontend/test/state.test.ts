@@ -16,6 +16,7 @@ const full: ViewState = {
   timelineStep: 10,
   histogram: "activation",
   filters: { misclassified: true, trueClass: 3, predictedClass: null, topMistakes: 20 },
+  hparams: { lr: "0.01", optimizer: "" },
 };
 
 test("a state survives the round trip through the URL hash", () => {

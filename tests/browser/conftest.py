@@ -1,7 +1,8 @@
 """A real TensorBoard over a logdir written by the summary ops, and Chromium driven by Playwright.
 
 The logdir: two runs ("alpha", "beta") of a tiny CNN, three checkpoints each (a few training steps
-apart, so the maps change), and a labelled sample set "val" of 28x28 grayscale images in "alpha".
+apart, so the maps change), their hparams (seed 1 and 2), and a labelled sample set "val" of 28x28
+grayscale images in "alpha".
 """
 
 import json
@@ -62,6 +63,8 @@ def tiny_cnn(seed):
 
 def build_logdir(root):
     """Two runs x three checkpoints, trained a few steps between checkpoints; samples in 'alpha'."""
+    from tensorboard.plugins.hparams import api as hparams_api
+
     from tb_xai_plugin import summary
 
     train_x, train_y = shapes(128, seed=1)
@@ -71,6 +74,7 @@ def build_logdir(root):
         model = tiny_cnn(seed)
         writer = summary.create_file_writer(os.path.join(root, run))
         with writer.as_default():
+            hparams_api.hparams({"seed": seed, "optimizer": "adam"})
             if run == "alpha":
                 summary.samples("val", val_x, step=0, labels=val_y, class_names=CLASSES)
             for step in (1, 2, 3):

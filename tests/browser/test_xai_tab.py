@@ -134,6 +134,17 @@ def test_grid_fills_for_two_runs_and_three_methods(tab):
     frame.locator("#xai-compare").screenshot(path=os.path.join(SCREENSHOTS, "grid.png"))
 
 
+def test_hparams_filter_narrows_the_run_list(tab):
+    page, frame, _ = tab
+    runs = "[...document.querySelectorAll('.xai-run-check')].map(c => c.dataset.run).join()"
+    assert frame.evaluate(runs) == "alpha,beta"
+    frame.select_option('select[data-hparam="seed"]', "2")
+    frame.wait_for_function(runs + " === 'beta'")
+    assert state_in_url(page)["hp"] == {"seed": "2"}
+    frame.select_option('select[data-hparam="seed"]', "")
+    frame.wait_for_function(runs + " === 'alpha,beta'")
+
+
 def test_next_sample_moves_every_panel(tab):
     page, frame, _ = tab
     before = {s["key"]: s["hash"] for s in frame.evaluate(CANVAS_STATS, "#xai-grid canvas.xai-map")}

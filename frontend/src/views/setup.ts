@@ -2,9 +2,11 @@
 import type { ViewState } from "../state";
 import type { LayersResponse, MethodChoice, MethodInfo, ModelRef, ParamSpec, ParamValues, RunInfo, Target } from "../types";
 import { h, replaceChildren } from "./dom";
+import { hparamDomains, matchesHparams, runHparams, type Hparams } from "../hparams";
 
 export interface SetupData {
   runs: RunInfo[];
+  sessions: Map<string, Hparams>;
   methods: MethodInfo[];
   layers: LayersResponse | null;
   classNames: string[];
@@ -67,7 +69,9 @@ export class SetupView {
   }
 
   private modelsField(data: SetupData, s: ViewState): HTMLElement {
-    const shown = filterRuns(data.runs, this.runFilter).filter((r) => r.checkpoints.length);
+    const shown = filterRuns(data.runs, this.runFilter).filter(
+      (r) => r.checkpoints.length && matchesHparams(runHparams(r.run, data.sessions), s.hparams),
+    );
     const isOn = (m: ModelRef) => s.models.some((x) => x.run === m.run && x.step === m.step);
     const toggle = (m: ModelRef) =>
       this.actions.update({ models: isOn(m) ? s.models.filter((x) => !(x.run === m.run && x.step === m.step)) : [...s.models, m] });
@@ -89,7 +93,9 @@ export class SetupView {
           String(c.step),
         ),
       );
-      return h("div", { class: "xai-run" }, box, h("span", {}, r.run), ...chips);
+      const hp = runHparams(r.run, data.sessions);
+      const title = hp ? Object.entries(hp).map(([k, v]) => `${k} = ${v}`).join(", ") : "";
+      return h("div", { class: "xai-run" }, box, h("span", { title }, r.run), ...chips);
     });
     const filter = h("input", {
       id: "xai-run-filter",
@@ -119,7 +125,31 @@ export class SetupView {
       { class: "xai-field" },
       h("label", {}, `Models (${s.models.length} chosen)`),
       h("div", { style: "display:flex;gap:4px" }, filter, all, none),
+      this.hparamFilters(data, s),
       h("div", { class: "xai-runs" }, ...(rows.length ? rows : [h("span", { class: "xai-empty" }, "no run with checkpoints matches")])),
+    );
+  }
+
+  /** One select per hparam (values seen in the sessions), narrowing the run list. */
+  private hparamFilters(data: SetupData, s: ViewState): HTMLElement | null {
+    const domains = Object.entries(hparamDomains(data.sessions));
+    if (!domains.length) return null;
+    return h(
+      "div",
+      { class: "xai-hparams", style: "display:flex;flex-wrap:wrap;gap:4px 10px;font-size:12px" },
+      ...domains.map(([name, values]) =>
+        h(
+          "label",
+          {},
+          `${name} `,
+          h(
+            "select",
+            { "data-hparam": name, onchange: (e) => this.actions.update({ hparams: { ...s.hparams, [name]: (e.target as HTMLSelectElement).value } }) },
+            h("option", { value: "" }, "any"),
+            ...values.map((v) => h("option", { value: v, selected: s.hparams[name] === v }, v)),
+          ),
+        ),
+      ),
     );
   }
 
