@@ -28,7 +28,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIN_FILE = os.path.join(HERE, "requirements-imagenet.txt")
 WHEEL_PATTERN = re.compile(r"^foolbox-3\.3\.4-py3-none-any\.whl$")
-IMAGE_PATTERN = re.compile(r"^(?:.*/)?(imagenet_(\d{2})_(\d{1,3})\.(?:jpe?g|png))$", re.IGNORECASE)
+IMAGE_PATTERN = re.compile(r"^imagenet_\d{2}_(\d{1,3})\.(?:jpe?g|png)$", re.IGNORECASE)  # group 1: the label
+WHEEL_DATA = "foolbox/data/"
 WEIGHTS_HOST = ("storage.googleapis.com", 443)
 WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 PROBE_TIMEOUT_S = 5
@@ -148,13 +149,13 @@ def images_in_wheel(wheel):
     """[(file name, label, bytes)] of the foolbox/data/imagenet_*.jpg members of `wheel`, in name order."""
     try:
         with zipfile.ZipFile(wheel) as archive:
-            members = [n for n in archive.namelist() if n.startswith("foolbox/data/") and IMAGE_PATTERN.match(n)]
-            found = [(IMAGE_PATTERN.match(n), archive.read(n)) for n in sorted(members)]
+            names = {n[len(WHEEL_DATA):]: n for n in archive.namelist() if n.startswith(WHEEL_DATA)}
+            found = [(name, archive.read(names[name])) for name in sorted(names) if IMAGE_PATTERN.match(name)]
     except (OSError, zipfile.BadZipFile) as e:
         raise DemoError("cannot read %s: %s (delete it to download it again)" % (wheel, e)) from e
     if not found:
-        raise DemoError("%s holds no foolbox/data/imagenet_*.jpg" % wheel)
-    return [(m.group(1), int(m.group(3)), data) for m, data in found]
+        raise DemoError("%s holds no %simagenet_*.jpg" % (wheel, WHEEL_DATA))
+    return [(name, int(IMAGE_PATTERN.match(name).group(1)), data) for name, data in found]
 
 
 def images_in_folder(folder):
@@ -166,7 +167,7 @@ def images_in_folder(folder):
         match = IMAGE_PATTERN.match(name)
         if match:
             with open(os.path.join(folder, name), "rb") as f:
-                found.append((name, int(match.group(3)), f.read()))
+                found.append((name, int(match.group(1)), f.read()))
     if not found:
         raise DemoError("%s has no files named imagenet_<i>_<label>.jpg" % folder)
     return found

@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from demo import data, models  # noqa: E402
+from tb_xai_plugin.errors import XaiError  # noqa: E402
 
 # run name -> (architecture, trained on the biased data)
 RUNS = {
@@ -106,7 +107,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist(download=not args.offline)
-    except data.XaiError as e:
+    except XaiError as e:
         print("demo: %s" % e, file=sys.stderr)
         return 2
     train = data.subset(x_train, y_train, args.train_size, args.seed)
