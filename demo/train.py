@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from demo import data, models  # noqa: E402
+from tb_xai_plugin import files  # noqa: E402
 from tb_xai_plugin.errors import XaiError  # noqa: E402
 
 # run name -> (architecture, trained on the biased data)
@@ -56,9 +57,17 @@ def parse_args(argv):
         parser.error("--runs: unknown %s; choose from %s" % (", ".join(unknown) or "(none given)", ", ".join(RUNS)))
     if min(args.epochs, args.train_size, args.val_size, args.batch_size) < 1:
         parser.error("--epochs, --train-size, --val-size and --batch-size must be positive")
-    if args.val_size > 10000:
-        parser.error("--val-size: the test split has 10000 images")
+    if args.val_size > 10000 or args.train_size > 60000:
+        parser.error("Fashion-MNIST has 60000 training images (--train-size) and 10000 test images (--val-size)")
     return args
+
+
+def run_state(run_dir, epochs):
+    """'new' (nothing there), 'done' (a checkpoint for every epoch) or 'partial' (anything else)."""
+    if not os.path.isdir(run_dir) or not os.listdir(run_dir):
+        return "new"
+    steps = [manifest["step"] for manifest in files.checkpoint_manifests(run_dir)]
+    return "done" if steps == list(range(1, epochs + 1)) else "partial"
 
 
 def to_model_input(images):
@@ -103,8 +112,14 @@ def train_run(run_dir, architecture, biased, train, validation, samples, args):
 
 
 def main(argv=None):
-    """Train every requested run into --logdir; print each run's final validation accuracy."""
+    """Train every requested run not yet in --logdir; print each one's final validation accuracy."""
     args = parse_args(argv)
+    states = {run: run_state(os.path.join(args.logdir, run), args.epochs) for run in args.runs}
+    partial = [os.path.join(args.logdir, run) for run, state in states.items() if state == "partial"]
+    if partial:
+        print("demo: %s hold(s) another or an interrupted training; delete them or choose another --logdir"
+              % ", ".join(partial), file=sys.stderr)
+        return 2
     try:
         (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist(download=not args.offline)
     except XaiError as e:
@@ -115,6 +130,9 @@ def main(argv=None):
     images, labels, _ = data.shared_samples(x_test, y_test, args.val_size)
     results = {}
     for run in args.runs:
+        if states[run] == "done":
+            print("== %s: already trained in %s, kept (delete it to train again)" % (run, args.logdir), flush=True)
+            continue
         architecture, biased = RUNS[run]
         started = time.time()
         print("== %s (%s%s)" % (run, architecture, ", biased data" if biased else ""), flush=True)

@@ -86,7 +86,22 @@ def test_tensorboard_sees_curves_and_xai_index_of_every_run(tiny_sweep):
         assert {metadata.CHECKPOINT_TAG, metadata.SAMPLES_TAG_PREFIX + train.SAMPLES_NAME} <= set(xai[run])
 
 
-@pytest.mark.parametrize("argv", [["--runs", "vgg"], ["--epochs", "0"], ["--val-size", "20000"]])
+def test_a_second_run_keeps_the_trained_runs_untouched(tiny_sweep):
+    logdir, size = tiny_sweep
+    before = {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns for d, _, fs in os.walk(logdir) for f in fs}
+    argv = ["--logdir", logdir, "--epochs", str(size["epochs"]), "--train-size", "64", "--val-size", str(size["val_size"])]
+    assert train.main(argv) == 0
+    after = {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns for d, _, fs in os.walk(logdir) for f in fs}
+    assert after == before
+
+
+def test_an_interrupted_run_is_refused_not_appended_to(tiny_sweep, tmp_path, capsys):
+    logdir, size = tiny_sweep
+    assert train.main(["--logdir", logdir, "--runs", "cnn", "--epochs", str(size["epochs"] + 1)]) == 2
+    assert os.path.join(logdir, "cnn") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--runs", "vgg"], ["--epochs", "0"], ["--val-size", "20000"], ["--train-size", "70000"]])
 def test_bad_flags_are_refused_before_anything_is_written(tmp_path, argv):
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--logdir", str(tmp_path / "logs")] + argv)
