@@ -76,9 +76,10 @@ class XaiService:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    def _submit(self, job, key, message):
-        """Submit a task whose progress counts toward `job`."""
-        future = self.pool.submit(key_digest(key), message)
+    def _submit(self, job, key, message, store):
+        """Submit a task whose progress counts toward `job`; store(result) fills the cache before the
+        task counts as done, so an identical request never falls between in-flight and cached."""
+        future = self.pool.submit(key_digest(key), message, on_result=store)
         future.add_listener(lambda done, total, part=future.task_id: job.report(part, done, total))
         job.attach(future)
         return future
@@ -126,13 +127,19 @@ class XaiService:
                 return ("done", np.stack([rows[i]["probs"] for i in indices]))
             message = {"op": "predict", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref), "indices": missing}
             key = ("predict", checkpoint_key(ckpt), sref.manifest["sha256"], tuple(missing))
-            return ("some", (rows, missing, self._submit(job, key, message)))
+
+            def store(result):
+                for i, row in zip(missing, result["probs"]):
+                    self.cache.put(self._probs_index_key(ckpt, sref, i), {"probs": row})
+
+            return ("some", (rows, missing, self._submit(job, key, message, store)))
         message = {"op": "predict", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref), "indices": None}
         key = ("predict", checkpoint_key(ckpt), sref.manifest["sha256"], None)
-        return ("all", self._submit(job, key, message))
+        all_key = self._probs_all_key(ckpt, sref)
+        return ("all", self._submit(job, key, message, lambda result: self.cache.put(all_key, {"probs": result["probs"]})))
 
     def _collect_probs(self, ckpt, sref, indices, pending):
-        """Probabilities from a finished _request_probs, stored in the cache; XaiError if the task failed."""
+        """Probabilities from a finished _request_probs; XaiError if the task failed."""
         kind, value = pending
         if kind == "done":
             return value
@@ -141,12 +148,10 @@ class XaiService:
             raise future.exception()
         probs = future.result()["probs"]
         if kind == "all":
-            self.cache.put(self._probs_all_key(ckpt, sref), {"probs": probs})
             return probs if indices is None else probs[indices]
         rows, missing, _ = value
         for i, row in zip(missing, probs):
             rows[i] = {"probs": row}
-            self.cache.put(self._probs_index_key(ckpt, sref, i), {"probs": row})
         return np.stack([rows[i]["probs"] for i in indices])
 
     def _model_probs(self, ctx, eid, models, sref, indices, job):
@@ -228,11 +233,17 @@ class XaiService:
                 "layer": cell["layer"], "neuron": cell["neuron"], "seed": cell["seed"],
             }  # fmt: skip
             key = ("attribute",) + self._map_key(cell, req, tuple(cell["missing"]))
-            cell["future"] = self._submit(job, key, message)
+            cell["future"] = self._submit(job, key, message, lambda result: self._store_maps(cell, req, result))
         return cell
 
+    def _store_maps(self, cell, req, result):
+        """Put a finished task's maps into the cache, one entry per sample."""
+        for n, i in enumerate(cell["missing"]):
+            row = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
+            self.cache.put(self._map_key(cell, req, i), row)
+
     def _finish_cell(self, cell, req):
-        """The JSON of one cell, storing newly computed maps in the cache."""
+        """The JSON of one cell."""
         ckpt, method = cell["ckpt"], cell["method"]
         head = {"run": ckpt.run, "step": ckpt.step, "method": method}
         if "error" in cell:
@@ -243,9 +254,7 @@ class XaiService:
                 return dict(head, ok=False, error=str(future.exception()))
             result = future.result()
             for n, i in enumerate(cell["missing"]):
-                row = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
-                cell["rows"][i] = row
-                self.cache.put(self._map_key(cell, req, i), row)
+                cell["rows"][i] = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
         rows = [cell["rows"][i] for i in req.indices]
         payload = encoding.float32_payload(np.stack([r["map"] for r in rows]))
         return dict(
@@ -299,7 +308,8 @@ class XaiService:
             "op": "activation", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref),
             "indices": None, "layer": req.layer, "neuron": req.neuron,
         }  # fmt: skip
-        return ("future", self._submit(job, self._activation_key(ckpt, sref, req), message))
+        key = self._activation_key(ckpt, sref, req)
+        return ("future", self._submit(job, key, message, lambda result: self.cache.put(key, {"mean": result["mean"]})))
 
     def _collect_activation(self, ckpt, sref, req, pending):
         """{"layer", "neuron", "mean"} (or with "error") from _request_activation; None if not asked."""
@@ -310,9 +320,7 @@ class XaiService:
         if kind == "future":
             if value.exception() is not None:
                 return dict(head, ok=False, error=str(value.exception()))
-            mean = value.result()["mean"]
-            self.cache.put(self._activation_key(ckpt, sref, req), {"mean": mean})
-            value = mean
+            value = value.result()["mean"]
         return dict(head, ok=True, mean=np.asarray(value, dtype=np.float64).tolist())
 
 

@@ -40,8 +40,9 @@ class CancelledError(XaiError):
 class TaskFuture(concurrent.futures.Future):
     """The result of one worker task, with progress listeners and a cancel that reaches the worker."""
 
-    def __init__(self, pool, task_id, key, message):
+    def __init__(self, pool, task_id, key, message, on_result=None):
         super().__init__()
+        self.on_result = on_result
         self.task_id = task_id
         self.key = key
         self.message = message
@@ -141,6 +142,7 @@ class WorkerSlot:
                 if kind == "progress":
                     task.report(*payload)
                 elif kind == "result":
+                    self.pool.store(task, payload)
                     task.settle(payload)
                     return
                 elif kind == "error":
@@ -187,8 +189,9 @@ class WorkerPool:
         self._threads = []
         self._closed = False
 
-    def submit(self, key, message):
-        """A TaskFuture for `message`; a task with the same `key` already in flight is shared."""
+    def submit(self, key, message, on_result=None):
+        """A TaskFuture for `message`; a task with the same `key` already in flight is shared.
+        on_result(result) runs before the future is done (to fill a cache while the task is in flight)."""
         with self._lock:
             if self._closed:
                 raise OverloadedError("the worker pool is shutting down")
@@ -199,7 +202,7 @@ class WorkerPool:
                 return future
             if self._queue.qsize() >= self.max_queue:
                 raise OverloadedError("too many requests are queued (%d); retry later" % self.max_queue)
-            future = TaskFuture(self, next(self._ids), key, message)
+            future = TaskFuture(self, next(self._ids), key, message, on_result)
             future.waiters = 1
             self._inflight[key] = future
             self.stats["submitted"] += 1
@@ -207,6 +210,15 @@ class WorkerPool:
         future.add_done_callback(self._forget)
         self._queue.put(future)
         return future
+
+    def store(self, task, result):
+        """Run the task's on_result hook; a failing hook is logged and does not fail the task."""
+        if task.on_result is None:
+            return
+        try:
+            task.on_result(result)
+        except Exception:  # noqa: BLE001  (a result that cannot be cached is still an answer)
+            logger.exception("tb-xai could not store the result of task %s", task.task_id)
 
     def cancel(self, future):
         """Drop a queued task, or ask its worker to stop (the engine stops at its next progress report)."""
