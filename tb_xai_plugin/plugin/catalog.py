@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_MANIFEST = re.compile(r"^step-(\d{9,})\.json$")
 SAMPLES_MANIFEST = re.compile(r"^(.+)\.json$")
-IMAGE_SETS_KEPT = 4
+IMAGE_BYTES_KEPT = 512 << 20  # decoded sample sets kept for the image route (the latest one always)
 
 
 def _gfile():
@@ -115,7 +115,7 @@ class Catalog:
         return found
 
     def images(self, ref):
-        """(images, labels) of a sample set, read once and kept for the last few sets used."""
+        """(images, labels) of a sample set, read once and kept while the recent sets fit IMAGE_BYTES_KEPT."""
         key = (ref.path, ref.manifest["sha256"])
         with self._lock:
             if key in self._images:
@@ -130,7 +130,7 @@ class Catalog:
             raise XaiError("sample set %r of run %r is unreadable: %s" % (ref.name, ref.run, e)) from e
         with self._lock:
             self._images[key] = value
-            while len(self._images) > IMAGE_SETS_KEPT:
+            while len(self._images) > 1 and sum(i.nbytes + l.nbytes for i, l in self._images.values()) > IMAGE_BYTES_KEPT:
                 self._images.popitem(last=False)
         return value
 
