@@ -44,6 +44,8 @@ setuptools.setup(
         "werkzeug>=3,<4",
         "h5py>=3.9,<4",
         "pillow>=10,<12",
+        "scikit-image>=0.24,<0.25",
+        "scipy>=1.9,<2",
     ],
     cmdclass={"build_py": BuildWithFrontend},
     entry_points={

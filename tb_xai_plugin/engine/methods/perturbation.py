@@ -1,0 +1,87 @@
+"""What the sampling perturbation methods share: feature segments, fill values, scoring in bounded batches.
+
+LIME, Shapley value sampling and prediction difference analysis all score many altered copies of
+one image. Copies are built and run a chunk at a time (occlusion.batch_size_for under a byte
+budget), so memory does not grow with the number of samples. Every image draws its random numbers
+from the same per-call stream (image_rng), so an image's map does not depend on the batch it is in.
+"""
+
+import numpy as np
+
+from tb_xai_plugin.engine.methods import occlusion
+from tb_xai_plugin.engine.registry import Param
+
+MEMORY_BUDGET_BYTES = occlusion.MEMORY_BUDGET_BYTES
+FILL = Param("fill", "choice", "mean", "Removed features become", choices=("mean", "zero", "blur"))
+SCORE = Param("score", "choice", "probability", "Score", choices=("probability", "logit"))
+SEGMENTATION = Param("segmentation", "choice", "slic", "Features", choices=("slic", "grid"))
+SEGMENTS = Param("segments", "int", 25, "Superpixels (slic) or patches (grid), about", min=2, max=1024)
+COMPACTNESS = Param("compactness", "float", 10.0, "SLIC compactness (higher: squarer)", min=0.01, max=1000.0)
+BLUR_SIGMA_FRACTION = 1 / 16  # "blur" fill: Gaussian sigma as a fraction of the image's shorter side
+
+
+def image_rng(rng):
+    """A factory of generators that all replay one stream drawn from `rng`: one per image, batch-independent."""
+    state = int(rng.integers(2**63))
+    return lambda: np.random.default_rng(state)
+
+
+def segment(image, params):
+    """int [H, W] labels 0..S-1: SLIC superpixels (scikit-image) or a grid of about `segments` patches."""
+    height, width = image.shape[:2]
+    if params["segmentation"] == "grid":
+        return grid_segments(height, width, params["segments"])
+    from skimage.segmentation import slic
+
+    low, high = image.min(), image.max()
+    scaled = (image - low) / (high - low) if high > low else np.zeros_like(image)
+    labels = slic(
+        scaled.astype(np.float64), n_segments=params["segments"], compactness=params["compactness"],
+        channel_axis=-1, start_label=0, enforce_connectivity=True, convert2lab=False,
+    )
+    return np.unique(labels, return_inverse=True)[1].reshape(height, width)  # labels 0..S-1, none empty
+
+
+def grid_segments(height, width, count):
+    """int [H, W]: square patches of side round(sqrt(H W / count)) (at least 1), labelled row by row."""
+    side = max(1, int(round(np.sqrt(height * width / count))))
+    rows, cols = np.arange(height) // side, np.arange(width) // side
+    return (rows[:, None] * (cols[-1] + 1) + cols[None, :]).astype(np.int64)
+
+
+def fill_image(image, fill):
+    """[H, W, C] what removed pixels become: each channel's mean, zeros, or the image Gaussian-blurred."""
+    if fill == "mean":
+        return np.broadcast_to(image.mean(axis=(0, 1)), image.shape).astype(image.dtype)
+    if fill == "zero":
+        return np.zeros_like(image)
+    from scipy.ndimage import gaussian_filter
+
+    sigma = max(1.0, BLUR_SIGMA_FRACTION * min(image.shape[:2]))
+    return gaussian_filter(image, sigma=(sigma, sigma, 0), mode="nearest").astype(image.dtype)
+
+
+def score_tensor(model, score):
+    """[N, classes]: the model's probabilities ("probability") or its logits ("logit")."""
+    return model.logits_model.outputs[0] if score == "logit" else model.probs
+
+
+def masked_scores(model, image, fill, labels, keep, count, target, score, budget_bytes=MEMORY_BUDGET_BYTES):
+    """float64 [count]: the target's score on image with the segments where keep(rows) [B, S] is False filled."""
+    return scores_of(model, lambda rows: np.where(keep(rows)[:, labels][..., None], image, fill), count, target, score, budget_bytes)
+
+
+def scores_of(model, make_copies, count, target, score, budget_bytes=MEMORY_BUDGET_BYTES):
+    """float64 [count]: the target's score on make_copies(slice) -> [B, H, W, C], run a bounded chunk at a time."""
+    fetch = score_tensor(model, score)
+    step = occlusion.batch_size_for(model, budget_bytes)
+    out = np.empty(count, np.float64)
+    for first in range(0, count, step):
+        rows = slice(first, min(count, first + step))
+        out[rows] = model.run(fetch, {model.input: make_copies(rows).astype(np.float32)})[:, target]
+    return out
+
+
+def paint(values, labels):
+    """float32 [H, W]: each pixel gets the value of its segment."""
+    return np.asarray(values, np.float32)[labels]
