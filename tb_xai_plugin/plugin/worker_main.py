@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 PREDICT_BATCH = 256
-SAMPLE_SETS_KEPT = 4
+SAMPLE_BYTES_KEPT = 1 << 30  # decoded sample sets kept per worker (the latest one always)
 
 
 Engine = collections.namedtuple("Engine", "load_checkpoint attribute applicable_methods predict activation_means")
@@ -27,7 +27,7 @@ class Cancelled(Exception):
 
 
 class Worker:
-    """The state of one worker process: its pipe, loaded models (LRU) and sample sets (LRU)."""
+    """The state of one worker process: its pipe, loaded models (LRU by count) and sample sets (LRU by bytes)."""
 
     def __init__(self, conn, options):
         # From the submodules by full name: `engine.predict` names a module as well as a function.
@@ -109,7 +109,7 @@ class Worker:
         key = (samples["path"], samples["sha256"])
         if key not in self.samples:
             self.samples[key] = read_sample_set(samples["path"], samples["sha256"])
-            while len(self.samples) > SAMPLE_SETS_KEPT:
+            while len(self.samples) > 1 and sum(i.nbytes + l.nbytes for i, l in self.samples.values()) > SAMPLE_BYTES_KEPT:
                 self.samples.popitem(last=False)
         self.samples.move_to_end(key)
         images, labels = self.samples[key]
