@@ -1,5 +1,5 @@
 // Wiring: state changes -> requests -> views. Responses for a selection that changed meanwhile are dropped.
-import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, imageUrl, newRequestId, postSuggestions } from "./api";
+import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, imageUrl, postSuggestions } from "./api";
 import { sessionHparams, type Hparams } from "./hparams";
 import { download, npyBytes, safeName, toCsv, zipStored } from "./export";
 import { DataModel, messageOf, type MapQuery } from "./model";
@@ -48,7 +48,7 @@ export class App {
 
   constructor(root: HTMLElement) {
     this.store = new Store(readUrlState());
-    this.data = new DataModel((p) => this.progress.show(p.done, p.total, "computing maps"));
+    this.data = new DataModel((p) => this.progress.show(p.done, p.total, "computing"));
     this.setup = new SetupView({ update: (patch) => this.store.update(patch) });
     this.progress = new ProgressView(() => void this.cancel());
     this.suggestions = new SuggestionPanel({
@@ -320,7 +320,8 @@ export class App {
       if (s.histogram === "activation" && s.layer === null) await this.layersReady;
       if (gen !== this.suggestGeneration) return;
       const layer = s.layer ?? (s.histogram === "activation" ? (this.layers?.default_layer ?? null) : null);
-      const stats = await postSuggestions({ models: s.models, samples: s.samples, layer, neuron: s.neuron, request_id: newRequestId("s") });
+      const request = { models: s.models, samples: s.samples, layer, neuron: s.neuron };
+      const stats = await this.data.track("s", this.sampleCount(s.samples), (id) => postSuggestions({ ...request, request_id: id }));
       if (gen !== this.suggestGeneration) return;
       this.stats = stats;
       const now = this.store.get();

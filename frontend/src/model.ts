@@ -3,7 +3,7 @@
 import { ApiError, getProgress, newRequestId, postAttributions, postCancel, postPredictions } from "./api";
 import { decodeFloat32, mapAt } from "./heatmap";
 import type { CellMap, CellPredictions } from "./views/cell";
-import type { MethodChoice, ModelRef, SampleSetRef, Target } from "./types";
+import type { AttributionsResponse, MethodChoice, ModelRef, SampleSetRef, Target } from "./types";
 
 export type MapResult = CellMap | { error: string };
 export type PredResult = CellPredictions | { error: string };
@@ -78,46 +78,52 @@ export class DataModel {
     await Promise.all(waits);
   }
 
-  private async fetchMaps(q: MapQuery, indices: number[]): Promise<void> {
-    const requestId = newRequestId("a");
-    this.begin(requestId, indices.length);
+  /** Run `work(requestId)` as `units` of the progress bar, cancellable through cancelAll. */
+  async track<T>(prefix: string, units: number, work: (requestId: string) => Promise<T>): Promise<T> {
+    const requestId = newRequestId(prefix);
+    this.begin(requestId, units);
     try {
-      const response = await postAttributions({
-        models: [q.model],
-        samples: q.samples,
-        indices,
-        methods: [q.method],
-        target: q.target,
-        layer: q.layer,
-        neuron: q.neuron,
-        request_id: requestId,
-      });
-      const cell = response.cells.find((c) => c.method === q.method.id) ?? response.cells[0];
-      if (!cell || !cell.ok || !cell.data || !cell.shape) {
-        const error = cell?.error ?? "the server sent no map";
-        for (const i of indices) this.maps.set(mapKey(q, i), { error });
-        return;
-      }
-      const stack = decodeFloat32(cell.data);
-      const [, height, width] = cell.shape;
-      indices.forEach((index, k) =>
-        this.maps.set(mapKey(q, index), {
-          values: mapAt(stack, cell.shape!, k),
-          height,
-          width,
-          range: cell.range ?? [0, 1],
-          signed: Boolean(cell.signed),
-          target: cell.targets?.[k],
-          score: cell.scores?.[k],
-        }),
-      );
-    } catch (e) {
-      if (!transient(e)) for (const i of indices) this.maps.set(mapKey(q, i), { error: messageOf(e) });
-      throw e;
+      return await work(requestId);
     } finally {
-      for (const i of indices) this.pending.delete(mapKey(q, i));
-      this.end(requestId, indices.length);
+      this.end(requestId, units);
     }
+  }
+
+  private fetchMaps(q: MapQuery, indices: number[]): Promise<void> {
+    return this.track("a", indices.length, async (requestId) => {
+      try {
+        const request = { models: [q.model], samples: q.samples, indices, methods: [q.method], target: q.target, layer: q.layer, neuron: q.neuron };
+        this.storeMaps(q, indices, await postAttributions({ ...request, request_id: requestId }));
+      } catch (e) {
+        if (!transient(e)) for (const i of indices) this.maps.set(mapKey(q, i), { error: messageOf(e) });
+        throw e;
+      } finally {
+        for (const i of indices) this.pending.delete(mapKey(q, i));
+      }
+    });
+  }
+
+  /** Cache one column's answer: a map per index, or the cell's error for each. */
+  private storeMaps(q: MapQuery, indices: number[], response: AttributionsResponse): void {
+    const cell = response.cells.find((c) => c.method === q.method.id) ?? response.cells[0];
+    if (!cell || !cell.ok || !cell.data || !cell.shape) {
+      const error = cell?.error ?? "the server sent no map";
+      for (const i of indices) this.maps.set(mapKey(q, i), { error });
+      return;
+    }
+    const stack = decodeFloat32(cell.data);
+    const [, height, width] = cell.shape;
+    indices.forEach((index, k) =>
+      this.maps.set(mapKey(q, index), {
+        values: mapAt(stack, cell.shape!, k),
+        height,
+        width,
+        range: cell.range ?? [0, 1],
+        signed: Boolean(cell.signed),
+        target: cell.targets?.[k],
+        score: cell.scores?.[k],
+      }),
+    );
   }
 
   /** Fetch top-k predictions of `models` on `indices` not cached yet. */

@@ -14,10 +14,11 @@ body { margin: 0; font-family: Roboto, "Helvetica Neue", Arial, sans-serif; font
 .xai-run { display: flex; align-items: center; gap: 6px; padding: 2px 0; flex-wrap: wrap; }
 .xai-chip { border: 1px solid var(--xai-border); border-radius: 10px; background: #fff; padding: 0 7px; font-size: 11px; cursor: pointer; line-height: 18px; }
 .xai-chip[aria-pressed="true"] { background: var(--xai-accent); border-color: var(--xai-accent); color: #fff; }
-.xai-methods { display: flex; flex-direction: column; gap: 2px; }
-.xai-method-params { display: flex; flex-wrap: wrap; gap: 4px 10px; margin: 2px 0 4px 22px; font-size: 12px; }
+.xai-methods { display: flex; flex-direction: column; gap: 2px; max-height: 220px; overflow: auto; background: #fff; border: 1px solid var(--xai-border); border-radius: 2px; padding: 4px 8px; min-width: 220px; }
+.xai-family { font-size: 11px; color: var(--xai-muted); margin-top: 4px; }
+.xai-method-params { display: flex; flex-direction: column; gap: 2px; margin: 0 0 4px 8px; font-size: 12px; max-width: 340px; }
 .xai-method-params input[type=number] { width: 64px; }
-.xai-warn { color: var(--xai-bad); font-size: 11px; margin-left: 22px; }
+.xai-warn { color: var(--xai-bad); font-size: 11px; margin-left: 22px; max-width: 260px; }
 button.xai-btn { font: inherit; border: 1px solid var(--xai-border); background: #fff; border-radius: 2px; padding: 3px 10px; cursor: pointer; }
 button.xai-btn:hover { border-color: var(--xai-accent); }
 button.xai-btn.xai-primary { background: var(--xai-accent); border-color: var(--xai-accent); color: #fff; }

@@ -151,7 +151,7 @@ def browser_context(tmp_path_factory, chromium_path):
             args=CHROMIUM_ARGS,
             headless=True,
             accept_downloads=True,
-            viewport={"width": 1400, "height": 1000},
+            viewport={"width": 1400, "height": 1300},
         )
         try:
             yield context

@@ -38,7 +38,7 @@ export class SetupView {
     const focused = document.activeElement as HTMLInputElement | null;
     const focusId = focused && this.el.contains(focused) ? focused.id : null;
     const caret = focusId && typeof focused!.selectionStart === "number" ? focused!.selectionStart : null;
-    replaceChildren(this.el, this.samplesField(data, s), this.modelsField(data, s), this.methodsField(data, s), this.layerField(data, s), this.targetField(data, s));
+    replaceChildren(this.el, this.samplesField(data, s), this.modelsField(data, s), this.methodsField(data, s), this.paramsField(data, s), this.layerField(data, s), this.targetField(data, s));
     if (focusId) {
       const again = this.el.querySelector<HTMLInputElement>(`#${focusId}`);
       again?.focus();
@@ -154,7 +154,8 @@ export class SetupView {
   }
 
   private methodsField(data: SetupData, s: ViewState): HTMLElement {
-    const items = data.methods.map((m) => {
+    const families = [...new Set(data.methods.map((m) => m.family))];
+    const item = (m: MethodInfo) => {
       const chosen = s.methods.find((c) => c.id === m.id);
       const box = h("input", {
         type: "checkbox",
@@ -172,10 +173,24 @@ export class SetupView {
         {},
         h("label", { title: m.description }, box, ` ${m.label}`),
         usable && !usable.ok ? h("div", { class: "xai-warn" }, `not for this model: ${usable.reason ?? "unsupported"}`) : null,
-        chosen && m.params.length ? this.paramControls(m, chosen, s) : null,
       );
-    });
-    return h("div", { class: "xai-field" }, h("label", {}, "Methods"), h("div", { class: "xai-methods" }, ...items));
+    };
+    const groups = families.map((f) => h("div", {}, h("div", { class: "xai-family" }, f), ...data.methods.filter((m) => m.family === f).map(item)));
+    return h("div", { class: "xai-field" }, h("label", {}, `Methods (${s.methods.length} chosen)`), h("div", { class: "xai-methods" }, ...groups));
+  }
+
+  /** Controls for the chosen methods that have parameters, built from their schemas. */
+  private paramsField(data: SetupData, s: ViewState): HTMLElement | null {
+    const chosen = s.methods
+      .map((c) => ({ c, m: data.methods.find((m) => m.id === c.id) }))
+      .filter((x): x is { c: MethodChoice; m: MethodInfo } => !!x.m && x.m.params.length > 0);
+    if (!chosen.length) return null;
+    return h(
+      "div",
+      { class: "xai-field" },
+      h("label", {}, "Parameters"),
+      ...chosen.map(({ c, m }) => h("div", {}, h("div", { class: "xai-family" }, m.label), this.paramControls(m, c, s))),
+    );
   }
 
   private paramControls(m: MethodInfo, chosen: MethodChoice, s: ViewState): HTMLElement {
