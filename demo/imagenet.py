@@ -114,8 +114,9 @@ def resolve_weights(apps, given, offline):
                 missing.append(app)
     if missing:
         raise DemoError(
-            "no ImageNet weights for %s and %s. Download them on a machine with internet and point to them:\n%s"
-            % (", ".join(a.keras_name for a in missing),
+            "no ImageNet weights for %s: no file given, none in Keras' cache (%s), and %s. Download them "
+            "where there is internet and point to them, e.g. `VGG16_WEIGHTS=/path/to/file make demo-imagenet`:\n%s"
+            % (", ".join(a.keras_name for a in missing), os.path.dirname(keras_cache_file(missing[0])),
                "--offline was given" if offline else "%s:%d cannot be reached" % WEIGHTS_HOST,
                "\n".join("  %s=/path/to/%s   (from %s)" % (a.env, a.weights_file, a.url) for a in missing))
         )
@@ -217,7 +218,7 @@ def main(argv=None):
                 if not os.path.exists(npz):
                     write_npz(npz, photos, app.size)
                 command = import_command(app, weights[app.run], npz, args)
-                print("demo: %s" % " ".join(command[1:]), flush=True)
+                print("demo: tb-xai %s" % " ".join(command[3:]), flush=True)
                 if subprocess.run(command, check=False).returncode != 0:
                     raise DemoError("tb-xai import failed for %s (its message is above)" % app.keras_name)
     except DemoError as e:

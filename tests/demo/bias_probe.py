@@ -21,7 +21,7 @@ from tb_xai_plugin.engine.attribute import attribute  # noqa: E402  (engine.attr
 from tb_xai_plugin.engine.loading import load_checkpoint  # noqa: E402
 from tb_xai_plugin.engine.predict import predict  # noqa: E402
 
-MAX_PROBES = 16
+MAX_PROBES = 32
 
 
 def window_sums(maps, size):
