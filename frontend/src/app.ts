@@ -11,10 +11,11 @@ import { cellKey, GridView, type Column } from "./views/grid";
 import { ProgressView } from "./views/progress";
 import { latestStep, SetupView } from "./views/setup";
 import { SuggestionPanel } from "./views/suggestions";
-import { timelineControls } from "./views/timeline";
+import { spreadSteps, timelineControls } from "./views/timeline";
 
 const MAX_ROWS = 16;
 const BASE_SIZE = 128;
+const STRIP_STEPS = 8;
 
 /** Keys of ViewState whose change needs new maps or predictions. */
 const FETCH_KEYS: (keyof ViewState)[] = ["samples", "models", "methods", "target", "layer", "neuron", "rows"];
@@ -39,6 +40,7 @@ export class App {
   private readonly timelineSlot = h("div", { class: "xai-timeline", id: "xai-timeline" });
   private grid: GridView | null = null;
   private timeline: GridView | null = null;
+  private strip: GridView | null = null;
   private columns: Column[] = [];
   private generation = 0;
   private suggestGeneration = 0;
@@ -291,7 +293,7 @@ export class App {
     });
     const gen = ++this.timelineGeneration;
     if (!run || step === null || !s.samples || !s.methods.length) {
-      this.timeline = null;
+      this.timeline = this.strip = null;
       replaceChildren(this.timelineSlot, controls);
       return;
     }
@@ -300,8 +302,20 @@ export class App {
     const rows = s.rows.slice(0, 1);
     this.timeline = this.buildGrid(rows, columns);
     this.timeline.el.id = "xai-timeline-grid";
-    replaceChildren(this.timelineSlot, controls, this.timeline.el);
-    void this.fill(this.timeline, rows, columns, gen, () => this.timelineGeneration);
+    // The strip: the first method at up to STRIP_STEPS checkpoints, to see the change at a glance.
+    const stripColumns = spreadSteps(run.checkpoints.map((c) => c.step), STRIP_STEPS).map((st) => ({
+      model: { run: run.run, step: st },
+      method: s.methods[0].id,
+      methodLabel: this.methodLabel(s.methods[0].id),
+    }));
+    this.strip = this.buildGrid(rows, stripColumns);
+    this.strip.el.id = "xai-timeline-strip";
+    replaceChildren(this.timelineSlot, controls, this.timeline.el, h("div", { class: "xai-label" }, "all checkpoints"), this.strip.el);
+    const current = () => this.timelineGeneration;
+    const strip = this.strip;
+    void this.fill(this.timeline, rows, columns, gen, current).then(() => {
+      if (current() === gen) return this.fill(strip, rows, stripColumns, gen, current);
+    });
   }
 
   // --- suggestions ---
@@ -410,6 +424,7 @@ export class App {
   private forEachCell(fn: (c: CellView) => void): void {
     this.grid?.forEach(fn);
     this.timeline?.forEach(fn);
+    this.strip?.forEach(fn);
   }
 
   private sampleSet() {

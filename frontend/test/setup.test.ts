@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { clampParam, classOption, defaultParams, filterRuns, latestStep, parseClassOption } from "../src/views/setup";
 import { formatValue } from "../src/views/legend";
+import { spreadSteps } from "../src/views/timeline";
 import type { MethodInfo, RunInfo } from "../src/types";
 
 const run = (name: string, steps: number[]): RunInfo => ({
@@ -53,4 +54,12 @@ test("legend numbers stay short", () => {
   assert.equal(formatValue(-12.345), "-12.3");
   assert.equal(formatValue(123456), "1.2e+5");
   assert.equal(formatValue(0), "0");
+});
+
+test("the over-training strip spreads its steps evenly, ends included", () => {
+  assert.deepEqual(spreadSteps([1, 2, 3], 8), [1, 2, 3]);
+  assert.deepEqual(spreadSteps([0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100], 3), [0, 50, 100]);
+  assert.deepEqual(spreadSteps([5, 6, 7, 8, 9], 4), [5, 6, 8, 9]);
+  assert.deepEqual(spreadSteps([5, 6, 7], 1), [7]);
+  assert.equal(spreadSteps(Array.from({ length: 1000 }, (_, i) => i), 8).length, 8);
 });

@@ -217,6 +217,11 @@ def test_over_training_slider_changes_the_map(tab):
     assert all(json.loads(s["key"])[2] == 1 for s in at_first)
     assert any(s["hash"] not in at_last.values() for s in at_first)
     assert state_in_url(page)["ts"] == 1
+    strip = wait_grid(frame, "#xai-timeline-strip")
+    assert len(strip) == 3  # every checkpoint of the run: steps 1, 2, 3
+    pictures = frame.evaluate(CANVAS_STATS, "#xai-timeline-strip canvas.xai-map")
+    assert [json.loads(p["key"])[2] for p in pictures] == [1, 2, 3]
+    assert len({p["hash"] for p in pictures}) == 3  # the map changed while the model learned
     frame.locator("#xai-timeline").screenshot(path=os.path.join(SCREENSHOTS, "over_training.png"))
 
 

@@ -36,3 +36,12 @@ export function timelineControls(o: TimelineOptions): HTMLElement {
   });
   return h("div", { class: "xai-toolbar" }, h("span", { class: "xai-label" }, "run"), runSelect, slider, label);
 }
+
+/** At most k steps spread evenly over `steps`, the first and the last always included. */
+export function spreadSteps(steps: number[], k: number): number[] {
+  if (steps.length <= k) return steps.slice();
+  if (k <= 1) return steps.slice(-1);
+  const picked = new Set<number>();
+  for (let j = 0; j < k; j++) picked.add(Math.round((j * (steps.length - 1)) / (k - 1)));
+  return [...picked].sort((a, b) => a - b).map((i) => steps[i]);
+}
