@@ -18,15 +18,13 @@ import numpy as np
 from tb_xai_plugin.engine.registry import Method, Param, register
 from tb_xai_plugin.errors import XaiError
 
-POSTPROCESS = Param(
-    "postprocess", "choice", "abs", "Postprocess", choices=("none", "abs", "square")
-)
+POSTPROCESS = Param("postprocess", "choice", "abs", "Postprocess", choices=("none", "abs", "square"))
 LRP_PAPER = "Bach et al. 2015, https://doi.org/10.1371/journal.pone.0130140"
 
 
 def analyzer_kwargs(method_id, params, model):
     """The keyword arguments of iNNvestigate's analyzer `method_id` for validated `params`."""
-    if method_id in ("gradient",):
+    if method_id == "gradient":
         return {"postprocess": None if params["postprocess"] == "none" else params["postprocess"]}
     if method_id == "lrp.epsilon":
         return {"epsilon": params["epsilon"]}
@@ -56,18 +54,8 @@ def input_bounds(model, low, high):
 
 def cached_analyzer(model, method_id, kwargs):
     """The compiled analyzer for (method, kwargs) on `model`, built on first use."""
-    key = ("innvestigate", method_id, _hashable(kwargs))
+    key = ("innvestigate", method_id, tuple(sorted(kwargs.items())))
     return model.cache.get_or_build(key, lambda: CompiledAnalyzer(model, method_id, kwargs))
-
-
-def _hashable(kwargs):
-    """kwargs as a sorted tuple, arrays as their bytes and shape."""
-    items = []
-    for name, value in sorted(kwargs.items()):
-        if isinstance(value, np.ndarray):
-            value = (value.shape, value.tobytes())
-        items.append((name, value))
-    return tuple(items)
 
 
 class CompiledAnalyzer:
@@ -82,16 +70,12 @@ class CompiledAnalyzer:
             except (NotImplementedError, ValueError, TypeError, AssertionError) as e:
                 raise XaiError("iNNvestigate cannot build %s for this model: %s" % (method_id, e or type(e).__name__)) from e
         self.analyzer = analyzer
-        network = getattr(analyzer, "_subanalyzer", analyzer)  # wrappers (IG) run their subanalyzer's model
-        self.augment = getattr(analyzer, "_augment_by_n", 1) if network is not analyzer else 1
-        inputs = network._analyzer_model.inputs
-        self.image_input, self.index_input = inputs[0], inputs[1]
-        self.output = network._analyzer_model.outputs[0]
+        self.image_input, self.index_input = analyzer._analyzer_model.inputs[:2]
+        self.output = analyzer._analyzer_model.outputs[0]
 
     def __call__(self, x, targets):
         """float32 [N,H,W,C]: the analysis of x for output neuron targets[i] of image i."""
-        indices = np.repeat(np.asarray(targets, np.int64), self.augment)
-        selection = np.stack([np.arange(indices.size), indices], axis=1).astype(np.int32)
+        selection = np.stack([np.arange(len(targets)), targets], axis=1).astype(np.int32)
         return self.model.run(self.output, {self.image_input: x, self.index_input: selection})
 
 
