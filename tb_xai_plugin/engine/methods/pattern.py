@@ -1,0 +1,300 @@
+"""PatternNet and PatternAttribution: backward passes through patterns learned from data.
+
+Kindermans et al. 2018, "Learning how to explain neural networks: PatternNet and
+PatternAttribution", https://arxiv.org/abs/1705.05598 (iNNvestigate 2 dropped both: built here).
+
+For each unit y = w^T x + b of a dense or convolutional layer, the pattern is the direction of the
+signal in its input: a = cov(x, y) / (w^T cov(x, y)). The linear estimator takes all samples; the
+two-component estimator (S_a+, for units followed by a ReLU) takes only the samples with y > 0.
+PatternNet backprojects the target logit y_c with the patterns in place of the weights (signal
+s = a y); PatternAttribution with w * a (elementwise), a root point x - a w^T x per layer. ReLUs
+gate and max-pools route as in the gradient (by the forward pass).
+
+Fitting set: `fit_patterns(model, images)` fits on the given images (the server can pass a run's
+logged samples) and keeps the patterns in model.cache; a compute call with no fitted patterns fits
+on the images it explains first and keeps those, so later calls reuse them (maps depend on the
+fitting set, not on the batch). Statistics accumulate per image batch within a memory budget.
+
+Networks: a chain of Dense / Conv2D (ReLU or linear activations), ReLU / linear activations,
+pooling, flatten, reshape and dropout layers; other layers (batch norm, branches, other
+nonlinearities) have no pattern estimator in the paper, and `applies` says so.
+"""
+
+import dataclasses
+import hashlib
+
+import numpy as np
+
+from tb_xai_plugin.engine import batching
+from tb_xai_plugin.engine.attribute import DEFAULT_MEMORY_BUDGET
+from tb_xai_plugin.engine.registry import Method, Param, register
+from tb_xai_plugin.errors import XaiError
+
+KERNEL_LAYERS = ("Dense", "Conv2D")
+PASS_LAYERS = (
+    "InputLayer", "Flatten", "Reshape", "Dropout", "MaxPooling2D", "AveragePooling2D",
+    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ReLU", "Activation",
+)
+ACTIVATIONS = ("relu", "linear", "softmax")  # softmax only as the model's output (explained as logits)
+FIT_KEY = ("pattern", "fitted")
+PATCH_EXPANSION = 9  # a 3x3 convolution's patches hold 9 copies of its input
+
+
+@dataclasses.dataclass
+class FittedPatterns:
+    """Patterns of every kernel layer, fitted on one set of images."""
+
+    fingerprint: str  # sha256 of the fitting set (preprocessed float32 bytes)
+    count: int  # images in the fitting set
+    weights_sha256: str  # the checkpoint they belong to
+    linear: dict  # layer name -> a [D, K] (linear estimator)
+    relu: dict  # layer name -> a [D, K] (two-component estimator, positive regime)
+
+
+def reason_unsupported(model):
+    """None if the model is a chain of layers with pattern estimators, else why not."""
+    unknown = sorted({layer["type"] for layer in model.layers} - set(KERNEL_LAYERS + PASS_LAYERS))
+    if unknown:
+        return "patterns are estimated for dense / conv layers with ReLU or linear activations, not %s" % ", ".join(unknown)
+    if getattr(model, "keras_model", None) is not None:
+        try:
+            chain(model)
+        except XaiError as e:
+            return str(e)
+    return None
+
+
+def chain(model):
+    """The model's layers in order, each fed by the one before; XaiError for branches or other activations."""
+    layers = [layer for layer in model.keras_model.layers if type(layer).__name__ != "InputLayer"]
+    previous = model.keras_model.inputs[0]
+    for layer in layers:  # node 0: the layer's call in the saved model (other methods may call it again)
+        if getattr(layer.get_input_at(0), "name", None) != previous.name:
+            raise XaiError("patterns need a chain of layers; layer %r takes another input than the layer before" % layer.name)
+        activation = _activation(layer)
+        if activation not in ACTIVATIONS or (activation == "softmax" and layer is not layers[-1]):
+            raise XaiError("layer %r has the activation %r; patterns cover ReLU and linear units" % (layer.name, activation))
+        previous = layer.get_output_at(0)
+    return layers
+
+
+def kernel_layers(model):
+    """The Dense / Conv2D layers of the chain."""
+    return [layer for layer in chain(model) if type(layer).__name__ in KERNEL_LAYERS]
+
+
+def _unit_inputs(layer, inputs):
+    """[M, D]: the input vector of every unit position: rows of a dense input, patches of a conv input."""
+    import tensorflow as tf
+
+    if type(layer).__name__ == "Dense":
+        return inputs
+    kh, kw = layer.kernel_size
+    patches = tf.image.extract_patches(
+        inputs, sizes=[1, kh, kw, 1], strides=[1, *layer.strides, 1], rates=[1, *layer.dilation_rate, 1],
+        padding=layer.padding.upper(),
+    )
+    return tf.reshape(patches, [-1, kh * kw * int(inputs.shape[-1])])
+
+
+def _stat_tensors(model):
+    """{layer: {estimator: (n [K], sum x [D, K], sum y [K], sum x y [D, K])}}, built once per model."""
+    key = ("pattern", "stats")
+    if key not in model.cache:
+        import tensorflow as tf
+
+        out = {}
+        with model.in_graph():
+            for layer in kernel_layers(model):
+                x = tf.cast(_unit_inputs(layer, layer.get_input_at(0)), tf.float64)  # [M, D]
+                kernel = tf.cast(tf.reshape(layer.kernel, [-1, layer.kernel.shape[-1]]), tf.float64)  # [D, K]
+                y = x @ kernel  # [M, K]
+                if layer.use_bias:
+                    y += tf.cast(layer.bias, tf.float64)
+                masks = {"linear": tf.ones_like(y), "relu": tf.cast(y > 0, tf.float64)}
+                out[layer.name] = {
+                    name: (tf.reduce_sum(mask, 0), tf.transpose(x) @ mask, tf.reduce_sum(y * mask, 0), tf.transpose(x) @ (y * mask))
+                    for name, mask in masks.items()
+                }
+        model.cache[key] = out
+    return model.cache[key]
+
+
+def patterns_from_stats(kernel, n, sum_x, sum_y, sum_xy):
+    """a [D, K] = cov(x, y) / (w^T cov(x, y)) per unit; 0 for units with < 2 samples or no variance."""
+    count = np.maximum(n, 1)
+    cov = sum_xy / count - (sum_x / count) * (sum_y / count)  # [D, K]
+    denominator = np.sum(kernel * cov, axis=0)  # w^T cov(x, y) = var(y): [K]
+    usable = (n >= 2) & (np.abs(denominator) > 1e-12 * np.maximum(1.0, np.abs(cov).max(axis=0)))
+    return np.where(usable, cov / np.where(usable, denominator, 1.0), 0.0).astype(np.float32)
+
+
+def fit_patterns(model, images, progress=None, memory_budget=DEFAULT_MEMORY_BUDGET, preprocessed=False):
+    """Fit every kernel layer's patterns on `images` and keep them for `model`; returns FittedPatterns."""
+    reason = reason_unsupported(model)
+    if reason:
+        raise XaiError("PatternNet cannot explain this model: %s" % reason)
+    x = np.asarray(images, np.float32) if preprocessed else model.preprocess(images)
+    if len(x) == 0:
+        raise XaiError("no images to fit patterns on")
+    tensors = _stat_tensors(model)
+    totals = None
+    size = batching.batch_size(model, len(x), memory_budget, expansion=PATCH_EXPANSION)
+    for part in batching.batches(len(x), size):
+        stats = model.run(tensors, {model.input: x[part]})
+        totals = stats if totals is None else _add(totals, stats)
+        if progress is not None:
+            progress(part.stop, len(x))
+    fitted = FittedPatterns(
+        fingerprint=hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest(),
+        count=len(x),
+        weights_sha256=str(model.manifest.get("weights_sha256", "")),
+        linear={},
+        relu={},
+    )
+    with model.in_graph():
+        kernels = {layer.name: layer.get_weights()[0] for layer in kernel_layers(model)}
+    weights = {name: kernel.reshape(-1, kernel.shape[-1]) for name, kernel in kernels.items()}
+    for name, by_estimator in totals.items():
+        for estimator, stats in by_estimator.items():
+            getattr(fitted, estimator)[name] = patterns_from_stats(weights[name], *stats)
+    model.cache[FIT_KEY] = fitted
+    return fitted
+
+
+def _add(a, b):
+    """Elementwise sum of two nested dicts / tuples of arrays."""
+    if isinstance(a, dict):
+        return {k: _add(a[k], b[k]) for k in a}
+    if isinstance(a, tuple):
+        return tuple(_add(u, v) for u, v in zip(a, b))
+    return a + b
+
+
+def uses_relu_estimator(layers, index, estimator):
+    """True if layers[index] gets the two-component estimator: estimator 'relu' and a ReLU on its output."""
+    layer = layers[index]
+    follower = layers[index + 1] if index + 1 < len(layers) else None
+    return estimator == "relu" and (
+        _activation(layer) == "relu"
+        or type(follower).__name__ == "ReLU"
+        or (type(follower).__name__ == "Activation" and _activation(follower) == "relu")
+    )
+
+
+def _activation(layer):
+    """The name of a layer's activation function ('linear' if it has none)."""
+    return getattr(getattr(layer, "activation", None), "__name__", "linear")
+
+
+def _kernel_op(layer, inputs, kernel):
+    """The layer's linear map (no bias) of `inputs` with `kernel` in place of its own."""
+    import tensorflow as tf
+
+    if type(layer).__name__ == "Dense":
+        return inputs @ kernel
+    return tf.nn.conv2d(inputs, kernel, strides=[1, *layer.strides, 1], padding=layer.padding.upper(), dilations=[1, *layer.dilation_rate, 1])
+
+
+class PatternGraph:
+    """x -> signal (PatternNet) or relevance (PatternAttribution) for a target, with loadable patterns."""
+
+    def __init__(self, model, kind):
+        import tensorflow as tf
+
+        self.model, self.kind = model, kind
+        layers = chain(model)
+        self.variables, self.relu_estimated, self.loaded = {}, {}, None
+        with model.building():
+            self.x = tf.compat.v1.placeholder(model.input.dtype, model.input.shape, name="pattern_input")
+            self.targets = tf.compat.v1.placeholder(tf.int64, [None], name="pattern_targets")
+            h = self.x
+            for index, layer in enumerate(layers):
+                if type(layer).__name__ in KERNEL_LAYERS:
+                    self.relu_estimated[layer.name] = uses_relu_estimator(layers, index, "relu")
+                    h = self._kernel_layer(layer, h)
+                elif not (layer is layers[-1] and _activation(layer) == "softmax"):
+                    h = layer(h)
+            target_logit = tf.reduce_sum(h * tf.one_hot(self.targets, tf.shape(h)[1]), axis=1)  # y_c: [N]
+            # The backward pass starts from y_c itself: the signal of y_c is a y_c (the paper's s = a y).
+            self.output = tf.gradients(target_logit, self.x, grad_ys=tf.stop_gradient(target_logit))[0]
+
+    def _kernel_layer(self, layer, inputs):
+        """Forward with the layer's weights, backward through the pattern (or weights * pattern)."""
+        import tensorflow as tf
+
+        kernel = layer.kernel
+        variable = tf.Variable(tf.zeros(kernel.shape), trainable=False, name=layer.name + "_pattern")
+        value = tf.compat.v1.placeholder(variable.dtype, kernel.shape, name=layer.name + "_pattern_value")
+        self.variables[layer.name] = (value, variable.assign(value))
+        backward = variable if self.kind == "net" else kernel * variable
+        through_weights, through_backward = _kernel_op(layer, inputs, kernel), _kernel_op(layer, inputs, backward)
+        z = tf.stop_gradient(through_weights - through_backward) + through_backward  # value: w x; gradient: via a
+        if layer.use_bias:
+            z += layer.bias
+        return tf.nn.relu(z) if _activation(layer) == "relu" else z
+
+    def load(self, fitted, estimator):
+        """Put the fitted patterns of `estimator` into the graph's pattern variables (one session run)."""
+        feed, assigns = {}, []
+        for name, (value, assign) in self.variables.items():
+            two_component = estimator == "relu" and self.relu_estimated[name]
+            feed[value] = (fitted.relu if two_component else fitted.linear)[name].reshape(value.shape)
+            assigns.append(assign.op)
+        self.model.run(assigns, feed)
+        self.loaded = (fitted.fingerprint, estimator)
+
+
+def _compute(kind, model, x, targets, params, layer, neuron, rng):
+    """The signal / relevance maps of x for targets, fitting patterns on x first if none are fitted."""
+    if FIT_KEY not in model.cache:
+        fit_patterns(model, x, preprocessed=True)
+    fitted = model.cache[FIT_KEY]
+    graph = model.cache.get_or_build(("pattern", kind), lambda: PatternGraph(model, kind))
+    if graph.loaded != (fitted.fingerprint, params["estimator"]):
+        graph.load(fitted, params["estimator"])
+    return model.run(graph.output, {graph.x: x, graph.targets: np.asarray(targets, np.int64)})
+
+
+def pattern_net(model, x, targets, params, layer, neuron, rng):
+    """map = signal estimate s = backprop of y_c with every layer's weights W replaced by its patterns A."""
+    return _compute("net", model, x, targets, params, layer, neuron, rng)
+
+
+def pattern_attribution(model, x, targets, params, layer, neuron, rng):
+    """map = backprop of y_c with every layer's weights W replaced by W * A (elementwise)."""
+    return _compute("attribution", model, x, targets, params, layer, neuron, rng)
+
+
+ESTIMATOR = Param(
+    "estimator", "choice", "relu", "Pattern estimator (relu: two-component a+ on ReLU units)", choices=("relu", "linear")
+)
+FIT_NOTE = "; patterns fitted on the first images explained unless fitted on a sample set"
+
+register(
+    Method(
+        id="pattern.net",
+        label="PatternNet",
+        family="pattern",
+        description="The signal of the target in the image: backprojection through patterns "
+        "a = cov(x, y) / w^T cov(x, y) (Kindermans et al. 2018, arXiv:1705.05598)" + FIT_NOTE,
+        compute=pattern_net,
+        params=(ESTIMATOR,),
+        signed=True,
+        applies=reason_unsupported,
+    )
+)
+
+register(
+    Method(
+        id="pattern.attribution",
+        label="PatternAttribution",
+        family="pattern",
+        description="Relevance through weights times patterns, root point x - a w^T x per layer "
+        "(Kindermans et al. 2018, arXiv:1705.05598)" + FIT_NOTE,
+        compute=pattern_attribution,
+        params=(ESTIMATOR,),
+        signed=True,
+        applies=reason_unsupported,
+    )
+)

@@ -1,0 +1,146 @@
+"""PatternNet / PatternAttribution: the paper's toy example, a numpy reference for one layer's patterns, the fitting set."""
+
+import numpy as np
+import pytest
+from conftest import write_checkpoint
+
+from tb_xai_plugin import engine
+from tb_xai_plugin.engine import registry
+from tb_xai_plugin.engine.methods import pattern
+from tb_xai_plugin.errors import XaiError
+
+SIGNAL = np.array([1.0, 0.0])  # a_s: the direction the signal takes in the input
+DISTRACTOR = np.array([1.0, 1.0])  # a_d
+FILTER = np.array([1.0, -1.0])  # w: w^T x = s exactly, since w^T a_d = 0 and w^T a_s = 1
+
+
+def toy_data(count, seed):
+    """(images [N, 1, 2, 1] x = a_s s + a_d d, signal s [N]), s and d standard normal."""
+    rng = np.random.default_rng(seed)
+    s, d = rng.standard_normal(count), rng.standard_normal(count)
+    x = s[:, None] * SIGNAL + d[:, None] * DISTRACTOR
+    return x.reshape(count, 1, 2, 1).astype(np.float32), s
+
+
+def toy_model():
+    """Linear: logits (w^T x, -w^T x) of a two-pixel image, no bias."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((1, 2, 1))
+    h = tf.keras.layers.Flatten(name="flatten")(inputs)
+    dense = tf.keras.layers.Dense(2, use_bias=False, name="logits")
+    model = tf.keras.Model(inputs, dense(h), name="toy")
+    dense.set_weights([np.stack([FILTER, -FILTER], axis=1)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """The toy model loaded by the engine, its patterns fitted on 4000 samples of the toy distribution."""
+    model = engine.load_checkpoint(*write_checkpoint(toy_model(), tmp_path_factory.mktemp("toy")))
+    pattern.fit_patterns(model, toy_data(4000, seed=0)[0])
+    return model
+
+
+def test_the_toy_pattern_is_the_signal_direction_not_the_filter(toy):
+    fitted = toy.cache[pattern.FIT_KEY]
+    assert fitted.count == 4000
+    np.testing.assert_allclose(fitted.linear["logits"][:, 0], SIGNAL, atol=0.05)
+    np.testing.assert_allclose(fitted.linear["logits"][:, 1], -SIGNAL, atol=0.05)
+
+
+def test_patternnet_recovers_the_signal_where_the_gradient_shows_the_filter(toy):
+    images, s = toy_data(6, seed=1)
+    target = {"kind": "class", "index": 0}
+    signal = engine.attribute(toy, "pattern.net", images, target=target).raw[:, 0, :, 0]  # [N, 2]
+    np.testing.assert_allclose(signal, s[:, None] * SIGNAL, atol=0.05 * np.abs(s).max())
+    gradient = engine.attribute(toy, "gradient", images, target=target, params={"postprocess": "none"}).raw[:, 0, :, 0]
+    np.testing.assert_allclose(gradient, np.tile(FILTER, (6, 1)), atol=1e-6)  # the distractor-cancelling filter
+
+
+def test_patternattribution_puts_the_output_on_the_signal_pixel_and_sums_to_it(toy):
+    images, s = toy_data(6, seed=2)
+    relevance = engine.attribute(toy, "pattern.attribution", images, target={"kind": "class", "index": 0}).raw[:, 0, :, 0]
+    np.testing.assert_allclose(relevance.sum(axis=1), s, atol=1e-4)  # w^T a = 1: the logit, conserved
+    np.testing.assert_allclose(relevance[:, 1], 0, atol=0.05 * np.abs(s).max())
+
+
+def test_dense_layer_patterns_match_a_numpy_fit_both_estimators(cnn, images):
+    import tensorflow as tf
+
+    fitted = pattern.fit_patterns(cnn, images)
+    with cnn.in_graph():
+        layer = cnn.keras_model.get_layer("dense1")
+        x = tf.keras.Model(cnn.keras_model.inputs, layer.get_input_at(0)).predict(cnn.preprocess(images), verbose=0)
+        kernel, bias = layer.get_weights()
+    x = x.astype(np.float64)
+    y = x @ kernel + bias  # [N, K]
+    for estimator, mask in (("linear", np.ones_like(y, bool)), ("relu", y > 0)):
+        expected = np.zeros_like(kernel)
+        for k in range(y.shape[1]):
+            xs, ys = x[mask[:, k]], y[mask[:, k], k]
+            if len(ys) >= 2:
+                cov = ((xs - xs.mean(0)) * (ys - ys.mean())[:, None]).mean(0)
+                if abs(kernel[:, k] @ cov) > 1e-9:
+                    expected[:, k] = cov / (kernel[:, k] @ cov)
+        np.testing.assert_allclose(getattr(fitted, estimator)["dense1"], expected, rtol=1e-3, atol=1e-4)
+    assert np.abs(fitted.relu["dense1"]).max() > 0
+
+
+def test_maps_depend_on_the_fitting_set_and_reuse_it(cnn, images):
+    seen = []
+    first = pattern.fit_patterns(cnn, images[:4], progress=lambda done, total: seen.append((done, total)), memory_budget=1)
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)] and first.count == 4
+    on_first = engine.attribute(cnn, "pattern.net", images[4:]).maps
+    second = pattern.fit_patterns(cnn, images[4:])
+    assert second.fingerprint != first.fingerprint
+    on_second = engine.attribute(cnn, "pattern.net", images[4:]).maps
+    assert not np.allclose(on_first, on_second)
+    pattern.fit_patterns(cnn, images[:4])
+    again = engine.attribute(cnn, "pattern.net", images[4:]).maps  # the same set, fitted in one batch instead of four
+    np.testing.assert_allclose(again, on_first, rtol=1e-4, atol=1e-5 * np.abs(on_first).max())
+    linear = engine.attribute(cnn, "pattern.net", images[4:], params={"estimator": "linear"}).maps
+    assert not np.allclose(linear, on_first)
+
+
+def test_first_call_fits_on_its_images_when_nothing_is_fitted(tmp_path, images):
+    from conftest import small_cnn
+
+    model = engine.load_checkpoint(*write_checkpoint(small_cnn(seed=5), tmp_path))
+    x = images[:3].astype(np.float32) / 255
+    maps = engine.attribute(model, "pattern.attribution", x).maps
+    assert model.cache[pattern.FIT_KEY].count == 3
+    other = engine.load_checkpoint(*write_checkpoint(small_cnn(seed=5), tmp_path / "again"))
+    pattern.fit_patterns(other, x)
+    np.testing.assert_allclose(engine.attribute(other, "pattern.attribution", x).maps, maps, rtol=1e-5, atol=1e-7)
+
+
+def branching_net():
+    """conv -> (conv, identity) -> add: not a chain."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((8, 8, 1))
+    h = tf.keras.layers.Conv2D(2, 3, padding="same", activation="relu")(inputs)
+    h = tf.keras.layers.Add()([h, tf.keras.layers.Conv2D(2, 3, padding="same")(h)])
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(2)(tf.keras.layers.Flatten()(h)))
+
+
+def tanh_net():
+    """A chain with a tanh unit, which has no pattern estimator."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((8, 8, 1))
+    h = tf.keras.layers.Flatten()(inputs)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(2)(tf.keras.layers.Dense(4, activation="tanh", name="hidden")(h)))
+
+
+@pytest.mark.parametrize("build,reason", [(branching_net, "Add"), (tanh_net, "activation 'tanh'")])
+def test_unsupported_networks_are_refused_with_a_reason(tmp_path, build, reason):
+    model = engine.load_checkpoint(*write_checkpoint(build(), tmp_path))
+    assert reason in registry.get("pattern.net").reason_unusable(model)
+    assert registry.get("deeplift").reason_unusable(model) is None  # sums and tanh are within the rescale rule
+    x = np.zeros((1, 8, 8, 1), np.float32)
+    with pytest.raises(XaiError, match=reason):
+        engine.attribute(model, "pattern.attribution", x)
+    with pytest.raises(XaiError, match=reason):
+        pattern.fit_patterns(model, x)
