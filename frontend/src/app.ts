@@ -1,7 +1,8 @@
 // Wiring: state changes -> requests -> views. Responses for a selection that changed meanwhile are dropped.
 import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, imageUrl, postSuggestions } from "./api";
 import { sessionHparams, type Hparams } from "./hparams";
-import { download, npyBytes, safeName, toCsv, zipStored } from "./export";
+import { download, npyBytes, toCsv } from "./export";
+import { columnName, mapsNpz, predictionsCsv } from "./gridExport";
 import { DataModel, messageOf, type MapQuery } from "./model";
 import { initialState, readUrlState, sameModel, Store, writeUrlState, type ViewState } from "./state";
 import type { LayersResponse, MethodInfo, ModelRef, RunInfo, SuggestionsResponse } from "./types";
@@ -381,42 +382,22 @@ export class App {
 
   /** Every column's maps for the shown rows, one [rows, H, W] array per column, in one .npz. */
   private exportNpz(): void {
-    const rows = this.store.get().rows;
-    const files: [string, Uint8Array][] = [["indices.npy", npyBytes(Float32Array.from(rows), [rows.length])]];
-    const skipped: string[] = [];
-    for (const c of this.columns) {
-      const maps = rows.map((i) => this.data.cachedMap(this.query(c), i));
-      const ready = maps.filter((m): m is Exclude<typeof m, undefined | { error: string }> => !!m && !("error" in m));
-      const name = safeName(`${c.model.run}_step${c.model.step}_${c.method}`);
-      if (ready.length !== rows.length || ready.some((m) => m.height !== ready[0].height || m.width !== ready[0].width)) {
-        skipped.push(name);
-        continue;
-      }
-      const stack = new Float32Array(ready.length * ready[0].height * ready[0].width);
-      ready.forEach((m, k) => stack.set(m.values, k * m.values.length));
-      files.push([`${name}.npy`, npyBytes(stack, [rows.length, ready[0].height, ready[0].width])]);
-    }
-    download("xai-maps.npz", zipStored(files), "application/zip");
+    const { bytes, skipped } = mapsNpz(this.columns, this.store.get().rows, (c, i) => this.data.cachedMap(this.query(c), i));
+    download("xai-maps.npz", bytes, "application/zip");
     this.progress.tell(skipped.length ? `Left out of the .npz (not computed): ${skipped.join(", ")}` : "");
   }
 
   private exportCellNpy(index: number, c: Column): void {
     const m = this.data.cachedMap(this.query(c), index);
     if (!m || "error" in m) return;
-    download(safeName(`${c.model.run}_step${c.model.step}_${c.method}_${index}`) + ".npy", npyBytes(m.values, [m.height, m.width]), "application/octet-stream");
+    download(`${columnName(c)}_${index}.npy`, npyBytes(m.values, [m.height, m.width]), "application/octet-stream");
   }
 
   private exportCsv(): void {
     const s = this.store.get();
     if (!s.samples) return;
-    const rows: (string | number)[][] = [];
-    for (const index of s.rows)
-      for (const m of s.models) {
-        const p = this.data.cachedPrediction(s.samples, m, index);
-        if (!p || "error" in p) continue;
-        p.classes.forEach((c, k) => rows.push([index, p.label ?? "", m.run, m.step, k + 1, c, this.className(c), p.scores[k]]));
-      }
-    download("xai-predictions.csv", toCsv(["index", "label", "run", "step", "rank", "class", "class_name", "score"], rows), "text/csv");
+    const csv = predictionsCsv(s.rows, s.models, (m, i) => this.data.cachedPrediction(s.samples!, m, i), (c) => this.className(c));
+    download("xai-predictions.csv", csv, "text/csv");
   }
 
   // --- lookups ---
