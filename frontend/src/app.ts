@@ -1,6 +1,7 @@
 // Wiring: state changes -> requests -> views. Responses for a selection that changed meanwhile are dropped.
 import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, imageUrl, postSuggestions } from "./api";
 import { sessionHparams, type Hparams } from "./hparams";
+import { sharedScales } from "./heatmap";
 import { download, npyBytes, toCsv } from "./export";
 import { columnName, mapsNpz, predictionsCsv } from "./gridExport";
 import { DataModel, messageOf, type MapQuery } from "./model";
@@ -126,6 +127,7 @@ export class App {
     else {
       if (s.zoom !== prev.zoom) this.forEachCell((c) => c.resize(BASE_SIZE * s.zoom));
       if (s.opacity !== prev.opacity) this.forEachCell((c) => c.setOpacity(s.opacity));
+      if (s.scale !== prev.scale) for (const g of [this.grid, this.timeline, this.strip]) if (g) this.applyScale(g);
     }
     if (changed(s, prev, [...FETCH_KEYS, "timelineRun", "timelineStep"])) this.refreshTimeline();
     if (changed(s, prev, SUGGEST_KEYS)) void this.loadSuggestions();
@@ -175,6 +177,17 @@ export class App {
         {},
         "zoom ",
         h("select", { id: "xai-zoom", onchange: (e) => this.store.update({ zoom: +(e.target as HTMLSelectElement).value }) }, ...[0.5, 1, 1.5, 2, 3, 4].map((z) => h("option", { value: z, selected: z === s.zoom }, `${z}x`))),
+      ),
+      h(
+        "label",
+        { title: "compare magnitudes: one colour range for all maps of a method" },
+        "colours ",
+        h(
+          "select",
+          { id: "xai-scale", onchange: (e) => this.store.update({ scale: (e.target as HTMLSelectElement).value as ViewState["scale"] }) },
+          h("option", { value: "own", selected: s.scale === "own" }, "each map's own range"),
+          h("option", { value: "method", selected: s.scale === "method" }, "one range per method"),
+        ),
       ),
       h("button", { class: "xai-btn", id: "xai-export-png", onclick: () => this.exportPng() }, "PNG"),
       h("button", { class: "xai-btn", id: "xai-export-npz", onclick: () => this.exportNpz() }, "Maps .npz"),
@@ -244,6 +257,7 @@ export class App {
           if ("error" in m) cell.setError(m.error);
           else cell.setMap(m);
         }
+        this.applyScale(grid);
       };
       put();
       try {
@@ -260,6 +274,21 @@ export class App {
       }
     });
     await Promise.all([preds, ...maps]);
+  }
+
+  /** With shared colours, give every map of a method in `grid` the range covering them all. */
+  private applyScale(grid: GridView): void {
+    if (this.store.get().scale === "own") {
+      grid.forEach((cell) => cell.setScale(null));
+      return;
+    }
+    const shown: { cell: CellView; group: string; signed: boolean; range: [number, number] }[] = [];
+    for (const [key, cell] of grid.cells) {
+      const map = cell.shownMap;
+      if (map && cell.state === "ready") shown.push({ cell, group: JSON.parse(key)[3], signed: map.signed, range: map.range });
+    }
+    const scales = sharedScales(shown);
+    for (const x of shown) x.cell.setScale(scales.get(x.group)!);
   }
 
   private query(c: Column): MapQuery {

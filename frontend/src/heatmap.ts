@@ -73,6 +73,31 @@ export function domainFor(palette: Palette, range: [number, number]): [number, n
   return [range[0], range[1]];
 }
 
+export interface ColorScale {
+  palette: Palette;
+  domain: [number, number];
+}
+
+/** A map's own colour scale, from its signed flag and value range. */
+export function scaleFor(signed: boolean, range: [number, number]): ColorScale {
+  const palette = paletteFor(signed, range);
+  return { palette, domain: domainFor(palette, range) };
+}
+
+/** One scale per group covering every member's range: diverging if any member is. */
+export function sharedScales(items: { group: string; signed: boolean; range: [number, number] }[]): Map<string, ColorScale> {
+  const merged = new Map<string, { signed: boolean; range: [number, number] }>();
+  for (const it of items) {
+    const m = merged.get(it.group);
+    if (!m) merged.set(it.group, { signed: it.signed, range: [it.range[0], it.range[1]] });
+    else {
+      m.signed = m.signed || it.signed;
+      m.range = [Math.min(m.range[0], it.range[0]), Math.max(m.range[1], it.range[1])];
+    }
+  }
+  return new Map([...merged].map(([g, m]) => [g, scaleFor(m.signed, m.range)]));
+}
+
 /** Position t in [0, 1] of v in domain [lo, hi] (0.5 when the domain is empty; NaN -> 0.5). */
 export function unit(v: number, lo: number, hi: number): number {
   if (!(hi > lo) || !Number.isFinite(v)) return 0.5;

@@ -25,6 +25,7 @@ export interface ViewState {
   histogram: HistogramSource;
   filters: Filters;
   hparams: Record<string, string>; // hparam name -> chosen value ('' or absent: any)
+  scale: "own" | "method"; // colours: each map over its own range, or one range per method and grid
 }
 
 export const DEFAULT_FILTERS: Filters = { misclassified: false, trueClass: null, predictedClass: null, topMistakes: null };
@@ -46,6 +47,7 @@ export function initialState(): ViewState {
     histogram: "p_true",
     filters: { ...DEFAULT_FILTERS },
     hparams: {},
+    scale: "own",
   };
 }
 
@@ -97,6 +99,7 @@ export function encodeState(s: ViewState): string {
     ts: s.timelineStep,
     h: s.histogram,
     hp: s.hparams,
+    sc: s.scale,
     f: [s.filters.misclassified ? 1 : 0, s.filters.trueClass, s.filters.predictedClass, s.filters.topMistakes],
   };
   return encodeURIComponent(JSON.stringify(compact));
@@ -136,6 +139,7 @@ export function decodeState(encoded: string): ViewState {
   if (isStr(c.tr)) s.timelineRun = c.tr;
   s.timelineStep = isInt(c.ts) ? c.ts : null;
   if (c.h === "p_true" || c.h === "activation") s.histogram = c.h;
+  if (c.sc === "own" || c.sc === "method") s.scale = c.sc;
   if (c.hp && typeof c.hp === "object" && !Array.isArray(c.hp))
     s.hparams = Object.fromEntries(Object.entries(c.hp).filter(([, v]) => typeof v === "string")) as Record<string, string>;
   if (Array.isArray(c.f))

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { colorize, decodeFloat32, domainFor, encodeFloat32, mapAt, paletteFor, parseRgb, unit } from "../src/heatmap";
+import { colorize, decodeFloat32, domainFor, encodeFloat32, mapAt, paletteFor, parseRgb, scaleFor, sharedScales, unit } from "../src/heatmap";
 
 test("decodeFloat32 reads little-endian float32 from base64", () => {
   // bytes of 1.0, -2.5 as little-endian float32, written by hand
@@ -54,4 +54,16 @@ test("parseRgb reads both CSS forms", () => {
   assert.deepEqual(parseRgb("rgb(1, 2, 3)"), [1, 2, 3]);
   assert.deepEqual(parseRgb("#ff8000"), [255, 128, 0]);
   assert.throws(() => parseRgb("red"));
+});
+
+test("shared scales cover every member of a group; one signed member makes it diverging", () => {
+  const scales = sharedScales([
+    { group: "gradient", signed: false, range: [0, 0.5] },
+    { group: "gradient", signed: false, range: [0.1, 2] },
+    { group: "lrp", signed: true, range: [-0.1, 0.3] },
+    { group: "lrp", signed: true, range: [0, 0.2] },
+  ]);
+  assert.deepEqual(scales.get("gradient"), { palette: "sequential", domain: [0, 2] });
+  assert.deepEqual(scales.get("lrp"), { palette: "diverging", domain: [-0.3, 0.3] });
+  assert.deepEqual(scaleFor(true, [0.2, 0.4]), { palette: "sequential", domain: [0.2, 0.4] });
 });

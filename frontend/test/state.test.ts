@@ -17,6 +17,7 @@ const full: ViewState = {
   histogram: "activation",
   filters: { misclassified: true, trueClass: 3, predictedClass: null, topMistakes: 20 },
   hparams: { lr: "0.01", optimizer: "" },
+  scale: "method",
 };
 
 test("a state survives the round trip through the URL hash", () => {

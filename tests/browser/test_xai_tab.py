@@ -222,6 +222,19 @@ def test_over_training_slider_changes_the_map(tab):
     pictures = frame.evaluate(CANVAS_STATS, "#xai-timeline-strip canvas.xai-map")
     assert [json.loads(p["key"])[2] for p in pictures] == [1, 2, 3]
     assert len({p["hash"] for p in pictures}) == 3  # the map changed while the model learned
+
+    domains = "[...document.querySelectorAll('#xai-timeline-strip .xai-cell')].map(c => c.dataset.domain)"
+    assert len(set(frame.evaluate(domains))) == 3  # each map over its own range
+    frame.select_option("#xai-scale", "method")
+    frame.wait_for_function("new Set(%s).size === 1" % domains)
+    shared = frame.evaluate(domains)[0].split(",")
+    in_grid = frame.evaluate("[...document.querySelectorAll('#xai-grid .xai-cell[data-state=ready]')].map(c => [JSON.parse(c.dataset.key)[3], c.dataset.domain])")
+    for method in {m for m, _ in in_grid}:
+        assert len({d for m, d in in_grid if m == method}) == 1, in_grid  # one range per method
+    assert float(shared[0]) <= float(shared[1])
+    assert state_in_url(page)["sc"] == "method"
+    frame.select_option("#xai-scale", "own")
+    frame.wait_for_function("new Set(%s).size === 3" % domains)
     frame.locator("#xai-timeline").screenshot(path=os.path.join(SCREENSHOTS, "over_training.png"))
 
 

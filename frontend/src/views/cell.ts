@@ -1,5 +1,5 @@
 // One grid cell: the sample image, its map overlaid, the value under the pointer, top-k predictions.
-import { colorize, domainFor, paletteFor } from "../heatmap";
+import { colorize, scaleFor, type ColorScale } from "../heatmap";
 import { h, replaceChildren } from "./dom";
 import { formatValue, legend } from "./legend";
 
@@ -38,6 +38,7 @@ export class CellView {
   private map: CellMap | null = null;
   private mapCanvas: HTMLCanvasElement | null = null;
   private hover: [number, number] | null = null;
+  private scale: ColorScale | null = null;
   state: "loading" | "ready" | "error" = "loading";
 
   constructor(private readonly opts: CellOptions) {
@@ -78,19 +79,38 @@ export class CellView {
 
   setMap(map: CellMap): void {
     this.map = map;
-    const palette = paletteFor(map.signed, map.range);
-    const domain = domainFor(palette, map.range);
+    this.setState("ready");
+    const target = map.target !== undefined ? `explains ${this.opts.className(map.target)}${map.score !== undefined ? ` (${map.score.toFixed(2)})` : ""}` : "";
+    replaceChildren(this.status, target);
+    this.status.className = "xai-loading";
+    this.paint();
+    if (!this.opts.image.complete) this.resize(this.opts.size);
+  }
+
+  /** The map's own colour scale, or a shared one (null: back to its own). */
+  setScale(scale: ColorScale | null): void {
+    if (JSON.stringify(scale) === JSON.stringify(this.scale)) return;
+    this.scale = scale;
+    if (this.map) this.paint();
+  }
+
+  /** The map shown, if any (for shared colour scales). */
+  get shownMap(): CellMap | null {
+    return this.map;
+  }
+
+  /** Colour the map into the offscreen canvas and draw the legend, then redraw. */
+  private paint(): void {
+    const map = this.map!;
+    const own = scaleFor(map.signed, map.range);
+    const { palette, domain } = this.scale ?? own;
     const off = document.createElement("canvas");
     off.width = map.width;
     off.height = map.height;
     off.getContext("2d")!.putImageData(new ImageData(colorize(map.values, palette, domain), map.width, map.height), 0, 0);
     this.mapCanvas = off;
-    this.setState("ready");
-    const target = map.target !== undefined ? `explains ${this.opts.className(map.target)}${map.score !== undefined ? ` (${map.score.toFixed(2)})` : ""}` : "";
-    replaceChildren(this.status, target);
-    this.status.className = "xai-loading";
     replaceChildren(this.legendSlot, legend(palette, domain));
-    if (!this.opts.image.complete) this.resize(this.opts.size);
+    this.el.dataset.domain = domain.join(",");
     this.draw();
   }
 
