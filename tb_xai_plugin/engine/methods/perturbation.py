@@ -16,7 +16,7 @@ FILL = Param("fill", "choice", "mean", "Removed features become", choices=("mean
 SCORE = Param("score", "choice", "probability", "Score", choices=("probability", "logit"))
 SEGMENTATION = Param("segmentation", "choice", "slic", "Features", choices=("slic", "grid"))
 SEGMENTS = Param("segments", "int", 25, "Superpixels (slic) or patches (grid), about", min=2, max=1024)
-COMPACTNESS = Param("compactness", "float", 10.0, "SLIC compactness (higher: squarer)", min=0.01, max=1000.0)
+COMPACTNESS = Param("compactness", "float", 1.0, "SLIC compactness (image scaled to [0, 1]; higher: squarer)", min=0.001, max=1000.0)
 BLUR_SIGMA_FRACTION = 1 / 16  # "blur" fill: Gaussian sigma as a fraction of the image's shorter side
 
 
