@@ -59,3 +59,12 @@ def test_describe_and_applicable_methods(cnn):
     assert {"gradient", "smoothgrad", "integrated_gradients", "lrp.epsilon", "deep_taylor.bounded"} <= set(described)
     applicable = engine.applicable_methods(cnn)
     assert set(applicable) == set(METHOD_IDS) and all(v["ok"] and v["reason"] == "" for v in applicable.values())
+
+
+def test_after_every_method_the_model_is_unchanged(cnn, cnn_checkpoint, images):
+    # Runs after the tests above (file order): every method has built its graphs in cnn's graph.
+    from tb_xai_plugin import model_info
+
+    assert model_info.weights_checksum(cnn.run(cnn.keras_model.weights)) == cnn_checkpoint[1]["weights_sha256"]
+    assert cnn.logits_model.layers[-1].get_config()["activation"] == "linear"
+    assert cnn.keras_model.layers[-1].get_config()["activation"] == "softmax"
