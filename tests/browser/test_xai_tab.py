@@ -256,6 +256,10 @@ def test_exports_png_npz_and_csv(tab, tmp_path):
             assert npz[k].shape == (1, 28, 28) and npz[k].dtype == np.float32 and np.isfinite(npz[k]).all()
             assert np.ptp(npz[k]) > 0, k
     with page.expect_download() as d:
+        frame.locator("#xai-grid .xai-cell[data-state=ready] .xai-cell-npy").first.click()
+    one = np.load(d.value.path())
+    assert d.value.suggested_filename.endswith("_1.npy") and one.shape == (28, 28) and one.dtype == np.float32
+    with page.expect_download() as d:
         frame.click("#xai-export-csv")
     lines = open(d.value.path()).read().strip().splitlines()
     assert lines[0] == "index,label,run,step,rank,class,class_name,score"
@@ -361,6 +365,25 @@ def test_state_survives_a_reload(tab):
     frame.wait_for_selector("#xai-scatter", timeout=WAIT_MS)
     frame.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=os.path.join(SCREENSHOTS, "tab.png"))
+
+
+def test_a_stale_or_hostile_url_falls_back_to_what_exists(tab, tensorboard):
+    _, _, errors = tab
+    page = tab[0].context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append("page error: %s" % e))
+    state = {"s": ["ghost", "../../etc"], "m": [["ghost", 9], ["alpha", 99], ["beta", 2]], "a": [["nope", {}], "x"],
+             "t": "<img src=x onerror=alert(1)>", "r": [-3, 10**9], "o": 5, "z": "big", "f": "?"}
+    page.goto(tensorboard + "/#xai&xai=" + urllib.parse.quote(json.dumps(state)))
+    frame = wait_for_frame(page)
+    frame.wait_for_selector("#xai-grid", timeout=WAIT_MS)
+    wait_grid(frame)
+    now = state_in_url(page)
+    assert now["m"] == [["beta", 2]]  # unknown runs and steps dropped
+    assert now["s"] == ["alpha", "val"] and now["t"] == "predicted" and now["r"] == [0]
+    assert len(now["a"]) == 1 and now["a"][0][0] != "nope"  # the first registered method
+    assert frame.evaluate("document.querySelectorAll('img[src=x]').length") == 0
+    page.close()
 
 
 def test_no_console_errors(tab):
