@@ -200,10 +200,10 @@ export class HistogramPlot {
   }
 
   /** Bars of `values` over the `visible` samples, labelled `xLabel`. */
-  setData(values: ArrayLike<number>, visible: number[], xLabel: string, bins = 20): void {
+  setData(values: ArrayLike<number>, visible: number[], xLabel: string, domain: [number, number] | null = null, bins = 20): void {
     this.values = values;
     this.visible = visible;
-    const [lo, hi] = extent(values, visible);
+    const [lo, hi] = domain ?? extent(values, visible);
     this.bins = histogram(values, visible, bins, lo, hi);
     const { width, height } = this.o;
     this.x = scaleLinear().domain([lo, hi]).range([MARGIN.left, width - MARGIN.right]);
@@ -220,7 +220,10 @@ export class HistogramPlot {
     const svg = select(this.svg);
     svg.selectAll("*").remove();
     svg.append("g").attr("transform", `translate(0,${height - MARGIN.bottom})`).call(axisBottom(this.x).ticks(6));
-    svg.append("g").attr("transform", `translate(${MARGIN.left},0)`).call(axisLeft(y).ticks(5));
+    const counts = axisLeft(y)
+      .ticks(Math.min(5, most))
+      .tickFormat((v) => (Number.isInteger(+v) ? String(v) : ""));
+    svg.append("g").attr("transform", `translate(${MARGIN.left},0)`).call(counts);
     svg.append("text").attr("x", width / 2).attr("y", height - 4).attr("text-anchor", "middle").attr("font-size", 11).text(xLabel);
     const b = brushX<unknown>()
       .extent([

@@ -87,7 +87,7 @@ export class SuggestionPanel {
       const label = useActivation
         ? `mean activation of ${stats.activation!.layer}${stats.activation!.neuron !== null ? `, channel ${stats.activation!.neuron}` : ""}`
         : "1 - p(true label)";
-      this.histogram.setData(values, visible, label);
+      this.histogram.setData(values, visible, label, useActivation ? null : [0, 1]);
     }
     this.el.dataset.mode = this.mode;
     this.renderSelection();
