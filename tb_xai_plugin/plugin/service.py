@@ -76,10 +76,11 @@ class XaiService:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    def _submit(self, job, key, message, store):
+    def _submit(self, job, key, message, store, cached):
         """Submit a task whose progress counts toward `job`; store(result) fills the cache before the
-        task counts as done, so an identical request never falls between in-flight and cached."""
-        future = self.pool.submit(key_digest(key), message, on_result=store)
+        task counts as done, and cached() rebuilds the result from the cache (None if incomplete), so
+        an identical request never falls between in-flight and cached."""
+        future = self.pool.submit(key_digest(key), message, on_result=store, cached=cached)
         future.add_listener(lambda done, total, part=future.task_id: job.report(part, done, total))
         job.attach(future)
         return future
@@ -132,11 +133,16 @@ class XaiService:
                 for i, row in zip(missing, result["probs"]):
                     self.cache.put(self._probs_index_key(ckpt, sref, i), {"probs": row})
 
-            return ("some", (rows, missing, self._submit(job, key, message, store)))
+            def cached():
+                found = [self.cache.get(self._probs_index_key(ckpt, sref, i)) for i in missing]
+                return None if any(f is None for f in found) else {"probs": np.stack([f["probs"] for f in found])}
+
+            return ("some", (rows, missing, self._submit(job, key, message, store, cached)))
         message = {"op": "predict", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref), "indices": None}
         key = ("predict", checkpoint_key(ckpt), sref.manifest["sha256"], None)
         all_key = self._probs_all_key(ckpt, sref)
-        return ("all", self._submit(job, key, message, lambda result: self.cache.put(all_key, {"probs": result["probs"]})))
+        store = lambda result: self.cache.put(all_key, {"probs": result["probs"]})  # noqa: E731
+        return ("all", self._submit(job, key, message, store, lambda: self.cache.get(all_key)))
 
     def _collect_probs(self, ckpt, sref, indices, pending):
         """Probabilities from a finished _request_probs; XaiError if the task failed."""
@@ -233,8 +239,17 @@ class XaiService:
                 "layer": cell["layer"], "neuron": cell["neuron"], "seed": cell["seed"],
             }  # fmt: skip
             key = ("attribute",) + self._map_key(cell, req, tuple(cell["missing"]))
-            cell["future"] = self._submit(job, key, message, lambda result: self._store_maps(cell, req, result))
+            cell["future"] = self._submit(
+                job, key, message, lambda result: self._store_maps(cell, req, result), lambda: self._cached_maps(cell, req)
+            )
         return cell
+
+    def _cached_maps(self, cell, req):
+        """A task's result for the cell's missing samples rebuilt from the cache, or None if one is not there."""
+        found = [self.cache.get(self._map_key(cell, req, i)) for i in cell["missing"]]
+        if any(f is None for f in found):
+            return None
+        return {name: np.stack([f[field] for f in found]) for name, field in (("maps", "map"), ("targets", "target"), ("scores", "score"))}
 
     def _store_maps(self, cell, req, result):
         """Put a finished task's maps into the cache, one entry per sample."""
@@ -309,7 +324,8 @@ class XaiService:
             "indices": None, "layer": req.layer, "neuron": req.neuron,
         }  # fmt: skip
         key = self._activation_key(ckpt, sref, req)
-        return ("future", self._submit(job, key, message, lambda result: self.cache.put(key, {"mean": result["mean"]})))
+        store = lambda result: self.cache.put(key, {"mean": result["mean"]})  # noqa: E731
+        return ("future", self._submit(job, key, message, store, lambda: self.cache.get(key)))
 
     def _collect_activation(self, ckpt, sref, req, pending):
         """{"layer", "neuron", "mean"} (or with "error") from _request_activation; None if not asked."""

@@ -18,11 +18,17 @@ from tb_xai_plugin.errors import XaiError
 
 logger = logging.getLogger(__name__)
 
+MEMORY_POLL_S = 0.05  # how often a slot checks its worker's memory while waiting for its answer
+
 
 class WorkerDiedError(XaiError):
     """The worker process computing a request died; the request can be retried."""
 
     http_status = 503
+
+
+class WorkerOutOfMemoryError(WorkerDiedError):
+    """The worker went over its memory limit (--xai_worker_memory_mb) and was stopped."""
 
 
 class OverloadedError(XaiError):
@@ -123,6 +129,19 @@ class WorkerSlot:
             self.process.join(5)
         self.process, self.conn = None, None
 
+    def receive(self):
+        """The worker's next message; WorkerOutOfMemoryError (after killing it) once its RSS passes the pool's limit."""
+        limit = self.pool.memory_limit_bytes
+        while limit and not self.conn.poll(MEMORY_POLL_S):
+            rss = process_rss(self.process.pid)
+            if rss > limit:
+                self.process.kill()
+                raise WorkerOutOfMemoryError(
+                    "the worker process computing this request went over its memory limit of %d MiB "
+                    "(--xai_worker_memory_mb) and was stopped; retry with fewer samples" % (limit >> 20)
+                )
+        return self.conn.recv()
+
     def send(self, message):
         """Send one message to the worker (tasks and cancels come from different threads)."""
         with self.send_lock:
@@ -136,7 +155,7 @@ class WorkerSlot:
             task.slot = self
             self.send(("task", task.task_id, task.message))
             while True:
-                kind, task_id, payload = self.conn.recv()
+                kind, task_id, payload = self.receive()
                 if task_id != task.task_id:
                     continue
                 if kind == "progress":
@@ -151,6 +170,12 @@ class WorkerSlot:
                     error.http_status = status
                     task.settle(error=error)
                     return
+        except WorkerOutOfMemoryError as e:
+            logger.warning("tb-xai worker %d stopped: %s", self.index, e)
+            self.pool.stats["died"] += 1
+            self.pool.stats["out_of_memory"] += 1
+            self.stop()
+            task.settle(error=e)
         except (EOFError, OSError) as e:
             code = self.process.exitcode if self.process is not None else None
             if self.process is not None:
@@ -173,14 +198,26 @@ class WorkerSlot:
             self.current = None
 
 
-class WorkerPool:
-    """`size` worker processes fed from one queue; `submit` merges identical tasks in flight."""
+def process_rss(pid):
+    """Resident memory of process `pid` in bytes (0 once it is gone)."""
+    import psutil
 
-    def __init__(self, size=1, options=None, max_queue=1024):
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+class WorkerPool:
+    """`size` worker processes fed from one queue; `submit` merges identical tasks in flight.
+    A worker whose resident memory passes `memory_limit_mb` (0: no limit) is killed, failing its task."""
+
+    def __init__(self, size=1, options=None, max_queue=1024, memory_limit_mb=0):
         self.size = max(1, int(size))
         self.options = dict(options or {})
         self.max_queue = max_queue
-        self.stats = {"submitted": 0, "merged": 0, "started": 0, "died": 0}
+        self.memory_limit_bytes = int(memory_limit_mb) << 20
+        self.stats = {"submitted": 0, "merged": 0, "started": 0, "died": 0, "out_of_memory": 0, "late_cache_hits": 0}
         self._queue = queue.Queue()
         self._inflight = {}
         self._lock = threading.Lock()
@@ -189,9 +226,11 @@ class WorkerPool:
         self._threads = []
         self._closed = False
 
-    def submit(self, key, message, on_result=None):
+    def submit(self, key, message, on_result=None, cached=None):
         """A TaskFuture for `message`; a task with the same `key` already in flight is shared.
-        on_result(result) runs before the future is done (to fill a cache while the task is in flight)."""
+        on_result(result) runs before the future is done (to fill a cache while the task is in flight).
+        cached() -> the result or None is asked when no such task is in flight: one that finished
+        since the caller missed the cache has stored its result there, and is not computed again."""
         with self._lock:
             if self._closed:
                 raise OverloadedError("the worker pool is shutting down")
@@ -199,6 +238,12 @@ class WorkerPool:
             if future is not None and not future.done():
                 future.waiters += 1
                 self.stats["merged"] += 1
+                return future
+            result = cached() if cached is not None else None
+            if result is not None:
+                self.stats["late_cache_hits"] += 1
+                future = TaskFuture(self, next(self._ids), key, message)
+                future.settle(result)
                 return future
             if self._queue.qsize() >= self.max_queue:
                 raise OverloadedError("too many requests are queued (%d); retry later" % self.max_queue)
