@@ -25,17 +25,26 @@ class XaiLoader(base_plugin.TBLoader):
             help="folder of the on-disk result cache (default ~/.cache/tb-xai; empty: memory only)",
         )
         group.add_argument(
+            "--xai_worker_memory_mb",
+            type=int,
+            default=0,
+            help="a worker process whose resident memory passes this many MiB is stopped and its request "
+            "answers 503 (default 0: no limit; a worker needs about 500 MiB to start)",
+        )
+        group.add_argument(
             "--xai_allow_unsafe_models",
             action="store_true",
             help="load checkpoints with Lambda layers, which run code stored in the file (default off)",
         )
 
     def fix_flags(self, flags):
-        """FlagsError for a worker count outside 1..64 or a negative cache budget."""
+        """FlagsError for a worker count outside 1..64 or a negative cache or memory budget."""
         if flags.xai_workers < 1 or flags.xai_workers > 64:
             raise base_plugin.FlagsError("--xai_workers must be within 1..64")
         if flags.xai_cache_mb < 0:
             raise base_plugin.FlagsError("--xai_cache_mb must not be negative")
+        if getattr(flags, "xai_worker_memory_mb", 0) < 0:
+            raise base_plugin.FlagsError("--xai_worker_memory_mb must not be negative")
 
     def load(self, context):
         """The XaiPlugin (imported only now: the loader stays light)."""

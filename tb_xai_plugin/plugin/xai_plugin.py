@@ -29,7 +29,13 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 JSON = "application/json"
-DEFAULT_FLAGS = {"xai_workers": 1, "xai_cache_mb": 512, "xai_cache_dir": "~/.cache/tb-xai", "xai_allow_unsafe_models": False}
+DEFAULT_FLAGS = {
+    "xai_workers": 1,
+    "xai_cache_mb": 512,
+    "xai_cache_dir": "~/.cache/tb-xai",
+    "xai_allow_unsafe_models": False,
+    "xai_worker_memory_mb": 0,
+}
 PLACEHOLDER_JS = (
     "export async function render() {\n"
     "  document.body.textContent = 'The tb-xai dashboard is not built: run `make frontend` (or install the wheel).';\n"
@@ -122,7 +128,9 @@ class XaiPlugin(base_plugin.TBPlugin):
             int(flag(flags, "xai_cache_mb")) << 20, os.path.expanduser(cache_dir) if cache_dir else None
         )
         self.pool = WorkerPool(
-            flag(flags, "xai_workers"), options={"allow_unsafe": bool(flag(flags, "xai_allow_unsafe_models"))}
+            flag(flags, "xai_workers"),
+            options={"allow_unsafe": bool(flag(flags, "xai_allow_unsafe_models"))},
+            memory_limit_mb=int(flag(flags, "xai_worker_memory_mb")),
         )
         self.jobs = Jobs()
         self.service = XaiService(self.catalog, self.cache, self.pool, self.jobs)
