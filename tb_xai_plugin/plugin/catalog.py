@@ -108,10 +108,12 @@ class Catalog:
         return found
 
     def sample_set(self, ctx, experiment_id, run, name):
-        """The SampleSetRef named `name` in `run`; NotFoundError if there is none."""
+        """The SampleSetRef named `name` in `run`; NotFoundError if there is none or its data file is gone."""
         found = self.run(ctx, experiment_id, run).sample_sets.get(name)
         if found is None:
             raise NotFoundError("run %r has no sample set named %r" % (run, name))
+        if not _gfile().exists(found.path):  # deleted since the listing: never served from a memory copy
+            raise NotFoundError("sample set %r of run %r is missing: its data file was deleted" % (name, run))
         return found
 
     def images(self, ref):
@@ -172,7 +174,8 @@ class Catalog:
         """{name: SampleSetRef} from the manifests in <root>/samples."""
         folder = join(root, metadata.SAMPLES_DIR)
         found = {}
-        for name in self._list(folder):
+        names = set(self._list(folder))
+        for name in sorted(names):
             match = SAMPLES_MANIFEST.match(name)
             if not match or not metadata.NAME_PATTERN.match(match.group(1)):
                 continue
@@ -180,6 +183,8 @@ class Catalog:
             set_name = match.group(1)
             if manifest is None or manifest["name"] != set_name or manifest["file"] != set_name + ".npz":
                 continue
+            if manifest["file"] not in names:
+                continue  # a manifest whose data file was deleted
             found[set_name] = SampleSetRef(run, set_name, join(folder, manifest["file"]), manifest)
         return dict(sorted(found.items()))
 
