@@ -59,22 +59,25 @@ def attribute(
     probs = predict.probabilities(model, x) if targets.check_target(target)["kind"] == "predicted" else None
     explained = targets.resolve_targets(target, len(x), labels, model.num_classes, probs)
     size = batching.batch_size(model, len(x), memory_budget)
-    maps, raws, scores = [], [], []
+    results = []
     for part in batching.batches(len(x), size):
-        batch = x[part]
-        with model.probs_of(batch) as probe:
-            out = method.compute(model, batch, explained[part], params, layer, neuron, np.random.default_rng(seed))
-        batch_probs = probs[part] if probs is not None else probe["probs"]
-        if batch_probs is None:
-            batch_probs = predict.probabilities(model, batch)
-        scores.append(batch_probs[np.arange(len(batch)), explained[part]])
-        batch_maps, batch_raw = reduce_to_maps(out, batch.shape)
-        maps.append(batch_maps)
-        raws.append(batch_raw)
+        batch_probs = None if probs is None else probs[part]
+        results.append(_one_batch(model, method, x[part], explained[part], params, layer, neuron, seed, batch_probs))
         if progress is not None:
             progress(part.stop, len(x))
+    maps, raws, scores = zip(*results)
     raw = None if any(r is None for r in raws) else np.concatenate(raws)
     return Attribution(np.concatenate(maps), raw, explained, np.concatenate(scores).astype(np.float32))
+
+
+def _one_batch(model, method, batch, explained, params, layer, neuron, seed, probs):
+    """(maps [n,H,W], raw or None, scores [n]) of one batch; probs [n,K] if known, else from the method's run."""
+    with model.probs_of(batch) as probe:
+        out = method.compute(model, batch, explained, params, layer, neuron, np.random.default_rng(seed))
+    if probs is None:
+        probs = probe["probs"] if probe["probs"] is not None else predict.probabilities(model, batch)
+    maps, raw = reduce_to_maps(out, batch.shape)
+    return maps, raw, probs[np.arange(len(batch)), explained]
 
 
 def applicable_methods(model):
