@@ -1,5 +1,6 @@
 // Wiring: state changes -> requests -> views. Responses for a selection that changed meanwhile are dropped.
 import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, imageUrl, postSuggestions } from "./api";
+import { classNames, sampleCount } from "./catalog";
 import { sessionHparams, type Hparams } from "./hparams";
 import { sharedScales } from "./heatmap";
 import { download, npyBytes, toCsv } from "./export";
@@ -11,9 +12,10 @@ import type { CellView } from "./views/cell";
 import { h, replaceChildren } from "./views/dom";
 import { cellKey, GridView, type Column } from "./views/grid";
 import { ProgressView } from "./views/progress";
-import { latestStep, SetupView } from "./views/setup";
+import { defaultParams, latestStep, SetupView } from "./views/setup";
 import { SuggestionPanel } from "./views/suggestions";
 import { spreadSteps, timelineControls } from "./views/timeline";
+import { gridToolbar } from "./views/toolbar";
 
 const MAX_ROWS = 16;
 const BASE_SIZE = 128;
@@ -22,6 +24,12 @@ const STRIP_STEPS = 8;
 /** Keys of ViewState whose change needs new maps or predictions. */
 const FETCH_KEYS: (keyof ViewState)[] = ["samples", "models", "methods", "target", "layer", "neuron", "rows"];
 const SUGGEST_KEYS: (keyof ViewState)[] = ["samples", "models", "layer", "neuron", "histogram"];
+/** Keys the setup bar and the grid toolbar show (the opacity slider keeps its own value while dragged). */
+const SETUP_KEYS: (keyof ViewState)[] = ["samples", "models", "methods", "target", "layer", "neuron", "hparams"];
+const TOOLBAR_KEYS: (keyof ViewState)[] = ["samples", "rows", "zoom", "scale"];
+
+/** `o` restricted to `keys`. */
+const pick = <T>(o: Record<string, T>, keys: string[]): Record<string, T> => Object.fromEntries(Object.entries(o).filter(([k]) => keys.includes(k)));
 
 const changed = (s: ViewState, prev: ViewState, keys: (keyof ViewState)[]) => keys.some((k) => JSON.stringify(s[k]) !== JSON.stringify(prev[k]));
 
@@ -112,17 +120,23 @@ export class App {
       const r = this.runs.find((x) => x.sample_sets.length);
       samples = r ? { run: r.run, name: r.sample_sets[0].name } : null;
     }
-    let methods = s.methods.filter((m) => this.methods.some((x) => x.id === m.id));
-    if (!methods.length && this.methods.length) methods = [{ id: this.methods[0].id, params: Object.fromEntries(this.methods[0].params.map((p) => [p.name, p.default])) }];
+    // Known methods only, each with its schema's parameters (defaults for the missing ones).
+    let methods = s.methods.flatMap((m) => {
+      const info = this.methods.find((x) => x.id === m.id);
+      return info ? [{ id: m.id, params: { ...defaultParams(info), ...pick(m.params, Object.keys(defaultParams(info))) } }] : [];
+    });
+    if (!methods.length && this.methods.length) methods = [{ id: this.methods[0].id, params: defaultParams(this.methods[0]) }];
     const count = this.sampleCount(samples);
     const rows = s.rows.filter((i) => i < count);
     return { models, samples, methods, rows: rows.length ? rows : [0] };
   }
 
+  /** React to a state change: URL, setup bar, toolbar, grid, timeline, suggestions, each only when its inputs changed. */
   private changed(s: ViewState, prev: ViewState): void {
     writeUrlState(s);
     if (!s.models.length || !sameModel(s.models[0], prev.models[0] ?? { run: "", step: -1 }) || !this.layers) this.layersReady = this.loadLayers();
-    this.renderSetup();
+    if (changed(s, prev, SETUP_KEYS)) this.renderSetup();
+    if (changed(s, prev, TOOLBAR_KEYS)) this.renderGridTools();
     if (changed(s, prev, FETCH_KEYS)) this.refreshGrid();
     else {
       if (s.zoom !== prev.zoom) this.forEachCell((c) => c.resize(BASE_SIZE * s.zoom));
@@ -134,11 +148,12 @@ export class App {
     else if (changed(s, prev, ["filters"]) && this.stats) this.suggestions.show(this.stats, s.filters, s.histogram);
   }
 
+  /** Redraw the setup bar from the data loaded so far and the state. */
   private renderSetup(): void {
     this.setup.render({ runs: this.runs, sessions: this.sessions, methods: this.methods, layers: this.layers, classNames: this.classNames() }, this.store.get());
-    this.renderGridTools();
   }
 
+  /** Fetch the first model's layers (for the layer picker and method applicability), dropping outdated answers. */
   private async loadLayers(): Promise<void> {
     const first = this.store.get().models[0];
     const key = first ? `${first.run}@${first.step}` : "";
@@ -158,41 +173,19 @@ export class App {
 
   // --- the grid ---
 
+  /** Redraw the grid's toolbar. */
   private renderGridTools(): void {
     const s = this.store.get();
-    const count = this.sampleCount(s.samples);
     replaceChildren(
       this.gridTools,
-      h("button", { class: "xai-btn", id: "xai-prev", title: "previous sample (←)", onclick: () => this.step(-1) }, "◀"),
-      h("span", { id: "xai-rows" }, `sample${s.rows.length > 1 ? "s" : ""} ${s.rows.join(", ")} of ${count}`),
-      h("button", { class: "xai-btn", id: "xai-next", title: "next sample (→)", onclick: () => this.step(1) }, "▶"),
-      h(
-        "label",
-        {},
-        "opacity ",
-        h("input", { id: "xai-opacity", type: "range", min: 0, max: 1, step: 0.05, value: s.opacity, oninput: (e) => this.store.update({ opacity: +(e.target as HTMLInputElement).value }) }),
-      ),
-      h(
-        "label",
-        {},
-        "zoom ",
-        h("select", { id: "xai-zoom", onchange: (e) => this.store.update({ zoom: +(e.target as HTMLSelectElement).value }) }, ...[0.5, 1, 1.5, 2, 3, 4].map((z) => h("option", { value: z, selected: z === s.zoom }, `${z}x`))),
-      ),
-      h(
-        "label",
-        { title: "compare magnitudes: one colour range for all maps of a method" },
-        "colours ",
-        h(
-          "select",
-          { id: "xai-scale", onchange: (e) => this.store.update({ scale: (e.target as HTMLSelectElement).value as ViewState["scale"] }) },
-          h("option", { value: "own", selected: s.scale === "own" }, "each map's own range"),
-          h("option", { value: "method", selected: s.scale === "method" }, "one range per method"),
-        ),
-      ),
-      h("button", { class: "xai-btn", id: "xai-export-png", onclick: () => this.exportPng() }, "PNG"),
-      h("button", { class: "xai-btn", id: "xai-export-npz", onclick: () => this.exportNpz() }, "Maps .npz"),
-      h("button", { class: "xai-btn", id: "xai-export-csv", onclick: () => this.exportCsv() }, "Predictions CSV"),
-      h("button", { class: "xai-btn", id: "xai-refresh", title: "compute again what failed or was cancelled", onclick: () => this.refreshGrid() }, "Refresh"),
+      ...gridToolbar(s, this.sampleCount(s.samples), {
+        step: (d) => this.step(d),
+        update: (patch) => this.store.update(patch),
+        exportPng: () => this.exportPng(),
+        exportNpz: () => this.exportNpz(),
+        exportCsv: () => this.exportCsv(),
+        refresh: () => this.refreshGrid(),
+      }),
     );
   }
 
@@ -212,6 +205,7 @@ export class App {
     void this.fill(this.grid, s.rows, this.columns, gen, () => this.generation);
   }
 
+  /** An empty grid of cells for `rows` x `columns`, wired to the shared hover, zoom and opacity. */
   private buildGrid(rows: number[], columns: Column[]): GridView {
     const s = this.store.get();
     return new GridView({
@@ -309,6 +303,7 @@ export class App {
 
   private timelineGeneration = 0;
 
+  /** Rebuild the over-training panel: run picker, step slider, the maps at that step and the strip over steps. */
   private refreshTimeline(): void {
     const s = this.store.get();
     const runName = s.timelineRun ?? s.models[0]?.run ?? this.runs.find((r) => r.checkpoints.length)?.run ?? null;
@@ -350,6 +345,7 @@ export class App {
 
   // --- suggestions ---
 
+  /** Fetch per-sample statistics for the chosen models and show them; outdated answers are dropped. */
   private async loadSuggestions(): Promise<void> {
     const s = this.store.get();
     const gen = ++this.suggestGeneration;
@@ -391,6 +387,7 @@ export class App {
     this.store.update({ rows: s.rows.map((i) => (((i + delta) % n) + n) % n) });
   }
 
+  /** Arrow keys move the rows, unless the person is typing in a control. */
   private key(e: KeyboardEvent): void {
     const t = e.target as HTMLElement | null;
     if (t && /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName)) return;
@@ -398,11 +395,13 @@ export class App {
     else if (e.key === "ArrowLeft") this.step(-1);
   }
 
+  /** Cancel everything in flight on the server; the waiting cells then say so. */
   private async cancel(): Promise<void> {
     await this.data.cancelAll();
     this.progress.tell("Cancelled.");
   }
 
+  /** Download the grid as one PNG. */
   private exportPng(): void {
     if (!this.grid) return;
     const canvas = this.grid.toCanvas(this.columns, this.store.get().rows, (i) => `#${i}${this.labelName(i)}`);
@@ -416,12 +415,14 @@ export class App {
     this.progress.tell(skipped.length ? `Left out of the .npz (not computed): ${skipped.join(", ")}` : "");
   }
 
+  /** Download one cell's map as a [H, W] float32 .npy. */
   private exportCellNpy(index: number, c: Column): void {
     const m = this.data.cachedMap(this.query(c), index);
     if (!m || "error" in m) return;
     download(`${columnName(c)}_${index}.npy`, npyBytes(m.values, [m.height, m.width]), "application/octet-stream");
   }
 
+  /** Download every shown model's top-k predictions on the shown rows as CSV. */
   private exportCsv(): void {
     const s = this.store.get();
     if (!s.samples) return;
@@ -431,43 +432,42 @@ export class App {
 
   // --- lookups ---
 
+  /** Every cell of the grid, the over-training grid and its strip. */
   private forEachCell(fn: (c: CellView) => void): void {
     this.grid?.forEach(fn);
     this.timeline?.forEach(fn);
     this.strip?.forEach(fn);
   }
 
-  private sampleSet() {
-    const s = this.store.get().samples;
-    return s ? this.runs.find((r) => r.run === s.run)?.sample_sets.find((x) => x.name === s.name) : undefined;
-  }
-
+  /** Size of a sample set (0 when unknown). */
   private sampleCount(samples: ViewState["samples"]): number {
-    return samples ? this.runs.find((r) => r.run === samples.run)?.sample_sets.find((x) => x.name === samples.name)?.count ?? 0 : 0;
+    return sampleCount(this.runs, samples);
   }
 
+  /** Class names for the current sample set and first model. */
   private classNames(): string[] {
-    const names = this.sampleSet()?.class_names;
-    if (names && names.length) return names;
-    const first = this.store.get().models[0];
-    const n = first ? this.runs.find((r) => r.run === first.run)?.checkpoints.find((c) => c.step === first.step)?.num_classes ?? 0 : 0;
-    return Array.from({ length: n }, (_, i) => `class ${i}`);
+    const s = this.store.get();
+    return classNames(this.runs, s.samples, s.models[0]);
   }
 
+  /** A class index's name. */
   private className(c: number): string {
     return this.classNames()[c] ?? `class ${c}`;
   }
 
+  /** ' (label name)' of a sample once its predictions arrived, else ''. */
   private labelName(index: number): string {
     const s = this.store.get();
     const p = s.samples && s.models[0] ? this.data.cachedPrediction(s.samples, s.models[0], index) : undefined;
     return p && !("error" in p) && p.label !== null && p.label >= 0 ? ` (${this.className(p.label)})` : "";
   }
 
+  /** A method's display label. */
   private methodLabel(id: string): string {
     return this.methods.find((m) => m.id === id)?.label ?? id;
   }
 
+  /** URL of a sample's image in the current sample set. */
   private imageSrc(index: number): string {
     const s = this.store.get().samples;
     return s ? imageUrl(s, index) : "";

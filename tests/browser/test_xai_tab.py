@@ -171,6 +171,14 @@ def test_hover_shows_the_value_in_every_panel(tab):
     assert len(readouts) >= 4 and len(where) == 1, readouts  # the same pixel in every panel
     x, y = map(int, where.pop().strip("()").split(","))
     assert abs(x - 14) <= 1 and abs(y - 14) <= 1
+    slider = frame.locator("#xai-opacity").bounding_box()
+    page = tab[0]
+    page.mouse.move(slider["x"] + 2, slider["y"] + slider["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(slider["x"] + slider["width"] - 1, slider["y"] + slider["height"] / 2, steps=10)
+    page.mouse.up()
+    assert state_in_url(page)["o"] == 1  # a drag goes all the way: the slider is not rebuilt under the pointer
+    set_opacity(frame, 0.6)
     frame.select_option("#xai-zoom", "2")
     sizes = frame.evaluate("[...document.querySelectorAll('#xai-grid canvas.xai-map')].map(c => c.getBoundingClientRect().width)")
     assert sizes and all(abs(w - 256) < 1 for w in sizes), sizes
