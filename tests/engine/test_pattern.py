@@ -144,3 +144,57 @@ def test_unsupported_networks_are_refused_with_a_reason(tmp_path, build, reason)
         engine.attribute(model, "pattern.attribution", x)
     with pytest.raises(XaiError, match=reason):
         pattern.fit_patterns(model, x)
+
+
+def test_conv_layer_patterns_match_a_numpy_fit_over_patches(cnn, images):
+    import reference as ref
+    import tensorflow as tf
+
+    fitted = pattern.fit_patterns(cnn, images[:2])
+    with cnn.in_graph():
+        layer = cnn.keras_model.get_layer("conv2")
+        x = tf.keras.Model(cnn.keras_model.inputs, layer.get_input_at(0)).predict(cnn.preprocess(images[:2]), verbose=0)
+        kernel, bias = layer.get_weights()
+    padded = [ref.pad_same_3x3(a.astype(np.float64)) for a in x]
+    patches = np.stack([p[i : i + 3, j : j + 3].ravel() for p in padded for i in range(x.shape[1]) for j in range(x.shape[2])])
+    flat = kernel.reshape(-1, kernel.shape[-1])
+    y = patches @ flat + bias
+    for estimator, mask in (("linear", np.ones_like(y, bool)), ("relu", y > 0)):
+        for k in range(y.shape[1]):
+            xs, ys = patches[mask[:, k]], y[mask[:, k], k]
+            cov = ((xs - xs.mean(0)) * (ys - ys.mean())[:, None]).mean(0)
+            np.testing.assert_allclose(getattr(fitted, estimator)["conv2"][:, k], cov / (flat[:, k] @ cov), rtol=2e-3, atol=1e-4)
+
+
+def two_layer_net():
+    """Dense 6 -> ReLU 5 -> 3 logits on 1x6x1 images."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((1, 6, 1))
+    h = tf.keras.layers.Dense(5, activation="relu", name="hidden")(tf.keras.layers.Flatten()(inputs))
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(3, name="out")(h))
+
+
+def test_backward_passes_equal_the_paper_written_out_in_numpy(tmp_path):
+    model = engine.load_checkpoint(*write_checkpoint(two_layer_net(), tmp_path))
+    fit_set = np.random.default_rng(8).normal(size=(300, 1, 6, 1)).astype(np.float32)
+    fitted = pattern.fit_patterns(model, fit_set)
+    with model.in_graph():
+        (w1, b1), (w2, b2) = model.keras_model.get_layer("hidden").get_weights(), model.keras_model.get_layer("out").get_weights()
+    x = np.random.default_rng(9).normal(size=(4, 1, 6, 1)).astype(np.float32)
+    flat = x.reshape(4, 6).astype(np.float64)
+    z = flat @ w1 + b1
+    y = np.maximum(z, 0) @ w2 + b2  # [4, 3]
+    a1, a2 = fitted.relu["hidden"], fitted.linear["out"]  # ReLU unit: a+; linear output: a
+    for c in range(3):
+        target = {"kind": "class", "index": c}
+        signal = engine.attribute(model, "pattern.net", x, target=target).raw.reshape(4, 6)
+        expected = y[:, c : c + 1] * (((z > 0) * a2[:, c]) @ a1.T)  # s = y_c A1 (mask * A2[:, c])
+        np.testing.assert_allclose(signal, expected, rtol=1e-4, atol=1e-5)
+        relevance = engine.attribute(model, "pattern.attribution", x, target=target).raw.reshape(4, 6)
+        expected = y[:, c : c + 1] * (((z > 0) * (w2 * a2)[:, c]) @ (w1 * a1).T)
+        np.testing.assert_allclose(relevance, expected, rtol=1e-4, atol=1e-5)
+    linear = engine.attribute(model, "pattern.net", x, params={"estimator": "linear"}, target={"kind": "class", "index": 0}).raw
+    expected = y[:, :1] * (((z > 0) * a2[:, 0]) @ fitted.linear["hidden"].T)
+    np.testing.assert_allclose(linear.reshape(4, 6), expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(fitted.linear["hidden"], a1, atol=1e-3)
