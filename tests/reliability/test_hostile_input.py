@@ -1,0 +1,234 @@
+"""Hostile input on every route (hypothesis): wrong types, huge and negative numbers, NaN, enormous and
+deeply nested bodies, unknown fields, run names with '..', '/', '%2e%2e', NUL or any Unicode, steps
+that do not exist. Always a JSON answer with a 4xx for bad input, never a 500; a secret file next to
+the logdir never appears in an answer, and no path outside the logdir (and the plugin's own static
+and cache folders) is ever opened or listed: every open() and every tf.io.gfile call is recorded."""
+
+import http.client
+import json
+import os
+import shutil
+import sys
+import urllib.parse
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.plugin.conftest import body_of
+from tests.reliability.conftest import SAMPLES, HttpServed
+
+SECRET = b"tb-xai-secret-4f9c2e"
+ALLOWED_STATUS = {200, 400, 403, 404, 405, 409, 413}
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+NASTY_NAMES = [
+    "..", "../..", "m1/..", "m1/../../secret", "../secret.txt", "/etc/passwd", "%2e%2e", "%2e%2e%2fsecret.txt",
+    "..%2f", "m1\x00", "m1\x00/../..", "./m1", "m1/./", "m1/", "m1//x", "\\..\\secret.txt", "C:\\secret", "~",
+    "\u202e1m", "m\u0301", "\ud7ff", "💥", "." * 600, "m1" * 300, " ", "", ".",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hostile(three_models, tmp_path_factory):
+    """A server on a private logdir copy with a secret file beside it; yields (server, opened paths)."""
+    parent = tmp_path_factory.mktemp("hostile")
+    logdir = str(parent / "logdir")
+    shutil.copytree(three_models, logdir)
+    (parent / "secret.txt").write_bytes(SECRET)
+    os.makedirs(os.path.join(logdir, "..", "m1"), exist_ok=True)
+    (parent / "m1" / "secret.txt").write_bytes(SECRET)
+    opened = []
+    server = HttpServed(logdir, str(parent / "cache"))
+    with record_paths(opened):
+        yield server, opened, str(parent)
+    server.close()
+
+
+class record_paths:
+    """Context: append every path given to open() (audit hook) or to tf.io.gfile to `opened`."""
+
+    active = None
+
+    def __init__(self, opened):
+        self.opened = opened
+        self.patch = pytest.MonkeyPatch()
+
+    def __enter__(self):
+        from tensorboard.compat import tf
+
+        if record_paths.active is None:
+            sys.addaudithook(lambda event, args: record_paths.hook(event, args))
+        record_paths.active = self.opened
+        for name in ("GFile", "listdir", "stat", "exists", "isdir", "glob", "walk"):
+            original = getattr(tf.io.gfile, name)
+            self.patch.setattr(tf.io.gfile, name, self.spy(original))
+        return self
+
+    def __exit__(self, *exc):
+        record_paths.active = None
+        self.patch.undo()
+
+    def spy(self, original):
+        def call(path, *args, **kwargs):
+            self.opened.append(os.fsdecode(path) if isinstance(path, (str, bytes)) else str(path))
+            return original(path, *args, **kwargs)
+
+        return call
+
+    @staticmethod
+    def hook(event, args):
+        if event == "open" and record_paths.active is not None and isinstance(args[0], (str, bytes)):
+            record_paths.active.append(os.fsdecode(args[0]))
+
+
+def check(response, hostile_state):
+    """The answer is an allowed status, JSON with an error message when 4xx, and holds no secret."""
+    server, opened, parent = hostile_state
+    assert response.status_code in ALLOWED_STATUS, (response.status_code, response.get_data()[:300])
+    data = response.get_data()
+    assert SECRET not in data
+    if response.status_code == 404 and response.mimetype != "application/json":
+        assert b"Not found" in data or b"not found" in data.lower()  # TensorBoard's router: no plugin route matched
+    elif response.status_code >= 400:
+        body = json.loads(data)
+        assert isinstance(body["error"], str) and body["error"]
+    outside = [p for p in opened if inside(p, parent) and not inside(p, os.path.join(parent, "logdir"))
+               and not inside(p, os.path.join(parent, "cache"))]  # fmt: skip
+    assert outside == [], outside[:5]
+
+
+def inside(path, folder):
+    """Whether `path` (resolved, symlinks included) lies in `folder`."""
+    path = os.path.realpath(os.path.join(os.getcwd(), path))
+    folder = os.path.realpath(folder)
+    return path == folder or path.startswith(folder + os.sep)
+
+
+json_leaf = (
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30)
+    | st.sampled_from(NASTY_NAMES)
+)  # fmt: skip
+json_value = st.recursive(
+    json_leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=15,
+)  # fmt: skip
+run_value = st.sampled_from(NASTY_NAMES + ["m1", "m2"]) | st.text(max_size=40) | json_leaf
+step_value = st.integers(-(2**65), 2**65) | st.sampled_from([1, 0, 2**63, -1, 1.0, True, "1", None]) | json_leaf
+index_value = st.integers(-(2**40), 2**40) | st.sampled_from([0, 15, 16, -1, 2**31, 0.5, False, "0"]) | json_leaf
+model_value = st.fixed_dictionaries({"run": run_value, "step": step_value}) | json_value
+samples_value = st.fixed_dictionaries({"run": run_value, "name": st.sampled_from(["val", "../val", "v al", ".."]) | json_leaf})
+method_value = st.fixed_dictionaries(
+    {"id": st.sampled_from(["gradient", "grad_cam", "occlusion", "../gradient"]) | json_leaf},
+    optional={"params": st.dictionaries(st.sampled_from(["window", "stride", "postprocess", "x"]), json_leaf, max_size=3)},
+)  # fmt: skip
+
+
+def body_strategy(valid, fields):
+    """Bodies that start valid and have some fields replaced by hostile values (or extra ones added)."""
+    replaced = st.fixed_dictionaries({}, optional=fields)
+    extra = st.dictionaries(st.text(max_size=12), json_value, max_size=2)
+    return st.tuples(replaced, extra).map(lambda parts: dict(valid, **parts[0], **parts[1])) | json_value
+
+
+VALID = {"models": [{"run": "m1", "step": 1}], "samples": SAMPLES, "indices": [0]}
+COMMON = {
+    "models": st.lists(model_value, max_size=3) | json_value,
+    "samples": samples_value | json_value,
+    "indices": st.lists(index_value, max_size=4) | json_value,
+    "request_id": st.text(max_size=70) | json_leaf,
+}
+ATTRIBUTIONS = dict(
+    COMMON,
+    methods=st.lists(method_value, max_size=3) | json_value,
+    target=st.fixed_dictionaries({"kind": st.sampled_from(["class", "label", "predicted", "x"]), "index": index_value}) | json_value,
+    layer=st.sampled_from(["conv", "dense", "nope", "\x00", "../conv"]) | json_leaf,
+    neuron=index_value,
+    seed=index_value,
+)
+PREDICTIONS = dict(COMMON, top_k=index_value)
+SUGGESTIONS = dict(COMMON, layer=ATTRIBUTIONS["layer"], neuron=index_value)
+
+
+@FUZZ
+@given(body=body_strategy(dict(VALID, methods=[{"id": "gradient"}]), ATTRIBUTIONS))
+def test_attributions_fuzz(hostile, body):
+    check(hostile[0].post("attributions", body), hostile)
+
+
+@FUZZ
+@given(body=body_strategy(VALID, PREDICTIONS))
+def test_predictions_fuzz(hostile, body):
+    check(hostile[0].post("predictions", body), hostile)
+
+
+@FUZZ
+@given(body=body_strategy({"models": VALID["models"], "samples": SAMPLES}, SUGGESTIONS))
+def test_suggestions_fuzz(hostile, body):
+    check(hostile[0].post("suggestions", body), hostile)
+
+
+@FUZZ
+@given(body=body_strategy({"request_id": "r1"}, {"request_id": COMMON["request_id"]}))
+def test_cancel_fuzz(hostile, body):
+    check(hostile[0].post("cancel", body), hostile)
+
+
+query_value = st.sampled_from(NASTY_NAMES) | st.text(max_size=30) | st.integers(-(2**70), 2**70).map(str)
+
+
+@FUZZ
+@given(route=st.sampled_from(["layers", "image", "progress", "runs", "methods", "index.js"]),
+       query=st.dictionaries(st.sampled_from(["run", "step", "samples", "index", "request_id", "x"]), query_value, max_size=4),
+       raw=st.booleans())  # fmt: skip
+def test_get_routes_fuzz(hostile, route, query, raw):
+    server = hostile[0]
+    if raw:  # percent-encoded by hand: %2e%2e arrives decoded, as '..'
+        text = "&".join("%s=%s" % (k, urllib.parse.quote(v, safe="%")) for k, v in query.items())
+        response = server.client.get("/data/plugin/xai/" + route + "?" + text)
+    else:
+        response = server.get(route, **query)
+    check(response, hostile)
+
+
+@FUZZ
+@given(name=st.sampled_from(["..%2fsecret.txt", "%2e%2e", "..", "index.js%00", "..%5csecret.txt"]) | st.text(min_size=1, max_size=30))
+def test_static_route_fuzz(hostile, name):
+    check(hostile[0].client.get("/data/plugin/xai/static/" + urllib.parse.quote(name, safe="%")), hostile)
+
+
+@pytest.mark.parametrize(
+    "data, status",
+    [
+        (b"{" * 100000 + b"}" * 100000, 400),  # deep nesting: RecursionError, answered as bad JSON
+        (b"[" * 5000 + b"]" * 5000, 400),
+        (b'{"models": "' + b"x" * (2 << 20) + b'"}', 413),
+        (b'{"models": [{"run": "m1", "step": NaN}], "samples": {"run": "m1", "name": "val"}}', 400),
+        (b'{"models": [{"run": "m1", "step": 1e999}], "samples": {"run": "m1", "name": "val"}}', 400),
+        (b"\xff\xfe not utf-8", 400),
+        (b"", 400),
+        (b"[1, 2]", 400),
+    ],
+)
+def test_malformed_bodies(hostile, data, status):
+    response = hostile[0].post("predictions", data)
+    assert response.status_code == status, response.get_data()[:200]
+    check(response, hostile)
+
+
+def test_enormous_chunked_body_without_a_length_is_cut_at_the_limit(hostile):
+    server = hostile[0]
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    chunks = [b'{"models": "'] + [b"x" * 65536] * 40 + [b'"}']
+    headers = {"X-XAI-Request": "1", "Content-Type": "application/json"}
+    connection.request("POST", "/data/plugin/xai/predictions", body=iter(chunks), headers=headers, encode_chunked=True)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    assert response.status == 413 and "over 1048576 bytes" in json.loads(data)["error"]
+    assert SECRET not in data
+
+
+def test_valid_requests_still_answer_after_the_fuzz(hostile):
+    response = hostile[0].post("predictions", dict(VALID, top_k=2))
+    assert response.status_code == 200 and body_of(response)["models"][0]["ok"] is True
+    assert any(inside(p, os.path.join(hostile[2], "logdir")) for p in hostile[1])  # the recorder saw real reads
