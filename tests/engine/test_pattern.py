@@ -198,3 +198,11 @@ def test_backward_passes_equal_the_paper_written_out_in_numpy(tmp_path):
     expected = y[:, :1] * (((z > 0) * a2[:, 0]) @ fitted.linear["hidden"].T)
     np.testing.assert_allclose(linear.reshape(4, 6), expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(fitted.linear["hidden"], a1, atol=1e-3)
+
+
+def test_a_set_that_does_not_vary_is_refused_and_keeps_the_fitted_patterns(cnn, images):
+    kept = pattern.fit_patterns(cnn, images[:4])
+    for bad, message in ((np.full((3, 16, 16, 3), 128, np.uint8), "do not vary"), (images[:0], "no images"), (images[:, :8], "shape")):
+        with pytest.raises(XaiError, match=message):
+            pattern.fit_patterns(cnn, bad)
+        assert cnn.cache[pattern.FIT_KEY] is kept

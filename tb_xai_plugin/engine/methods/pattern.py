@@ -158,6 +158,8 @@ def fit_patterns(model, images, progress=None, memory_budget=DEFAULT_MEMORY_BUDG
     for name, by_estimator in totals.items():
         for estimator, stats in by_estimator.items():
             getattr(fitted, estimator)[name] = patterns_from_stats(weights[name], *stats)
+        if not fitted.linear[name].any():
+            raise XaiError("no pattern of layer %r can be fitted on these %d images: its units do not vary over them" % (name, len(x)))
     model.cache[FIT_KEY] = fitted
     return fitted
 
@@ -193,7 +195,8 @@ def _kernel_op(layer, inputs, kernel):
 
     if type(layer).__name__ == "Dense":
         return inputs @ kernel
-    return tf.nn.conv2d(inputs, kernel, strides=[1, *layer.strides, 1], padding=layer.padding.upper(), dilations=[1, *layer.dilation_rate, 1])
+    strides, dilations = [1, *layer.strides, 1], [1, *layer.dilation_rate, 1]
+    return tf.nn.conv2d(inputs, kernel, strides=strides, padding=layer.padding.upper(), dilations=dilations)
 
 
 class PatternGraph:
