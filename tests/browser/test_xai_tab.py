@@ -354,6 +354,15 @@ def test_one_model_gives_a_histogram_and_a_bar_sends_its_samples(tab):
     frame.wait_for_function("[...document.querySelectorAll('#xai-histogram text')].some(t => t.textContent.startsWith('mean activation of conv2'))", timeout=WAIT_MS)
     bars = frame.evaluate("async () => %s.suggestions.plot.bars()" % MODULE)
     assert sum(len(b["indices"]) for b in bars) == 24
+    # brushing a range: the samples of every bar it touches, in index order
+    box = frame.locator("#xai-histogram svg").bounding_box()
+    x0, x1 = bars[0]["x"] - 6, bars[-1]["x"] + 6
+    page.mouse.move(box["x"] + min(x0, 46), box["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(box["x"] + max(x1, 546), box["y"] + 120, steps=8)
+    page.mouse.up()
+    frame.wait_for_function("document.querySelectorAll('#xai-grid tbody tr').length === 16")
+    assert grid_rows(frame) == list(range(16))
 
 
 def test_state_survives_a_reload(tab):

@@ -183,8 +183,6 @@ export class HistogramPlot {
   private readonly svg: SVGSVGElement;
   private x: ScaleLinear<number, number> = scaleLinear();
   private bins: Bin[] = [];
-  private values: ArrayLike<number> = [];
-  private visible: number[] = [];
 
   constructor(private readonly o: PlotOptions) {
     const f = frame(o.width, o.height, "xai-histogram");
@@ -201,8 +199,6 @@ export class HistogramPlot {
 
   /** Bars of `values` over the `visible` samples, labelled `xLabel`. */
   setData(values: ArrayLike<number>, visible: number[], xLabel: string, domain: [number, number] | null = null, bins = 20): void {
-    this.values = values;
-    this.visible = visible;
     const [lo, hi] = domain ?? extent(values, visible);
     this.bins = histogram(values, visible, bins, lo, hi);
     const { width, height } = this.o;
@@ -240,12 +236,13 @@ export class HistogramPlot {
     return this.bins.find((b, k) => v >= b.x0 && (v < b.x1 || (k === this.bins.length - 1 && v <= b.x1)));
   }
 
-  /** Brushing a range picks the samples whose value lies in it; a click picks the bar's samples. */
+  /** Brushing a range picks the samples of every bar it touches; a click picks the bar's samples. */
   private brushed(e: D3BrushEvent<unknown>): void {
     if (!e.sourceEvent) return;
     if (e.selection) {
       const [a, b] = (e.selection as [number, number]).map((p) => this.x.invert(p));
-      this.o.onPick(this.visible.filter((i) => this.values[i] >= a && this.values[i] <= b), "replace");
+      const touched = this.bins.filter((bin) => bin.x1 >= a && bin.x0 <= b);
+      this.o.onPick(touched.flatMap((bin) => bin.indices).sort((i, j) => i - j), "replace");
       return;
     }
     const [px] = pointer(e.sourceEvent, this.svg);
