@@ -350,7 +350,7 @@ def check_layers_safe(config, allow_unsafe):
             if not allow_unsafe:
                 raise XaiError(
                     "layer %r is a %s layer, which runs code stored in the file; refused "
-                    "(allow_unsafe loads it)" % (name, class_name)
+                    "(allow_unsafe=True, or TensorBoard's --xai_allow_unsafe_models, loads it)" % (name, class_name)
                 )
         elif class_name not in MODEL_CLASSES and not isinstance(getattr(tf.keras.layers, class_name, None), type):
             raise XaiError("layer %r has the unknown type %r (a custom object); refused" % (name, class_name))
