@@ -38,6 +38,15 @@ def samples_message(ref):
     return {"path": ref.path, "sha256": ref.manifest["sha256"]}
 
 
+def shape_mismatch(ckpt, sref):
+    """Why the checkpoint cannot take the sample set's images (input shape != image shape), or None."""
+    model, images = list(ckpt.manifest["input_shape"]), list(sref.manifest["image_shape"])
+    if model == images:
+        return None
+    return "model %s@%d takes images of shape %s; sample set %r holds %s: refused" % (
+        ckpt.run, ckpt.step, model, sref.name, images)  # fmt: skip
+
+
 def top_k(probs, k):
     """(classes [N, k], scores [N, k]) of the k largest probabilities per row, largest first."""
     k = min(k, probs.shape[1])
@@ -149,6 +158,8 @@ class XaiService:
         kind, value = pending
         if kind == "done":
             return value
+        if kind == "error":
+            raise value
         future = value if kind == "all" else value[2]
         if future.exception() is not None:
             raise future.exception()
@@ -165,8 +176,10 @@ class XaiService:
         entries = []
         for run, step in models:
             ckpt = self.catalog.checkpoint(ctx, eid, run, step)
-            entries.append((run, step, ckpt, self._request_probs(job, ckpt, sref, indices)))
-        self._wait(job, [p[1] if p[0] == "all" else p[1][2] for *_, p in entries if p[0] != "done"])
+            mismatch = shape_mismatch(ckpt, sref)
+            pending = ("error", XaiError(mismatch)) if mismatch else self._request_probs(job, ckpt, sref, indices)
+            entries.append((run, step, ckpt, pending))
+        self._wait(job, [p[1] if p[0] == "all" else p[1][2] for *_, p in entries if p[0] in ("all", "some")])
         out = []
         for run, step, ckpt, pending in entries:
             try:
@@ -226,6 +239,9 @@ class XaiService:
             "neuron": req.neuron if takes.takes_neuron else None,
             "seed": req.seed if takes.sampling else 0,
         }  # fmt: skip
+        if shape_mismatch(ckpt, sref):
+            cell["error"] = shape_mismatch(ckpt, sref)
+            return cell
         if req.target.kind == "class" and req.target.index >= int(ckpt.manifest["num_classes"]):
             cell["error"] = "class %d is out of range: this model has %d classes" % (
                 req.target.index, ckpt.manifest["num_classes"])  # fmt: skip
