@@ -66,8 +66,8 @@ def test_the_conditional_sampler_predicts_a_window_from_its_frame():
     assert max(errors) < 0.1 and max(errors) < 0.2 * min(spread)
 
 
-def test_windows_default_to_a_sixteenth_of_the_side_and_bad_geometry_is_refused(patch_model):
-    assert pda.window_and_stride(PDA.validate_params({}), 224, 200) == (12, 6)
+def test_windows_default_to_an_eighth_of_the_side_and_bad_geometry_is_refused(patch_model):
+    assert pda.window_and_stride(PDA.validate_params({}), 224, 200) == (25, 12)
     assert pda.window_and_stride(PDA.validate_params({}), 16, 16) == (2, 1)
     x = patch_task.make_images(1, seed=0)[0]
     for params, message in (({"window": 17}, "larger than the image"), ({"window": 2, "stride": 3}, "stride"),

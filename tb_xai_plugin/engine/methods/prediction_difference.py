@@ -31,8 +31,8 @@ PROB_CLIP = 1e-6
 
 
 def window_and_stride(params, height, width):
-    """(window, stride): 0 picks 1/16 of the shorter side (>= 2) and half the window; XaiError if too large."""
-    window = params["window"] or max(2, min(height, width) // 16)
+    """(window, stride): 0 picks 1/8 of the shorter side (>= 2, as occlusion) and half the window; XaiError if too large."""
+    window = params["window"] or max(2, min(height, width) // 8)
     return occlusion.window_and_stride({"window": window, "stride": params["stride"]}, height, width)
 
 
@@ -146,7 +146,7 @@ register(
         "against with it resampled from its surroundings (Zintgraf et al. 2017, arXiv:1702.04595).",
         compute=prediction_difference,
         params=(
-            Param("window", "int", 0, "Window (pixels; 0 = 1/16 of the image side)", min=0, max=4096),
+            Param("window", "int", 0, "Window (pixels; 0 = 1/8 of the image side)", min=0, max=4096),
             Param("stride", "int", 0, "Stride (pixels; 0 = half the window)", min=0, max=4096),
             Param("samples", "int", 8, "Samples per window", min=1, max=1000),
             Param("sampling", "choice", "conditional", "Sampling", choices=("conditional", "marginal")),
