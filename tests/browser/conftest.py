@@ -15,12 +15,13 @@ import urllib.request
 import numpy as np
 import pytest
 
-from tests.conftest import CHROMIUM_ARGS, free_port
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+if REPO not in sys.path:  # plain `pytest` (not `python -m pytest`) leaves the repository off the path
+    sys.path.insert(0, REPO)
+
+from tests.conftest import CHROMIUM_ARGS, free_port  # noqa: E402
 BUNDLE = os.path.join(REPO, "tb_xai_plugin", "static", "index.js")
-SCREENSHOTS = os.path.join(REPO, "docs", "images")
 CLASSES = ["circle", "square", "cross", "stripes"]
 SAMPLES = 24
 
