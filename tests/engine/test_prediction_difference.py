@@ -67,8 +67,13 @@ def test_the_conditional_sampler_predicts_a_window_from_its_frame():
 
 
 def test_windows_default_to_an_eighth_of_the_side_and_bad_geometry_is_refused(patch_model):
-    assert pda.window_and_stride(PDA.validate_params({}), 224, 200) == (25, 12)
-    assert pda.window_and_stride(PDA.validate_params({}), 16, 16) == (2, 1)
+    assert pda.window_and_stride(PDA.validate_params({}), 224, 200, 3) == (25, 12)
+    assert pda.window_and_stride(PDA.validate_params({}), 16, 16, 3) == (2, 1)
+    # Conditional sampling inverts a (window + 2 padding)^2 C covariance: the default shrinks to fit, a given window is refused.
+    assert pda.window_and_stride(PDA.validate_params({}), 512, 512, 3) == (32, 16)
+    assert pda.window_and_stride(PDA.validate_params({"sampling": "marginal"}), 512, 512, 3) == (64, 32)
+    with pytest.raises(XaiError, match="at most 32 pixels"):
+        pda.window_and_stride(PDA.validate_params({"window": 40}), 512, 512, 3)
     x = patch_task.make_images(1, seed=0)[0]
     for params, message in (({"window": 17}, "larger than the image"), ({"window": 2, "stride": 3}, "stride"),
                             ({"padding": 0}, "padding"), ({"padding": 16, "window": 2}, "padding")):

@@ -26,13 +26,23 @@ from tb_xai_plugin.engine.registry import Method, Param, register
 from tb_xai_plugin.errors import XaiError
 
 MAX_FIT_PATCHES = 4096  # patches the conditional Gaussian is fitted on, at most (evenly spaced)
+MAX_CONDITIONAL_DIMS = 4096  # (window + 2 padding)^2 C: its covariance is inverted per image
 COVARIANCE_SHRINK = 1e-3  # ridge added to the patch covariance, relative to its mean variance
 PROB_CLIP = 1e-6
 
 
-def window_and_stride(params, height, width):
-    """(window, stride): 0 picks 1/8 of the shorter side (>= 2, as occlusion) and half the window; XaiError if too large."""
+def window_and_stride(params, height, width, channels):
+    """(window, stride): 0 picks 1/8 of the shorter side (>= 2), capped for conditional sampling, and half the window."""
     window = params["window"] or max(2, min(height, width) // 8)
+    if params["sampling"] == "conditional":
+        largest = int(np.sqrt(MAX_CONDITIONAL_DIMS / channels)) - 2 * params["padding"]
+        if not params["window"]:
+            window = max(1, min(window, largest))
+        elif window > largest:
+            raise XaiError(
+                "conditional sampling fits a Gaussian over (window + 2 padding)^2 x %d values; at most %d, so a window "
+                "of at most %d pixels here (or marginal sampling)" % (channels, MAX_CONDITIONAL_DIMS, max(0, largest))
+            )
     return occlusion.window_and_stride({"window": window, "stride": params["stride"]}, height, width)
 
 
@@ -97,7 +107,7 @@ class MarginalSampler:
 def _difference_one(model, image, target, params, rng, budget_bytes):
     """[H, W]: per pixel, the mean weight of evidence of the windows covering it."""
     height, width, channels = image.shape
-    window, stride = window_and_stride(params, height, width)
+    window, stride = window_and_stride(params, height, width, channels)
     if params["sampling"] == "conditional":
         sampler = ConditionalSampler(image, window, params["padding"])
     else:
@@ -128,7 +138,7 @@ def _difference_one(model, image, target, params, rng, budget_bytes):
 
 def prediction_difference(model, x, targets, params, layer, neuron, rng, budget_bytes=perturbation.MEMORY_BUDGET_BYTES):
     """map[p] = mean over windows W covering p of log2 odds p(c|x) - log2 odds E_{x_W ~ sampler} p(c|x)."""
-    window_and_stride(params, *x.shape[1:3])  # refuse bad geometry before any run
+    window_and_stride(params, *x.shape[1:])  # refuse bad geometry before any run
     if params["sampling"] == "conditional" and params["padding"] < 1:
         raise XaiError("conditional sampling needs a padding of at least 1 pixel around the window")
     if params["padding"] >= min(x.shape[1:3]):
