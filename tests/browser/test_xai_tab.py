@@ -276,7 +276,7 @@ def test_progress_bar_and_cancel_of_a_long_computation(tab):
     page, frame, errors = tab
     before = frame.evaluate("async () => { const s = %s.store.get(); return {methods: s.methods, rows: s.rows}; }" % MODULE)
     slow = [{"id": "occlusion", "params": {"window": 1, "stride": 1}}, {"id": "integrated_gradients", "params": {"steps": 1024}}]
-    frame.evaluate("async (m) => %s.store.update({methods: m, rows: [...Array(16).keys()]})" % MODULE, slow)
+    frame.evaluate("async (m) => %s.store.update({methods: m, rows: [...Array(24).keys()]})" % MODULE, slow)
     frame.wait_for_selector("#xai-progress[data-busy=true]", timeout=30_000)
     assert frame.locator("#xai-cancel").is_visible()
     assert "computing" in frame.locator("#xai-progress").inner_text()
