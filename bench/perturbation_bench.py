@@ -9,8 +9,7 @@ regressing the copies costs little beside the network itself.
     python bench/perturbation_bench.py [--batch 2] [--no-report]
 
 Writes a section to docs/benchmarks.md unless --no-report. PatternNet is not measured here:
-fitting VGG16's fc1 patterns keeps D x K = 25088 x 4096 statistics (float64, several), gigabytes
-this shared machine does not have to spare.
+it refuses VGG16 (fitting would keep ~10 GB of statistics; see pattern.MAX_FIT_BYTES).
 """
 
 import argparse

@@ -206,3 +206,14 @@ def test_a_set_that_does_not_vary_is_refused_and_keeps_the_fitted_patterns(cnn, 
         with pytest.raises(XaiError, match=message):
             pattern.fit_patterns(cnn, bad)
         assert cnn.cache[pattern.FIT_KEY] is kept
+
+
+def test_a_network_too_large_to_fit_is_refused_before_any_work(cnn, images, monkeypatch):
+    weights = sum(int(np.prod(v.shape)) for v in cnn.keras_model.weights if len(v.shape) > 1)  # kernels only
+    monkeypatch.setattr(pattern, "MAX_FIT_BYTES", weights * pattern.FIT_BYTES_PER_WEIGHT - 1)
+    reason = registry.get("pattern.net").reason_unusable(cnn)
+    assert "GB of statistics" in reason
+    with pytest.raises(XaiError, match="GB of statistics"):
+        pattern.fit_patterns(cnn, images)
+    monkeypatch.setattr(pattern, "MAX_FIT_BYTES", weights * pattern.FIT_BYTES_PER_WEIGHT)
+    assert registry.get("pattern.net").reason_unusable(cnn) is None

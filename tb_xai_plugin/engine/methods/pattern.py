@@ -38,6 +38,10 @@ PASS_LAYERS = (
 ACTIVATIONS = ("relu", "linear", "softmax")  # softmax only as the model's output (explained as logits)
 FIT_KEY = ("pattern", "fitted")
 PATCH_EXPANSION = 9  # a 3x3 convolution's patches hold 9 copies of its input
+# Fitting keeps, per kernel weight, 4 float64 sums per estimator for the run's batch and the running
+# totals, and 2 float32 patterns: 72 bytes. VGG16 (138M weights) would need ~10 GB.
+FIT_BYTES_PER_WEIGHT = 72
+MAX_FIT_BYTES = 2 * 2**30
 
 
 @dataclasses.dataclass
@@ -58,9 +62,12 @@ def reason_unsupported(model):
         return "patterns are estimated for dense / conv layers with ReLU or linear activations, not %s" % ", ".join(unknown)
     if getattr(model, "keras_model", None) is not None:
         try:
-            chain(model)
+            weights = sum(int(np.prod(layer.kernel.shape)) for layer in kernel_layers(model))
         except XaiError as e:
             return str(e)
+        if weights * FIT_BYTES_PER_WEIGHT > MAX_FIT_BYTES:
+            return "fitting patterns for %.1fM weights needs ~%.1f GB of statistics (at most %.0f GB here)" % (
+                weights / 1e6, weights * FIT_BYTES_PER_WEIGHT / 1e9, MAX_FIT_BYTES / 1e9)
     return None
 
 
