@@ -5,6 +5,7 @@ apart, so the maps change), their hparams (seed 1 and 2), and a labelled sample 
 grayscale images in "alpha".
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -112,11 +113,9 @@ def bundle():
     return BUNDLE
 
 
-@pytest.fixture(scope="session")
-def tensorboard(tmp_path_factory, bundle):
-    """Base URL of a real `tensorboard` process on a free port over the test logdir."""
-    logdir = build_logdir(str(tmp_path_factory.mktemp("logdir")))
-    cache = str(tmp_path_factory.mktemp("xai-cache"))
+@contextlib.contextmanager
+def serve_tensorboard(logdir, cache):
+    """Base URL of a real `tensorboard` process on a free port over `logdir`, stopped on exit; its log in `cache`."""
     port = free_port()
     log = open(os.path.join(cache, "tensorboard.log"), "w")
     command = [
@@ -138,6 +137,14 @@ def tensorboard(tmp_path_factory, bundle):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def tensorboard(tmp_path_factory, bundle):
+    """Base URL of a real `tensorboard` process on a free port over the test logdir."""
+    logdir = build_logdir(str(tmp_path_factory.mktemp("logdir")))
+    with serve_tensorboard(logdir, str(tmp_path_factory.mktemp("xai-cache"))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
