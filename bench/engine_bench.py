@@ -10,6 +10,7 @@ cold: a fresh process per (model, method), from interpreter start to the first m
 
     python bench/engine_bench.py [warm|cold|all] [--batch 8] [--repeat 2] [--models resnet50,vgg16,xception]
         [--methods gradient,grad_cam,lrp.epsilon] [--plain-methods gradient] [--plain-timeout 300] [--no-report]
+    python bench/engine_bench.py report LOG... [--batch 8 --repeat 2]   (a section from earlier runs' logs)
 Writes a section to docs/benchmarks.md unless --no-report.
 """
 
@@ -159,7 +160,7 @@ def cold(models, methods, plain_methods, plain_timeout, directory):
             if method_id in plain_methods:
                 plain = run_child(["_cold_plain", paths[name], method_id], timeout=plain_timeout) if method_id in PLAIN else {"error": "not in iNNvestigate"}
             rows.append((name, method_id, mine, plain))
-            print(name, method_id, "engine", mine, "plain", plain, flush=True)
+            print("COLD " + json.dumps([name, method_id, mine, plain]), flush=True)
     return rows
 
 
@@ -185,6 +186,18 @@ def best_of(repeat, work):
     return min(times)
 
 
+def alternate(repeat, first, second):
+    """(best time of first, best time of second), calling them in turn after one warm-up each."""
+    first(), second()
+    times = ([], [])
+    for _ in range(repeat):  # in turn, so load from other processes hits both alike
+        for work, spent in zip((first, second), times):
+            start = time.perf_counter()
+            work()
+            spent.append(time.perf_counter() - start)
+    return min(times[0]), min(times[1])
+
+
 def warm(batch, repeat, methods, directory):
     """Rows (method, engine s, plain s) on VGG16 at batch `batch`, plus the forward pass time."""
     import innvestigate
@@ -196,9 +209,7 @@ def warm(batch, repeat, methods, directory):
     model = engine.load_checkpoint(path, load_manifest(path))
     keras_model, graph, session = plain_model(path)
     x = np.random.default_rng(0).uniform(0, 255, size=(batch, 224, 224, 3)).astype(np.float32)
-    targets = np.arange(batch) % 1000
-    target = {"kind": "class", "index": 7}
-    targets[:] = 7
+    target, targets = {"kind": "class", "index": 7}, np.full(batch, 7)
     budget = 2**34  # one run per batch, as plain iNNvestigate does
 
     def in_plain(work):
@@ -210,24 +221,22 @@ def warm(batch, repeat, methods, directory):
         return run
 
     forward = best_of(repeat, in_plain(lambda: keras_model.predict_on_batch(x)))
+    print("FORWARD %s" % json.dumps(forward), flush=True)
     logits_model = in_plain(lambda: innvestigate.model_wo_softmax(keras_model))()
     rows = []
     for method_id in methods:
         name, kwargs = PLAIN[method_id]
-        analyzer = in_plain(lambda: innvestigate.create_analyzer(name, logits_model, neuron_selection_mode="index", **kwargs))()
         params = ENGINE_PARAMS.get(method_id, {})
-        mine_times, plain_times = [], []
-        engine.attribute(model, method_id, x, params=params, target=target, memory_budget=budget)
-        in_plain(lambda: analyzer.analyze(x, neuron_selection=targets))()
-        for _ in range(repeat):  # alternate, so load from other processes hits both alike
-            start = time.perf_counter()
-            engine.attribute(model, method_id, x, params=params, target=target, memory_budget=budget)
-            mine_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            in_plain(lambda: analyzer.analyze(x, neuron_selection=targets))()
-            plain_times.append(time.perf_counter() - start)
-        rows.append((method_id, min(mine_times), min(plain_times)))
-        print(method_id, "engine %.3f s plain %.3f s ratio %.2f" % (rows[-1][1], rows[-1][2], rows[-1][1] / rows[-1][2]), flush=True)
+        mine = lambda: engine.attribute(model, method_id, x, params=params, target=target, memory_budget=budget)  # noqa: E731
+        try:
+            analyzer = in_plain(lambda: innvestigate.create_analyzer(name, logits_model, neuron_selection_mode="index", **kwargs))()
+            plain = in_plain(lambda: analyzer.analyze(x, neuron_selection=targets))
+            plain()
+        except Exception as e:  # the plain library's own failure is a result too
+            rows.append((method_id, best_of(repeat, mine), "error: %s" % str(e).splitlines()[0][:90]))
+        else:
+            rows.append((method_id,) + alternate(repeat, mine, plain))
+        print("WARM " + json.dumps(rows[-1]), flush=True)
     return forward, rows
 
 
@@ -260,7 +269,10 @@ def report(warm_result, cold_rows, batch, repeat):
             "| method | engine | iNNvestigate | ratio (goal <= 1.1) |",
             "|---|---|---|---|",
         ]
-        lines += ["| %s | %.3f s | %.3f s | %.2f |" % (m, e, p, e / p) for m, e, p in rows]
+        lines += [
+            "| %s | %.3f s | %.3f s | %.2f |" % (m, e, p, e / p) if isinstance(p, float) else "| %s | %.3f s | %s | |" % (m, e, p)
+            for m, e, p in rows
+        ]
         if gradient:
             lines += ["", "Plain Keras forward pass on the batch: %.3f s; engine gradient / forward = **%.2f** (goal <= 3)." % (forward, gradient / forward)]
         lines.append("")
@@ -281,7 +293,8 @@ def report(warm_result, cold_rows, batch, repeat):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", default="all", choices=["warm", "cold", "all"])
+    parser.add_argument("mode", nargs="?", default="all", choices=["warm", "cold", "all", "report"])
+    parser.add_argument("logs", nargs="*", help="report: the logs of earlier runs (their WARM/FORWARD/COLD lines)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--warm-methods", default=",".join(PLAIN))
@@ -292,6 +305,8 @@ def main(argv=None):
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "tb_xai_engine_bench"))
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
+    if args.mode == "report":
+        return report_from_logs(args.logs, args.batch, args.repeat)
     warm_result = cold_rows = None
     if args.mode in ("cold", "all"):
         cold_rows = cold(args.models.split(","), args.methods.split(","), args.plain_methods.split(","), args.plain_timeout, args.dir)
@@ -305,6 +320,25 @@ def main(argv=None):
     if not args.no_report:
         with open(os.path.join(ROOT, "docs", "benchmarks.md"), "a") as f:
             f.write("\n" + text)
+
+
+def report_from_logs(paths, batch, repeat):
+    """Append the section built from the WARM / FORWARD / COLD lines of earlier runs' logs."""
+    forward, rows, cold_rows = None, [], []
+    for path in paths:
+        with open(path, errors="replace") as f:
+            for line in f:
+                kind, _, payload = line.strip().partition(" ")
+                if kind == "FORWARD":
+                    forward = json.loads(payload)
+                elif kind == "WARM":
+                    rows.append(tuple(json.loads(payload)))
+                elif kind == "COLD":
+                    cold_rows.append(tuple(json.loads(payload)))
+    text = report((forward, rows) if rows else None, cold_rows, batch, repeat)
+    print(text)
+    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "a") as f:
+        f.write("\n" + text)
 
 
 def child(argv):
