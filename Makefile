@@ -46,6 +46,11 @@ demo: setup system
 	@echo "TensorBoard with the XAI tab: http://localhost:$(PORT)/#xai"
 	.venv/bin/tensorboard --logdir $(LOGDIR) --port $(PORT) --bind_all
 
+# Against a running `make demo` (another shell): its XAI tab in headless Chromium, every run listed, maps drawn.
+.PHONY: demo-check
+demo-check:
+	$(PY) demo/check_page.py --url http://localhost:$(PORT)
+
 demo-imagenet: setup
 	$(PY) demo/imagenet.py --logdir $(LOGDIR)-imagenet
 	.venv/bin/tensorboard --logdir $(LOGDIR)-imagenet --port $(PORT) --bind_all
