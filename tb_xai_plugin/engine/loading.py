@@ -15,7 +15,8 @@ Needs eager execution disabled (`engine.enable_graph_mode()`), like iNNvestigate
     preprocess(images)           stored images (uint8 / float, NHWC) -> float32 model input
     run(fetches, feed_dict)      session.run inside the graph
     in_graph()                   context for building ops: graph, session and Keras' session
-    building()                   in_graph() for building whole Keras models / analyzers fast (below)
+    building()                   in_graph() for building whole Keras models / analyzers fast (below);
+                                 yields a list to append the tensors to fetch (see its docstring)
     layer_output(name)           the output tensor of layer `name` (XaiError if unknown)
     probs_of(x)                  context: the first run() feeding exactly the array x as the model
                                  input also fetches model.probs, so scores cost no extra forward pass
@@ -99,14 +100,19 @@ class LoadedModel:
 
     @contextlib.contextmanager
     def building(self):
-        """in_graph() without per-op session runs while building; initializes new variables on exit."""
+        """in_graph() without per-op session runs; on exit initializes the block's new variables.
+
+        Yields a list: append the tensors the block built to be fetched, and only the new variables
+        they read get initialized (iNNvestigate leaves unused copies of every layer's weights).
+        """
         import tensorflow as tf
 
         with self.in_graph(), fast_graph_building():
             before = set(id(v) for v in tf.compat.v1.global_variables())
-            yield self
+            fetches = []
+            yield fetches
             created = [v for v in tf.compat.v1.global_variables() if id(v) not in before]
-            initialize_variables(self.session, created)
+            initialize_variables(self.session, variables_read_by(fetches, created) if fetches else created)
 
     def run(self, fetches, feed_dict=None):
         """session.run(fetches, feed_dict) in this model's graph (see probs_of)."""
@@ -216,6 +222,19 @@ def initialize_variables(session, variables):
         session.run(pending)
 
 
+def variables_read_by(fetches, variables):
+    """Those of `variables` whose handle some op on the way to `fetches` reads (a walk up the graph)."""
+    seen, stack = set(), [getattr(t, "op", t) for t in fetches]
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return [v for v in variables if v.op in seen]
+
+
 def _probabilities(output, activation):
     """The model's class probabilities: its output, or softmax of it when the output is linear."""
     import tensorflow as tf
@@ -246,8 +265,9 @@ def load_checkpoint(path, manifest, allow_unsafe=False):
             _check_matches_manifest(keras_model, manifest)
             reserve_layer_names(keras_model)
             model = LoadedModel(manifest, graph, session, keras_model, None)
-            with model.building():
+            with model.building() as fetches:
                 model.logits_model = strip_output_activation(keras_model)
+                fetches.append(model.logits_model.output)
     except BaseException:
         session.close()
         raise

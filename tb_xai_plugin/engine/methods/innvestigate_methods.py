@@ -63,15 +63,16 @@ class CompiledAnalyzer:
 
     def __init__(self, model, method_id, kwargs):
         self.model = model
-        with model.building():
+        with model.building() as fetches:
             try:
                 analyzer = create_checked(method_id, model, kwargs)
                 analyzer.create_analyzer_model()
             except (NotImplementedError, ValueError, TypeError, AssertionError) as e:
                 raise XaiError("iNNvestigate cannot build %s for this model: %s" % (method_id, e or type(e).__name__)) from e
-        self.analyzer = analyzer
-        self.image_input, self.index_input = analyzer._analyzer_model.inputs[:2]
-        self.output = analyzer._analyzer_model.outputs[0]
+            self.analyzer = analyzer
+            self.image_input, self.index_input = analyzer._analyzer_model.inputs[:2]
+            self.output = analyzer._analyzer_model.outputs[0]
+            fetches.append(self.output)
 
     def __call__(self, x, targets):
         """float32 [N,H,W,C]: the analysis of x for output neuron targets[i] of image i."""
