@@ -3,7 +3,6 @@ objects are refused, a model whose input does not fit the sample set is refused;
 
 import os
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -42,22 +41,28 @@ def rgb_model():
     return tf.keras.Model(inputs, tf.keras.layers.Dense(3, activation="softmax")(x))
 
 
-@pytest.fixture(scope="module")
-def untrusted(tmp_path_factory):
-    """A logdir: runs 'lambda', 'custom', 'rgb' and 'plain' (with the samples); and the marker's path."""
-    root = tmp_path_factory.mktemp("untrusted")
-    marker = str(root / "code-ran")
-    logdir = str(root / "logdir")
+def write_untrusted(logdir, marker, runs=("lambda", "custom", "rgb", "plain")):
+    """Runs of `runs` at step 1 ('plain' with the samples 'val'); the marker is removed once they are logged."""
     images, labels = cnn_images(4)
-    for run, model in (("lambda", lambda_model(marker)), ("custom", custom_model()), ("rgb", rgb_model()), ("plain", tiny_cnn(1))):
+    models = {"lambda": lambda: lambda_model(marker), "custom": custom_model, "rgb": rgb_model, "plain": lambda: tiny_cnn(1)}
+    for run in runs:
         writer = summary.create_file_writer(os.path.join(logdir, run))
         with writer.as_default():
             if run == "plain":
                 summary.samples("val", images, step=0, labels=labels, class_names=CLASSES)
-            summary.checkpoint(model, step=1, class_names=CLASSES, preprocessing=SCALE)
+            summary.checkpoint(models[run](), step=1, class_names=CLASSES, preprocessing=SCALE)
         writer.close()
-    os.remove(marker)  # written while the model was built here, in the test
-    return logdir, marker
+    if os.path.exists(marker):
+        os.remove(marker)  # written while the model was built here, in the test
+    return logdir
+
+
+@pytest.fixture(scope="module")
+def untrusted(tmp_path_factory):
+    """A logdir with runs 'lambda', 'custom', 'rgb' and 'plain'; and the marker's path."""
+    root = tmp_path_factory.mktemp("untrusted")
+    marker = str(root / "code-ran")
+    return write_untrusted(str(root / "logdir"), marker), marker
 
 
 def body(runs, route="attributions"):
