@@ -12,7 +12,7 @@ import sys
 import urllib.parse
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.plugin.conftest import body_of
@@ -20,7 +20,8 @@ from tests.reliability.conftest import SAMPLES, HttpServed
 
 SECRET = b"tb-xai-secret-4f9c2e"
 ALLOWED_STATUS = {200, 400, 403, 404, 405, 409, 413}
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+EXAMPLES = int(os.environ.get("XAI_FUZZ_EXAMPLES", "40"))  # per route; raise it for a longer hunt
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 NASTY_NAMES = [
     "..", "../..", "m1/..", "m1/../../secret", "../secret.txt", "/etc/passwd", "%2e%2e", "%2e%2e%2fsecret.txt",
     "..%2f", "m1\x00", "m1\x00/../..", "./m1", "m1/./", "m1/", "m1//x", "\\..\\secret.txt", "C:\\secret", "~",
@@ -97,6 +98,12 @@ def check(response, hostile_state):
     assert outside == [], outside[:5]
 
 
+def fuzz_check(response, hostile_state):
+    """check(), and the status as a hypothesis event (--hypothesis-show-statistics shows the spread)."""
+    event("status %d" % response.status_code)
+    check(response, hostile_state)
+
+
 def inside(path, folder):
     """Whether `path` (resolved, symlinks included) lies in `folder`."""
     path = os.path.realpath(os.path.join(os.getcwd(), path))
@@ -152,25 +159,25 @@ SUGGESTIONS = dict(COMMON, layer=ATTRIBUTIONS["layer"], neuron=index_value)
 @FUZZ
 @given(body=body_strategy(dict(VALID, methods=[{"id": "gradient"}]), ATTRIBUTIONS))
 def test_attributions_fuzz(hostile, body):
-    check(hostile[0].post("attributions", body), hostile)
+    fuzz_check(hostile[0].post("attributions", body), hostile)
 
 
 @FUZZ
 @given(body=body_strategy(VALID, PREDICTIONS))
 def test_predictions_fuzz(hostile, body):
-    check(hostile[0].post("predictions", body), hostile)
+    fuzz_check(hostile[0].post("predictions", body), hostile)
 
 
 @FUZZ
 @given(body=body_strategy({"models": VALID["models"], "samples": SAMPLES}, SUGGESTIONS))
 def test_suggestions_fuzz(hostile, body):
-    check(hostile[0].post("suggestions", body), hostile)
+    fuzz_check(hostile[0].post("suggestions", body), hostile)
 
 
 @FUZZ
 @given(body=body_strategy({"request_id": "r1"}, {"request_id": COMMON["request_id"]}))
 def test_cancel_fuzz(hostile, body):
-    check(hostile[0].post("cancel", body), hostile)
+    fuzz_check(hostile[0].post("cancel", body), hostile)
 
 
 query_value = st.sampled_from(NASTY_NAMES) | st.text(max_size=30) | st.integers(-(2**70), 2**70).map(str)
@@ -187,13 +194,41 @@ def test_get_routes_fuzz(hostile, route, query, raw):
         response = server.client.get("/data/plugin/xai/" + route + "?" + text)
     else:
         response = server.get(route, **query)
-    check(response, hostile)
+    fuzz_check(response, hostile)
 
 
 @FUZZ
 @given(name=st.sampled_from(["..%2fsecret.txt", "%2e%2e", "..", "index.js%00", "..%5csecret.txt"]) | st.text(min_size=1, max_size=30))
 def test_static_route_fuzz(hostile, name):
-    check(hostile[0].client.get("/data/plugin/xai/static/" + urllib.parse.quote(name, safe="%")), hostile)
+    fuzz_check(hostile[0].client.get("/data/plugin/xai/static/" + urllib.parse.quote(name, safe="%")), hostile)
+
+
+@pytest.mark.parametrize("name", NASTY_NAMES, ids=lambda name: ascii(name)[:24])
+def test_every_nasty_run_name_is_refused_everywhere(hostile, name):
+    server = hostile[0]
+    answers = [
+        server.post("predictions", dict(VALID, models=[{"run": name, "step": 1}])),
+        server.post("attributions", dict(VALID, samples={"run": name, "name": "val"}, methods=[{"id": "gradient"}])),
+        server.get("layers", run=name, step="1"),
+        server.get("image", run=name, samples="val", index="0"),
+    ]
+    for response in answers:
+        assert response.status_code in (400, 404), (name, response.get_data()[:200])
+        check(response, hostile)
+
+
+def test_steps_and_samples_that_do_not_exist_answer_404(hostile):
+    server = hostile[0]
+    missing = [
+        (server.post("predictions", dict(VALID, models=[{"run": "m1", "step": 999}])), "no checkpoint at step 999"),
+        (server.post("predictions", dict(VALID, indices=[16])), "there is no index 16"),
+        (server.post("predictions", dict(VALID, samples={"run": "m2", "name": "val"})), "no sample set named 'val'"),
+        (server.get("layers", run="m1", step=str(2**63 - 1)), "no checkpoint at step"),
+        (server.get("image", run="m1", samples="val", index="16"), "there is no index 16"),
+    ]
+    for response, message in missing:
+        assert response.status_code == 404 and message in body_of(response)["error"], response.get_data()[:200]
+        check(response, hostile)
 
 
 @pytest.mark.parametrize(
@@ -208,6 +243,7 @@ def test_static_route_fuzz(hostile, name):
         (b"", 400),
         (b"[1, 2]", 400),
     ],
+    ids=["deep-braces", "deep-brackets", "2MiB", "NaN", "1e999", "not-utf8", "empty", "array"],
 )
 def test_malformed_bodies(hostile, data, status):
     response = hostile[0].post("predictions", data)
