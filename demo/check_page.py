@@ -16,6 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout, for `demo`
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # demo.train's RUNS come with TensorFlow: keep its start-up log quiet
 
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
@@ -81,12 +82,17 @@ def parse_args(argv):
     return args
 
 
+def tab_frame(page):
+    """The XAI tab's iframe (TensorBoard's plugin_entry.html?name=xai) in `page`, or None."""
+    return next((f for f in page.frames if "plugin_entry.html" in f.url and "name=xai" in f.url), None)
+
+
 def open_tab(page, url, timeout_s):
     """Go to <url>/#xai and return the XAI tab's iframe once its method list is drawn."""
     page.goto(url.rstrip("/") + "/#xai", timeout=timeout_s * 1000)
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        frame = next((f for f in page.frames if "plugin_entry.html" in f.url and "name=xai" in f.url), None)
+        frame = tab_frame(page)
         if frame is not None:
             frame.wait_for_selector("#xai-setup input[data-method]", timeout=max(deadline - time.time(), 1) * 1000)
             return frame
@@ -185,6 +191,13 @@ def check(page, url, runs=tuple(RUNS), biased=BIASED_RUN, other=OTHER_RUN, metho
     }
 
 
+def save_screenshot(page, path):
+    """A PNG of the page from the top down to the end of the tab's comparison grid."""
+    page.wait_for_timeout(300)  # the redraw at the usual opacity
+    box = tab_frame(page).locator("#xai-compare").bounding_box()
+    page.screenshot(path=path, clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": min(box["y"] + box["height"] + 8, VIEWPORT["height"])})
+
+
 def describe(report):
     """The report as lines of text: runs listed, then per cell its model, map and predictions."""
     lines = ["model picker lists %d runs: %s" % (len(report["runs"]), ", ".join(report["runs"])),
@@ -207,8 +220,7 @@ def main(argv=None):
                 page = browser.new_page(viewport=VIEWPORT)
                 report = check(page, args.url, args.runs, args.biased, args.other, args.method, args.timeout)
                 if args.screenshot:
-                    page.wait_for_timeout(300)  # the redraw at the usual opacity
-                    page.screenshot(path=args.screenshot, full_page=True)
+                    save_screenshot(page, args.screenshot)
             finally:
                 browser.close()
     except XaiError as e:
