@@ -54,6 +54,7 @@ class HttpServed(Served):
         self.base = "http://127.0.0.1:%d/data/plugin/xai/" % self.port
 
     def close(self):
+        """Stop listening, then the plugin."""
         self.server.shutdown()
         super().close()
 

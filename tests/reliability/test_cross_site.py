@@ -26,6 +26,7 @@ REFUSED = [
 
 @pytest.fixture(scope="module")
 def site(three_models, tmp_path_factory):
+    """The plugin on a real port."""
     server = HttpServed(three_models, str(tmp_path_factory.mktemp("cache")))
     yield server
     server.close()

@@ -40,12 +40,12 @@ def hostile(three_models, tmp_path_factory):
     (parent / "m1" / "secret.txt").write_bytes(SECRET)
     opened = []
     server = HttpServed(logdir, str(parent / "cache"))
-    with record_paths(opened):
+    with PathRecorder(opened):
         yield server, opened, str(parent)
     server.close()
 
 
-class record_paths:
+class PathRecorder:
     """Context: append every path given to open() (audit hook) or to tf.io.gfile to `opened`."""
 
     active = None
@@ -57,19 +57,21 @@ class record_paths:
     def __enter__(self):
         from tensorboard.compat import tf
 
-        if record_paths.active is None:
-            sys.addaudithook(lambda event, args: record_paths.hook(event, args))
-        record_paths.active = self.opened
+        if PathRecorder.active is None:
+            sys.addaudithook(lambda event, args: PathRecorder.hook(event, args))
+        PathRecorder.active = self.opened
         for name in ("GFile", "listdir", "stat", "exists", "isdir", "glob", "walk"):
             original = getattr(tf.io.gfile, name)
             self.patch.setattr(tf.io.gfile, name, self.spy(original))
         return self
 
     def __exit__(self, *exc):
-        record_paths.active = None
+        PathRecorder.active = None
         self.patch.undo()
 
     def spy(self, original):
+        """`original` wrapped to record its first argument, the path."""
+
         def call(path, *args, **kwargs):
             self.opened.append(os.fsdecode(path) if isinstance(path, (str, bytes)) else str(path))
             return original(path, *args, **kwargs)
@@ -78,8 +80,9 @@ class record_paths:
 
     @staticmethod
     def hook(event, args):
-        if event == "open" and record_paths.active is not None and isinstance(args[0], (str, bytes)):
-            record_paths.active.append(os.fsdecode(args[0]))
+        """The audit hook: record the path of every open() while a recorder is active."""
+        if event == "open" and PathRecorder.active is not None and isinstance(args[0], (str, bytes)):
+            PathRecorder.active.append(os.fsdecode(args[0]))
 
 
 def check(response, hostile_state):

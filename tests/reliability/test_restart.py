@@ -48,6 +48,7 @@ def entries(cache_dir):
 
 
 def post(url, body):
+    """(status, JSON) of a compute POST."""
     return fetch(url, body, {"X-XAI-Request": "1"}, timeout=300)
 
 

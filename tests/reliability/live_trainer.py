@@ -1,0 +1,47 @@
+"""A training run in its own process, as a user's would be: it continues the model logged at step 0
+of run 'live', trains one epoch and logs a checkpoint about every second.
+
+    python -m tests.reliability.live_trainer LOGDIR OUT SECONDS
+
+Before logging step k it saves the model's probabilities on the run's samples to OUT/step-k.npy
+(what the plugin must answer for step k); it prints 'ready' once TensorFlow is up.
+"""
+
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(logdir, out, seconds):
+    """Train and log until `seconds` have passed since 'ready'."""
+    import tensorflow as tf
+
+    from tb_xai_plugin import files, summary
+
+    run_dir = os.path.join(logdir, "live")
+    model = tf.keras.models.load_model(files.checkpoint_paths(run_dir, 0, "h5")[0])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = np.load(files.sample_paths(run_dir, "val")[0])["images"] / np.float32(255)
+    y = np.arange(len(x)) % 3
+    writer = summary.create_file_writer(run_dir)
+    print("ready", flush=True)
+    deadline, step = time.monotonic() + seconds, 0
+    with writer.as_default():
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            model.fit(x, y, epochs=1, verbose=0)
+            step += 1
+            np.save(os.path.join(out, "step-%d.npy" % step), model.predict(x, verbose=0))
+            summary.checkpoint(model, step=step, class_names=["zero", "one", "two"],
+                               preprocessing={"type": "scale", "scale": 1.0 / 255.0, "offset": 0.0})  # fmt: skip
+            writer.flush()
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+    writer.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
