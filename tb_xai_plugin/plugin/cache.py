@@ -81,6 +81,11 @@ class ResultCache:
             self._start_writer()
             self._writes.put((digest, value))
 
+    @property
+    def memory_bytes(self):
+        """Bytes of the values held in memory (at most budget_bytes)."""
+        return self._bytes
+
     def flush(self):
         """Wait until every entry put so far is on disk."""
         if self._writer is not None:

@@ -59,7 +59,7 @@ def load_run(three_models, tmp_path_factory):
     pool, cache = server.plugin.pool, server.plugin.cache
     try:
         warm_up(server)
-        with MemoryMonitor(lambda: sum(process_rss(pid) for pid in pool.pids()) + cache._bytes, 0.1) as monitor:
+        with MemoryMonitor(lambda: sum(process_rss(pid) for pid in pool.pids()) + cache.memory_bytes, 0.1) as monitor:
             records, sent = run_clients(server.base, SPECS, SAMPLES, CLIENTS, DURATION_S)
         reference = engine_reference(three_models, reference_jobs())
         yield server, records, sent, monitor.peak, reference
@@ -99,7 +99,7 @@ def test_memory_stays_within_the_configured_budget(load_run):
     server, records, _, peak, _ = load_run
     budget = (WORKERS * WORKER_MEMORY_MB + CACHE_MB) << 20
     assert 0 < peak <= budget
-    assert server.plugin.cache._bytes <= CACHE_MB << 20
+    assert server.plugin.cache.memory_bytes <= CACHE_MB << 20
     latencies = percentiles([r.latency_s for r in records])
     print("load: %d requests, p50 %.3f s, p90 %.3f s, p99 %.3f s, peak %d MiB" % (
         len(records), latencies[50], latencies[90], latencies[99], peak >> 20))  # fmt: skip
