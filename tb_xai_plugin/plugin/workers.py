@@ -130,16 +130,18 @@ class WorkerSlot:
         self.process, self.conn = None, None
 
     def receive(self):
-        """The worker's next message; WorkerOutOfMemoryError (after killing it) once its RSS passes the pool's limit."""
+        """The worker's next message; with a memory limit, its RSS is checked before each message and
+        every MEMORY_POLL_S while waiting (WorkerOutOfMemoryError, after killing it, once past the limit)."""
         limit = self.pool.memory_limit_bytes
-        while limit and not self.conn.poll(MEMORY_POLL_S):
-            rss = process_rss(self.process.pid)
-            if rss > limit:
+        while limit:
+            if process_rss(self.process.pid) > limit:
                 self.process.kill()
                 raise WorkerOutOfMemoryError(
                     "the worker process computing this request went over its memory limit of %d MiB "
                     "(--xai_worker_memory_mb) and was stopped; retry with fewer samples" % (limit >> 20)
                 )
+            if self.conn.poll(MEMORY_POLL_S):
+                break
         return self.conn.recv()
 
     def send(self, message):
