@@ -46,6 +46,7 @@ setuptools.setup(
         "pillow>=10,<12",
         "scikit-image>=0.24,<0.25",
         "scipy>=1.9,<2",
+        "psutil>=5.9,<7",  # --xai_worker_memory_mb reads the workers' resident memory
     ],
     cmdclass={"build_py": BuildWithFrontend},
     entry_points={
