@@ -265,7 +265,8 @@ class XaiService:
         found = [self.cache.get(self._map_key(cell, req, i)) for i in cell["missing"]]
         if any(f is None for f in found):
             return None
-        return {name: np.stack([f[field] for f in found]) for name, field in (("maps", "map"), ("targets", "target"), ("scores", "score"))}
+        fields = (("maps", "map"), ("targets", "target"), ("scores", "score"))
+        return {name: np.stack([f[field] for f in found]) for name, field in fields}
 
     def _store_maps(self, cell, req, result):
         """Put a finished task's maps into the cache, one entry per sample."""
