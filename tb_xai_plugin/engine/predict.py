@@ -39,6 +39,18 @@ def activation_means(model, images, layer, neuron=None, batch_size=None):
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
 
+def probabilities_and_activation_means(model, images, layer, neuron=None, batch_size=None):
+    """(float32 [N, K] probabilities, float32 [N] activation_means) from one forward pass per batch."""
+    _check_batch_size(batch_size)
+    x = model.preprocess(images)
+    mean = model.cache.get_or_build(("activation_mean", layer, neuron), lambda: _mean_op(model, layer, neuron))
+    size = batch_size or batching.batch_size(model, len(x), PREDICT_BUDGET)
+    parts = [model.run((model.probs, mean), {model.input: x[s]}) for s in batching.batches(len(x), size)]
+    if not parts:
+        return np.zeros((0, model.num_classes), np.float32), np.zeros(0, np.float32)
+    return np.concatenate([p for p, _ in parts]).astype(np.float32), np.concatenate([m for _, m in parts]).astype(np.float32)
+
+
 def _mean_op(model, layer, neuron):
     """Tensor [N]: the mean over all non-batch axes of a layer's output (of one channel if neuron)."""
     import tensorflow as tf

@@ -171,13 +171,17 @@ class XaiService:
             rows[i] = {"probs": row}
         return np.stack([rows[i]["probs"] for i in indices])
 
-    def _model_probs(self, ctx, eid, models, sref, indices, job):
-        """[(run, step, probs or XaiError)] for each model, computed in parallel tasks."""
+    def _model_probs(self, ctx, eid, models, sref, indices, job, first=None):
+        """[(run, step, probs or XaiError)] for each model, computed in parallel tasks; `first`: the first
+        model's pending probabilities when already requested (see _request_first)."""
         entries = []
-        for run, step in models:
+        for n, (run, step) in enumerate(models):
             ckpt = self.catalog.checkpoint(ctx, eid, run, step)
             mismatch = shape_mismatch(ckpt, sref)
-            pending = ("error", XaiError(mismatch)) if mismatch else self._request_probs(job, ckpt, sref, indices)
+            if n == 0 and first is not None:
+                pending = first
+            else:
+                pending = ("error", XaiError(mismatch)) if mismatch else self._request_probs(job, ckpt, sref, indices)
             entries.append((run, step, ckpt, pending))
         self._wait(job, [p[1] if p[0] == "all" else p[1][2] for *_, p in entries if p[0] in ("all", "some")])
         out = []
@@ -307,8 +311,8 @@ class XaiService:
             raise XaiError("the models have different numbers of classes (%s); compare models of one task" % sorted(classes))
         job = self.jobs.start(req.request_id)
         try:
-            activation = self._request_activation(job, ckpts[0], sref, req) if req.layer is not None else None
-            results = self._model_probs(ctx, eid, req.models, sref, None, job)
+            first, activation = self._request_first(job, ckpts[0], sref, req) if req.layer is not None else (None, None)
+            results = self._model_probs(ctx, eid, req.models, sref, None, job, first=first)
             if activation is not None and activation[0] == "future":
                 self._wait(job, [activation[1]])
             activation = self._collect_activation(ckpts[0], sref, req, activation)
@@ -330,6 +334,31 @@ class XaiService:
     def _activation_key(self, ckpt, sref, req):
         """Cache key of a layer's (or channel's) mean activations on a whole sample set."""
         return ("activation", checkpoint_key(ckpt), sref.manifest["sha256"], req.layer, req.neuron)
+
+    def _request_first(self, job, ckpt, sref, req):
+        """(pending probabilities or None, pending activation) of the first model: one task computes both
+        in the same forward pass when neither is cached and the manifest has the layer (and channel)."""
+        act_key, probs_key = self._activation_key(ckpt, sref, req), self._probs_all_key(ckpt, sref)
+        if (
+            shape_mismatch(ckpt, sref) or not _has_layer(ckpt.manifest, req.layer, req.neuron)
+            or self.cache.get(act_key) is not None or self.cache.get(probs_key) is not None
+        ):  # fmt: skip
+            return None, self._request_activation(job, ckpt, sref, req)
+        message = {
+            "op": "predict", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref),
+            "indices": None, "layer": req.layer, "neuron": req.neuron,
+        }  # fmt: skip
+
+        def store(result):
+            self.cache.put(probs_key, {"probs": result["probs"]})
+            self.cache.put(act_key, {"mean": result["mean"]})
+
+        def cached():
+            probs, mean = self.cache.get(probs_key), self.cache.get(act_key)
+            return None if probs is None or mean is None else {"probs": probs["probs"], "mean": mean["mean"]}
+
+        future = self._submit(job, ("predict",) + act_key, message, store, cached)
+        return ("all", future), ("future", future)
 
     def _request_activation(self, job, ckpt, sref, req):
         """The cached mean activations of the first model, or the future computing them."""
@@ -355,6 +384,15 @@ class XaiService:
                 return dict(head, ok=False, error=str(value.exception()))
             value = value.result()["mean"]
         return dict(head, ok=True, mean=np.asarray(value, dtype=np.float64).tolist())
+
+
+def _has_layer(manifest, layer, neuron):
+    """Whether the manifest lists `layer` and, if neuron is given, neuron indexes its output's last axis."""
+    shapes = [entry.get("output_shape") for entry in manifest.get("layers", []) if entry.get("name") == layer]
+    if not shapes or neuron is None:
+        return bool(shapes)
+    last = shapes[0][-1] if isinstance(shapes[0], list) and shapes[0] else None
+    return isinstance(last, int) and not isinstance(neuron, bool) and isinstance(neuron, int) and 0 <= neuron < last
 
 
 def _label(value):

@@ -19,7 +19,9 @@ PREDICT_BATCH = 256
 SAMPLE_BYTES_KEPT = 1 << 30  # decoded sample sets kept per worker (the latest one always)
 
 
-Engine = collections.namedtuple("Engine", "load_checkpoint attribute applicable_methods predict activation_means")
+Engine = collections.namedtuple(
+    "Engine", "load_checkpoint attribute applicable_methods predict activation_means probs_and_activation_means"
+)
 
 
 class Cancelled(Exception):
@@ -43,6 +45,7 @@ class Worker:
             applicable_methods=attribute.applicable_methods,
             predict=predict.predict,
             activation_means=predict.activation_means,
+            probs_and_activation_means=predict.probabilities_and_activation_means,
         )
         self.conn = conn
         self.allow_unsafe = bool(options.get("allow_unsafe", False))
@@ -133,18 +136,27 @@ def read_sample_set(path, sha256):
 
 
 def op_predict(worker, message):
-    """Class probabilities [n, K] float32 of one model on the samples, in batches with progress."""
+    """Class probabilities [n, K] float32 of one model on the samples, in batches with progress; with a
+    "layer" (and "neuron") also that layer's mean activation [n] float32, from the same forward pass."""
     model = worker.model(message["checkpoint"])
     images, _ = worker.images(message["samples"], message["indices"])
     batch = int(message.get("batch") or PREDICT_BATCH)
-    chunks = []
+    layer = message.get("layer")
+    probs, means = [], []
     worker.progress(0, len(images))
     for start in range(0, len(images), batch):
-        out = worker.engine.predict(model, images[start : start + batch], top_k=1, return_probs=True)
-        chunks.append(np.asarray(out["probs"], dtype=np.float32))
+        chunk = images[start : start + batch]
+        if layer is None:
+            out = worker.engine.predict(model, chunk, top_k=1, return_probs=True)["probs"]
+        else:
+            out, mean = worker.engine.probs_and_activation_means(model, chunk, layer, neuron=message.get("neuron"))
+            means.append(np.asarray(mean, dtype=np.float32).reshape(-1))
+        probs.append(np.asarray(out, dtype=np.float32))
         worker.progress(min(start + batch, len(images)), len(images))
-    probs = np.concatenate(chunks) if chunks else np.zeros((0, model.num_classes), np.float32)
-    return {"probs": probs}
+    result = {"probs": np.concatenate(probs) if probs else np.zeros((0, model.num_classes), np.float32)}
+    if layer is not None:
+        result["mean"] = np.concatenate(means) if means else np.zeros((0,), np.float32)
+    return result
 
 
 def op_attribute(worker, message):
