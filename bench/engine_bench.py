@@ -32,7 +32,9 @@ import numpy as np  # noqa: E402
 from tb_xai_plugin import metadata, model_info  # noqa: E402
 
 APPLICATIONS = {"resnet50": "ResNet50", "vgg16": "VGG16", "xception": "Xception"}
-# Plain iNNvestigate analyzer and its kwargs for each engine method in the warm table.
+# Plain iNNvestigate analyzer and its kwargs for each engine method in the warm table. The engine's
+# deconvnet / guided_backprop are the same analyzers started from 1 instead of the logit's value:
+# the same backward pass, so the ratio still compares like with like.
 WARM_STEPS = 8  # SmoothGrad samples and IG steps: iNNvestigate runs batch x steps images in one run
 PLAIN = {
     "gradient": ("gradient", {"postprocess": "abs"}),

@@ -7,6 +7,10 @@ request's seeded generator: iNNvestigate's own draws unseeded graph noise and ig
 Integrated Gradients runs iNNvestigate's gradient at the midpoints of the path: iNNvestigate's
 IntegratedGradients averages over linspace(0, 1, steps), both ends included, which biases the sum
 by O(1/steps) (1.5% off completeness at 64 steps on a small ReLU net; midpoints: well under 1%).
+Deconvnet and guided backprop start their backward pass from 1, as gradients do: iNNvestigate's
+start from the explained logit's value (ReverseAnalyzerBase's identity head mapping, which only its
+Gradient overrides), so their maps came out scaled by the logit, and with a negative logit its
+guided ReLUs let the wrong sign through. LRP keeps the logit's value: it redistributes it.
 """
 
 import functools
@@ -18,6 +22,8 @@ import numpy as np
 from tb_xai_plugin.engine.registry import Method, Param, register
 from tb_xai_plugin.errors import XaiError
 
+# Gradient-style backward passes that iNNvestigate starts from the output value instead of 1.
+START_FROM_ONE = ("deconvnet", "guided_backprop")
 POSTPROCESS = Param("postprocess", "choice", "abs", "Postprocess", choices=("none", "abs", "square"))
 LRP_PAPER = "Bach et al. 2015, https://doi.org/10.1371/journal.pone.0130140"
 
@@ -66,6 +72,8 @@ class CompiledAnalyzer:
         with model.building() as fetches:
             try:
                 analyzer = create_checked(method_id, model, kwargs)
+                if method_id in START_FROM_ONE:
+                    start_backward_from_one(analyzer)
                 analyzer.create_analyzer_model()
             except (NotImplementedError, ValueError, TypeError, AssertionError) as e:
                 raise XaiError("iNNvestigate cannot build %s for this model: %s" % (method_id, e or type(e).__name__)) from e
@@ -78,6 +86,13 @@ class CompiledAnalyzer:
         """float32 [N,H,W,C]: the analysis of x for output neuron targets[i] of image i."""
         selection = np.stack([np.arange(len(targets)), targets], axis=1).astype(np.int32)
         return self.model.run(self.output, {self.image_input: x, self.index_input: selection})
+
+
+def start_backward_from_one(analyzer):
+    """Make a reverse analyzer's backward pass start from d y / d y = 1 (iNNvestigate Gradient's head)."""
+    import tensorflow as tf
+
+    analyzer._head_mapping = tf.ones_like
 
 
 def create_checked(method_id, model, kwargs):
