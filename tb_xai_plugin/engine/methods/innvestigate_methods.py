@@ -103,16 +103,17 @@ def create_checked(method_id, model, kwargs):
         warnings.simplefilter("always")
         try:
             return innvestigate.create_analyzer(method_id, model.logits_model, neuron_selection_mode="index", **kwargs)
-        except NotImplementedError as e:
+        except (NotImplementedError, innvestigate.NotAnalyzeableModelException) as e:
             raise XaiError(_refusal(method_id, e, caught)) from e
 
 
 def _refusal(method_id, error, caught):
-    """A sentence naming the layer types iNNvestigate's model check refused, from its warning text."""
+    """A sentence naming the layer types iNNvestigate's model check refused (and its rule), from its text."""
     text = " ".join(str(w.message) for w in caught) + " " + str(error)
     types = sorted(set(re.findall(r"\.(\w+) object at 0x", text)))
     what = ("layers of type %s" % ", ".join(types)) if types else "this architecture"
-    return "iNNvestigate's %s does not support %s" % (method_id, what)
+    rule = str(error).split("\n")[0].strip() if not isinstance(error, NotImplementedError) else ""
+    return "iNNvestigate's %s does not support %s%s" % (method_id, what, " (%s)" % rule if rule else "")
 
 
 def reason_unusable(method_id, model):
