@@ -21,6 +21,9 @@ from tb_xai_plugin.plugin.workers import CancelledError, WorkerDiedError
 # requests, and suggestions, compute the whole set once and cache it per (checkpoint, sample set).
 PER_SAMPLE_LIMIT = 256
 WAIT_POLL_S = 0.1
+# PatternNet / PatternAttribution fit their patterns on the request's sample set: all of it, or this
+# many samples evenly spaced (worker_main.pattern_fit_indices).
+PATTERN_FIT_CAP = 2000
 
 
 def checkpoint_key(ref):
@@ -228,11 +231,13 @@ class XaiService:
             job.finish()
 
     def _map_key(self, cell, req, index):
-        """The cache key of one sample's map in a cell (layer, neuron and seed only where the method uses them)."""
-        return (
+        """The cache key of one sample's map in a cell (layer, neuron and seed only where the method uses them;
+        the fitting set, sample-set sha256 and cap, only for pattern methods)."""
+        key = (
             "map", checkpoint_key(cell["ckpt"]), cell["sref"].manifest["sha256"], cell["method"], cell["params"],
             req.target.key(), cell["layer"], cell["neuron"], cell["seed"], index,
         )  # fmt: skip
+        return key if cell["fit"] is None else key + (["fit", cell["fit"]["samples_sha256"], cell["fit"]["cap"]],)
 
     def _start_cell(self, job, ckpt, sref, req, method, params):
         """A cell's cached maps, plus a task for the samples not in the cache."""
@@ -242,6 +247,7 @@ class XaiService:
             "layer": req.layer if takes.takes_layer else None,
             "neuron": req.neuron if takes.takes_neuron else None,
             "seed": req.seed if takes.sampling else 0,
+            "fit": {"samples_sha256": sref.manifest["sha256"], "cap": PATTERN_FIT_CAP} if takes.family == "pattern" else None,
         }  # fmt: skip
         if shape_mismatch(ckpt, sref):
             cell["error"] = shape_mismatch(ckpt, sref)
@@ -257,6 +263,7 @@ class XaiService:
                 "op": "attribute", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref),
                 "indices": cell["missing"], "method": method, "params": params, "target": req.target.as_dict(),
                 "layer": cell["layer"], "neuron": cell["neuron"], "seed": cell["seed"],
+                "fit": cell["fit"] and {"cap": cell["fit"]["cap"]},
             }  # fmt: skip
             key = ("attribute",) + self._map_key(cell, req, tuple(cell["missing"]))
             cell["future"] = self._submit(

@@ -4,7 +4,9 @@ Protocol (tuples pickled by multiprocessing.Connection):
     server -> worker   ("task", id, message)   ("cancel", id, None)
     worker -> server   ("progress", id, (done, total))   ("result", id, payload)   ("error", id, (status, text))
 A message is a dict with "op" in OPS, "checkpoint": {"path", "manifest"}, "samples": {"path",
-"sha256"} and "indices" (None: all), plus the op's own fields (see the functions below).
+"sha256"} and "indices" (None: all), plus the op's own fields (see the functions below). An
+attribute message may carry "fit": {"cap"}: patterns are first fitted on the sample set (see
+`pattern_fit_indices`), so a pattern map never depends on which samples a request asked for.
 This module imports TensorFlow only inside `main`, which runs in the spawned child.
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 
 PREDICT_BATCH = 256
 SAMPLE_BYTES_KEPT = 1 << 30  # decoded sample sets kept per worker (the latest one always)
+FIT_SET_KEY = ("pattern", "fit-set")  # model.cache: ((samples sha256, cap), the FittedPatterns fitted on them)
 
 
 Engine = collections.namedtuple(
@@ -159,10 +162,37 @@ def op_predict(worker, message):
     return result
 
 
+def pattern_fit_indices(count, cap):
+    """Indices of the fitting set: all `count` samples, or `cap` of them evenly spaced (floor(i * count / cap))."""
+    if count <= cap:
+        return np.arange(count)
+    return np.arange(cap) * count // cap
+
+
+def ensure_patterns(worker, model, samples, cap, progress):
+    """Fit `model`'s patterns on the sample set's fitting set unless the ones it holds came from it."""
+    from tb_xai_plugin.engine.methods import pattern
+
+    fit_set = (samples["sha256"], int(cap))
+    held = model.cache[FIT_SET_KEY] if FIT_SET_KEY in model.cache else None
+    if held is not None and held[0] == fit_set and model.cache.get(pattern.FIT_KEY) is held[1]:
+        return
+    images, _ = worker.images(samples, None)
+    fitted = pattern.fit_patterns(model, images[pattern_fit_indices(len(images), cap)], progress=progress)
+    model.cache[FIT_SET_KEY] = (fit_set, fitted)
+
+
 def op_attribute(worker, message):
-    """One method's maps [n, H, W] float32 with their targets and scores (engine.attribute)."""
+    """One method's maps [n, H, W] float32 with their targets and scores (engine.attribute); for a
+    message with "fit", patterns fitted on the sample set first (progress: fit, then maps, one total)."""
     model = worker.model(message["checkpoint"])
     images, labels = worker.images(message["samples"], message["indices"])
+    progress = worker.progress
+    if message.get("fit"):
+        cap = int(message["fit"]["cap"])
+        fit_count = len(pattern_fit_indices(len(worker.images(message["samples"], None)[0]), cap))
+        ensure_patterns(worker, model, message["samples"], cap, lambda done, _: worker.progress(done, fit_count + len(images)))
+        progress = lambda done, total: worker.progress(fit_count + done, fit_count + total)  # noqa: E731
     result = worker.engine.attribute(
         model,
         message["method"],
@@ -173,7 +203,7 @@ def op_attribute(worker, message):
         layer=message["layer"],
         neuron=message["neuron"],
         seed=message["seed"],
-        progress=worker.progress,
+        progress=progress,
     )
     return {
         "maps": np.asarray(result.maps, dtype=np.float32),
