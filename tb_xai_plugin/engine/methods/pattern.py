@@ -279,7 +279,7 @@ def pattern_attribution(model, x, targets, params, layer, neuron, rng):
 ESTIMATOR = Param(
     "estimator", "choice", "relu", "Pattern estimator (relu: two-component a+ on ReLU units)", choices=("relu", "linear")
 )
-FIT_NOTE = "; patterns fitted on the first images explained unless fitted on a sample set"
+FIT_NOTE = "; the server fits the patterns on the request's sample set (up to 2,000 samples)"
 
 register(
     Method(
