@@ -43,9 +43,20 @@ def describe_layers(model):
 
 
 def last_conv_layer(layers):
-    """Name of the last layer in `layers` (as from describe_layers) with a spatial output, or None."""
+    """Name of the last convolutional layer (with a spatial output) in `layers` (as from describe_layers), or None."""
     convs = [layer["name"] for layer in layers if layer["conv"]]
     return convs[-1] if convs else None
+
+
+def has_spatial_output(layer):
+    """True if a layer record (describe_layers) has an [H, W, C] output, input layers excluded."""
+    return len(layer["output_shape"]) == 3 and layer["type"] != "InputLayer"
+
+
+def default_layer(layers):
+    """The default layer: the last conv layer, else the last with a spatial output (a nested base net), else None."""
+    spatial = [layer["name"] for layer in layers if has_spatial_output(layer)]
+    return last_conv_layer(layers) or (spatial[-1] if spatial else None)
 
 
 def output_activation(model):

@@ -112,17 +112,17 @@ def resize_bilinear(image, height, width):
 
 
 def _layer_and_neuron(model, method, layer, neuron):
-    """The layer (default: the last conv layer) and neuron a method takes, validated; None otherwise."""
+    """The layer (default: model_info.default_layer) and neuron a method takes, validated; None otherwise."""
     if not method.takes_layer:
         return None, None
     if layer is None:
-        layer = model_info.last_conv_layer(model.layers)
+        layer = model_info.default_layer(model.layers)
     elif not isinstance(layer, str) or layer not in {entry["name"] for entry in model.layers}:
         raise XaiError("unknown layer %r; this model has %s" % (layer, ", ".join(e["name"] for e in model.layers)))
     if not method.takes_neuron or neuron is None:
         return layer, None
     if layer is None:
-        raise XaiError("a neuron needs a layer, and this model has no convolutional layer")
+        raise XaiError("a neuron needs a layer, and this model has no layer with a spatial output")
     shape = next(entry["output_shape"] for entry in model.layers if entry["name"] == layer)
     predict.check_neuron(neuron, shape[-1] if shape else 0, layer)
     return layer, int(neuron)

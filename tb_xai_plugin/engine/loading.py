@@ -17,7 +17,8 @@ Needs eager execution disabled (`engine.enable_graph_mode()`), like iNNvestigate
     in_graph()                   context for building ops: graph, session and Keras' session
     building()                   in_graph() for building whole Keras models / analyzers fast (below);
                                  yields a list to append the tensors to fetch (see its docstring)
-    layer_output(name)           the output tensor of layer `name` (XaiError if unknown)
+    layer_output(name)           the output tensor of layer `name` on the path to the outputs (a nested
+                                 model: its call in this model, not its own graph); XaiError if unknown
     probs_of(x)                  context: the first run() feeding exactly the array x as the model
                                  input also fetches model.probs, so scores cost no extra forward pass
 Build ops only inside `in_graph()` (or `building()`); compute only through `run()`.
@@ -91,6 +92,7 @@ class LoadedModel:
         self.probs = _probabilities(keras_model.output, manifest["output_activation"])
         self.cache = BoundedCache()
         self._probe = None
+        self._ancestors = None
 
     @contextlib.contextmanager
     def in_graph(self):
@@ -145,13 +147,33 @@ class LoadedModel:
         return preprocess_array(x, self.manifest["preprocessing"])
 
     def layer_output(self, name):
-        """The output tensor of the model's layer `name`; XaiError naming the layers if unknown."""
+        """The output tensor of layer `name` inside this model (a nested model: its outer call); XaiError if unknown."""
         try:
-            return self.keras_model.get_layer(name).output
+            layer = self.keras_model.get_layer(name)
         except ValueError:
             raise XaiError(
                 "unknown layer %r; this model has %s" % (name, ", ".join(layer["name"] for layer in self.layers))
             ) from None
+        # layer.output of a nested model (or a layer shared with one) is its own graph's tensor, not its call here.
+        calls = [layer.get_output_at(k) for k in range(len(layer.inbound_nodes))] + [layer.output]
+        ancestors = self._ancestor_ops()
+        for tensor in calls:
+            if tensor.op.name in ancestors:
+                return tensor
+        raise XaiError("layer %r does not feed the model's output" % name)
+
+    def _ancestor_ops(self):
+        """Names of every op the model's outputs and logits depend on, found once by walking inputs back."""
+        if self._ancestors is None:
+            outputs = list(self.keras_model.outputs) + list(self.logits_model.outputs)
+            seen, stack = set(), [t.op for t in outputs]
+            while stack:
+                op = stack.pop()
+                if op.name not in seen:
+                    seen.add(op.name)
+                    stack.extend(t.op for t in op.inputs)
+            self._ancestors = frozenset(seen)
+        return self._ancestors
 
     def close(self):
         """Release the session (the graph goes with the last reference)."""

@@ -210,7 +210,7 @@ class XaiPlugin(base_plugin.TBPlugin):
         manifest = self.catalog.checkpoint(ctx, eid, run, step).manifest
         body = {
             "layers": manifest["layers"],
-            "default_layer": model_info.last_conv_layer(manifest["layers"]),
+            "default_layer": model_info.default_layer(manifest["layers"]),
             "methods": method_applicability(manifest),
         }
         return http_util.Respond(request, body, JSON)

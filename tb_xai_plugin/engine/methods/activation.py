@@ -27,7 +27,7 @@ def _activation_tensor(model, layer, neuron):
         import tensorflow as tf
 
         with model.in_graph():
-            acts = spatial.layer_output(model, layer)  # [N, h, w, K]
+            acts = model.layer_output(layer)  # [N, h, w, K]
             maps = tf.reduce_mean(acts, axis=3) if neuron is None else acts[..., neuron]  # [N, h, w]
             model.cache[key] = spatial.to_input_size(maps, model)
     return model.cache[key]

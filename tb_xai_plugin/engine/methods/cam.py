@@ -23,7 +23,7 @@ def _grad_cam_tensors(model, layer):
         with model.in_graph():
             targets = tf.compat.v1.placeholder(tf.int64, [None], name="grad_cam_targets")
             logits = model.logits_model.outputs[0]  # [N, classes]
-            acts = spatial.layer_output(model, layer)  # [N, h, w, K]
+            acts = model.layer_output(layer)  # [N, h, w, K]
             target_logit = tf.reduce_sum(logits * tf.one_hot(targets, tf.shape(logits)[1]), axis=1)  # [N]
             grads = tf.gradients(target_logit, acts)[0]
             if grads is None:
