@@ -105,3 +105,32 @@ def test_encoded_dot_dot_in_the_query_is_refused(served):
 def test_post_routes_refuse_get(served):
     response = served.get("attributions")
     assert response.status_code == 405 and response.headers["Allow"] == "POST"
+
+
+def transfer_model():
+    """28x28x1 -> a nested base network 'base' (two convs) -> global average pool -> dense(3, softmax)."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    base = tf.keras.Sequential(
+        [tf.keras.Input((28, 28, 1)), layers.Conv2D(2, 3, activation="relu"), layers.Conv2D(3, 3, strides=2, activation="relu")],
+        name="base",
+    )
+    inputs = tf.keras.Input((28, 28, 1))
+    outputs = layers.Dense(3, activation="softmax", name="dense")(layers.GlobalAveragePooling2D(name="pool")(base(inputs)))
+    return tf.keras.Model(inputs, outputs, name="transfer")
+
+
+def test_the_default_layer_of_a_nested_base_network_is_the_base(tmp_path_factory):
+    from tests.plugin.conftest import Served, write_run
+
+    root = str(tmp_path_factory.mktemp("transfer"))
+    write_run(root, "transfer", {1: transfer_model()})
+    server = Served(root, str(tmp_path_factory.mktemp("transfer_cache")))
+    try:
+        body = body_of(server.get("layers", run="transfer", step="1"))
+    finally:
+        server.close()
+    assert [layer["name"] for layer in body["layers"]][1:] == ["base", "pool", "dense"]
+    assert body["default_layer"] == "base"  # no top-level conv: the last layer with an [H, W, C] output
+    assert body["methods"]["grad_cam"] == {"ok": True}
