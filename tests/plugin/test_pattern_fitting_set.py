@@ -108,6 +108,13 @@ def test_pattern_maps_are_cached_under_their_fitting_set(served, logdir):
     assert served.plugin.cache.get(served.plugin.service._map_key(dict(cell, fit=None), req, 1)) is None
 
 
+def test_the_fit_counts_in_the_requests_progress(served):
+    body = {"models": [CNN], "samples": BIG, "indices": [2, 3], "methods": [{"id": "pattern.net"}], "request_id": "fit-2-3"}
+    assert served.post("attributions", body).status_code == 200
+    progress = body_of(served.get("progress", request_id="fit-2-3"))
+    assert progress == {"request_id": "fit-2-3", "state": "done", "done": 64 + 2, "total": 64 + 2}  # fit, then maps
+
+
 def test_the_fitting_set_is_all_samples_or_cap_evenly_spaced():
     np.testing.assert_array_equal(pattern_fit_indices(5, 2000), np.arange(5))
     picked = pattern_fit_indices(10_000, 2000)
