@@ -171,12 +171,12 @@ SECTION_TEXT = (
 )
 
 
-def append_report(lines):
-    """Append this run's section to docs/benchmarks.md."""
+def append_report(lines, section=SECTION, section_text=SECTION_TEXT):
+    """Append this run's lines to docs/benchmarks.md, under the section's heading and text (written once)."""
     path = os.path.join(ROOT, "docs", "benchmarks.md")
     existing = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if SECTION not in existing:
-        lines = ["", SECTION, "", SECTION_TEXT] + lines
+    if section not in existing:
+        lines = ["", section, "", section_text] + lines
     if not existing.strip():
         lines = ["# Benchmarks"] + lines
     with open(path, "a", encoding="utf-8") as f:

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.server_bench import free_port, post, wait_ready  # noqa: E402
+from bench.server_bench import append_report, free_port, post, wait_ready  # noqa: E402
 
 ARCHITECTURES = ("cnn", "resnet", "sepconv")
 SHAPE = (28, 28, 1)
@@ -206,16 +206,6 @@ SECTION_TEXT = (
 )
 
 
-def append_report(lines):
-    """Append this run's table to docs/benchmarks.md, under the section's heading (written once)."""
-    path = os.path.join(ROOT, "docs", "benchmarks.md")
-    existing = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Benchmarks\n"
-    if SECTION not in existing:
-        lines = ["", SECTION, "", SECTION_TEXT] + lines
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-
-
 def report_lines(args, out):
     """The markdown table of one run."""
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -261,7 +251,7 @@ def main():
     lines = report_lines(args, out)
     print("\n".join(lines))
     if not args.no_report:
-        append_report(lines)
+        append_report(lines, SECTION, SECTION_TEXT)
 
 
 if __name__ == "__main__":
