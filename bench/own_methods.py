@@ -17,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.engine_bench import best_of  # noqa: E402
 from tb_xai_plugin import engine, metadata, model_info  # noqa: E402
 
 
@@ -45,16 +46,6 @@ def save(keras_model, directory):
         "weights_sha256": model_info.weights_checksum(keras_model.get_weights()),
     }
     return path, manifest
-
-
-def best_of(repeat, work):
-    """The shortest wall time of `repeat` calls of work()."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def plain_occlusion(model, image, target, window, stride):

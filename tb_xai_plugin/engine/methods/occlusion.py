@@ -20,6 +20,13 @@ MEMORY_BUDGET_BYTES = 256 * 2**20  # per batch of occluded copies: inputs plus e
 BYTES_PER_VALUE = 4  # float32
 
 
+# The sliding window's controls, read by window_and_stride (prediction difference shares both).
+WINDOW_PARAMS = (
+    Param("window", "int", 0, "Window (pixels; 0 = 1/8 of the image side)", min=0, max=4096),
+    Param("stride", "int", 0, "Stride (pixels; 0 = half the window)", min=0, max=4096),
+)
+
+
 def window_and_stride(params, height, width):
     """(window, stride) in pixels; 0 picks an eighth of the shorter side (>= 2) and half the window."""
     window = params["window"] or max(2, min(height, width) // 8)
@@ -93,8 +100,7 @@ register(
         "out (Zeiler & Fergus 2014); one forward pass per window position.",
         compute=occlusion,
         params=(
-            Param("window", "int", 0, "Window (pixels; 0 = 1/8 of the image side)", min=0, max=4096),
-            Param("stride", "int", 0, "Stride (pixels; 0 = half the window)", min=0, max=4096),
+            *WINDOW_PARAMS,
             Param("fill", "choice", "mean", "Fill (image mean or zero, in input space)", choices=("mean", "zero")),
             Param("score", "choice", "probability", "Score", choices=("probability", "logit")),
         ),

@@ -156,8 +156,7 @@ register(
         "against with it resampled from its surroundings (Zintgraf et al. 2017, arXiv:1702.04595).",
         compute=prediction_difference,
         params=(
-            Param("window", "int", 0, "Window (pixels; 0 = 1/8 of the image side)", min=0, max=4096),
-            Param("stride", "int", 0, "Stride (pixels; 0 = half the window)", min=0, max=4096),
+            *occlusion.WINDOW_PARAMS,
             Param("samples", "int", 8, "Samples per window", min=1, max=1000),
             Param("sampling", "choice", "conditional", "Sampling", choices=("conditional", "marginal")),
             Param("padding", "int", 2, "Conditioning frame (pixels)", min=0, max=64),
