@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Each sets up what it needs.
-PY      := .venv/bin/python
+PY      := .venv/bin/python               # the current stack: TensorFlow 2.21, Keras 3 (default)
+PY_INNV := .venv-innvestigate/bin/python  # the paper's engine: TensorFlow 2.14, Keras 2, iNNvestigate
 STATIC  := tb_xai_plugin/static/index.js
 FRONT_SRC := $(shell find frontend/src -type f 2>/dev/null) frontend/package.json frontend/build.mjs
 PORT    ?= 6006
@@ -7,7 +8,7 @@ LOGDIR  ?= demo_logs
 
 .PHONY: demo demo-imagenet test test-python test-frontend setup system frontend bench clean
 
-setup: .venv/.stamp $(STATIC)
+setup: .venv/.stamp .venv-innvestigate/.stamp $(STATIC)
 
 # System packages: Chromium for the browser tests, Fashion-MNIST for the offline demo.
 system: .stamp-system
@@ -20,12 +21,20 @@ system: .stamp-system
 	else echo "no apt-get: install chromium yourself for the browser tests"; fi
 	touch $@
 
-.venv/.stamp: requirements.txt requirements-dev.txt setup.py
-	python3 -m venv .venv
-	$(PY) -m pip install -q --upgrade "pip<27"
-	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	touch $@
+# A virtualenv at $(1) with the stack pinned in $(2), the test tools and tb-xai itself (editable).
+define make_venv
+	python3 -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade "pip<27"
+	$(1)/bin/python -m pip install -q -r $(2) -r requirements-dev.txt
+	$(1)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(1)/.stamp
+endef
+
+.venv/.stamp: requirements.txt requirements-common.txt requirements-dev.txt setup.py
+	$(call make_venv,.venv,requirements.txt)
+
+.venv-innvestigate/.stamp: requirements-innvestigate.txt requirements-common.txt requirements-dev.txt setup.py
+	$(call make_venv,.venv-innvestigate,requirements-innvestigate.txt)
 
 frontend/node_modules/.stamp: frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
@@ -36,10 +45,12 @@ $(STATIC): frontend/node_modules/.stamp $(FRONT_SRC)
 
 frontend: $(STATIC)
 
+# The engine runs under both oneDNN settings: they change float32 kernels the way another CPU does.
 test: setup system
 	cd frontend && npm test
-	$(PY) -m pytest tests --ignore=tests/engine
-	$(PY) -m pytest tests/engine
+	$(PY_INNV) -m pytest tests --ignore=tests/engine
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY_INNV) -m pytest tests/engine
+	TF_ENABLE_ONEDNN_OPTS=1 $(PY_INNV) -m pytest tests/engine
 
 demo: setup system
 	$(PY) demo/train.py --logdir $(LOGDIR)
@@ -59,4 +70,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf .venv frontend/node_modules tb_xai_plugin/static .stamp-system
+	rm -rf .venv .venv-innvestigate frontend/node_modules tb_xai_plugin/static .stamp-system
