@@ -81,6 +81,7 @@ class Method:
     needs_logits: bool = True  # explain the pre-softmax output
     sampling: bool = False  # draws random numbers: reproducible only with a seed
     applies: Optional[Callable] = None  # applies(model) -> None if usable, else the reason why not
+    version: int = 1  # bumped when the method's maps change (a fix): cache keys hold it
 
     def validate_params(self, given):
         """Defaults overlaid with `given`, each validated; unknown names raise XaiError."""

@@ -176,6 +176,7 @@ def _register(method_id, label, family, description, params=(), signed=True):
             params=tuple(params),
             signed=signed,
             applies=functools.partial(reason_unusable, method_id),
+            version=2 if method_id in START_FROM_ONE else 1,  # 2: the backward pass starts from 1
         )
     )
 
