@@ -2,7 +2,7 @@
 
     loader.py       the `tensorboard_plugins` entry point and the --xai_* flags (imports nothing heavy)
     xai_plugin.py   XaiPlugin: the routes of docs/http_api.md, thin: parse, call, respond
-    requests.py     validation of everything a client sends (400 / 413 with a message)
+    parsing.py      validation of everything a client sends (400 / 413 with a message)
     catalog.py      runs from the data provider, checkpoints and sample sets from their manifests
     service.py      the compute routes' work: resolve, consult the cache, submit worker tasks, collect
     suggestions.py  the suggestion panel's per-sample statistics (pure numpy)

@@ -1,6 +1,6 @@
 """What the compute routes do, apart from HTTP: resolve names, consult the cache, run worker tasks.
 
-Each public method takes checked request values (plugin.requests) and returns the JSON body of
+Each public method takes checked request values (plugin.parsing) and returns the JSON body of
 its route (docs/http_api.md). Errors: XaiError / NotFoundError for input, WorkerDiedError (503)
 when a worker died holding one of the request's tasks, CancelledError (409) when the client
 cancelled. One model or method failing only marks its own cells `ok: false`.

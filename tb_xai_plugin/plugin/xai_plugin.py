@@ -18,7 +18,7 @@ from werkzeug import wrappers
 from tb_xai_plugin import metadata, model_info
 from tb_xai_plugin.engine import registry
 from tb_xai_plugin.errors import NotFoundError, XaiError
-from tb_xai_plugin.plugin import encoding, requests
+from tb_xai_plugin.plugin import encoding, parsing
 from tb_xai_plugin.plugin.cache import ResultCache
 from tb_xai_plugin.plugin.catalog import Catalog
 from tb_xai_plugin.plugin.jobs import Jobs
@@ -205,8 +205,8 @@ class XaiPlugin(base_plugin.TBPlugin):
     def _serve_layers(self, request):
         """GET layers: one checkpoint's layers, default layer and applicable methods, from its manifest."""
         ctx, eid = request_context(request)
-        run = requests.run_name(request.args.get("run"))
-        step = requests.integer_text(request.args.get("step"), "step", requests.MAX_STEP)
+        run = parsing.run_name(request.args.get("run"))
+        step = parsing.integer_text(request.args.get("step"), "step", parsing.MAX_STEP)
         manifest = self.catalog.checkpoint(ctx, eid, run, step).manifest
         body = {
             "layers": manifest["layers"],
@@ -219,9 +219,9 @@ class XaiPlugin(base_plugin.TBPlugin):
     def _serve_image(self, request):
         """GET image: one stored sample as PNG."""
         ctx, eid = request_context(request)
-        run = requests.run_name(request.args.get("run"))
-        name = requests.sample_set_name(request.args.get("samples"), "samples")
-        index = requests.integer_text(request.args.get("index"), "index")
+        run = parsing.run_name(request.args.get("run"))
+        name = parsing.sample_set_name(request.args.get("samples"), "samples")
+        index = parsing.integer_text(request.args.get("index"), "index")
         ref = self.service.sample_set(ctx, eid, (run, name), [index])
         images, _ = self.catalog.images(ref)
         png = encoding.png_bytes(images[index], ref.manifest["value_range"])
@@ -230,7 +230,7 @@ class XaiPlugin(base_plugin.TBPlugin):
     @route("GET")
     def _serve_progress(self, request):
         """GET progress: a request's state and done / total."""
-        rid = requests.request_id(request.args.get("request_id"))
+        rid = parsing.request_id(request.args.get("request_id"))
         if rid is None:
             raise XaiError("the query lacks 'request_id'")
         return http_util.Respond(request, self.jobs.describe(rid), JSON)
@@ -241,27 +241,27 @@ class XaiPlugin(base_plugin.TBPlugin):
     def _serve_predictions(self, request):
         """POST predictions: top-k classes per model."""
         ctx, eid = request_context(request)
-        parsed = requests.parse_predictions(requests.read_json(request))
+        parsed = parsing.parse_predictions(parsing.read_json(request))
         return http_util.Respond(request, self.service.predictions(ctx, eid, parsed), JSON)
 
     @route("POST")
     def _serve_attributions(self, request):
         """POST attributions: maps per (model, method)."""
         ctx, eid = request_context(request)
-        parsed = requests.parse_attributions(requests.read_json(request))
+        parsed = parsing.parse_attributions(parsing.read_json(request))
         return http_util.Respond(request, self.service.attributions(ctx, eid, parsed), JSON)
 
     @route("POST")
     def _serve_suggestions(self, request):
         """POST suggestions: per-sample statistics across models."""
         ctx, eid = request_context(request)
-        parsed = requests.parse_suggestions(requests.read_json(request))
+        parsed = parsing.parse_suggestions(parsing.read_json(request))
         return http_util.Respond(request, self.service.suggestions(ctx, eid, parsed), JSON)
 
     @route("POST")
     def _serve_cancel(self, request):
         """POST cancel: stop a request by its request_id."""
-        rid = requests.parse_cancel(requests.read_json(request))
+        rid = parsing.parse_cancel(parsing.read_json(request))
         return http_util.Respond(request, {"cancelled": self.jobs.cancel(rid)}, JSON)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tb_xai_plugin import files, metadata
-from tb_xai_plugin.plugin import encoding, requests, service
+from tb_xai_plugin.plugin import encoding, parsing, service
 from tb_xai_plugin.plugin.worker_main import pattern_fit_indices
 from tests.plugin.conftest import Served, body_of
 
@@ -97,7 +97,7 @@ def test_pattern_maps_are_cached_under_their_fitting_set(served, logdir):
     run_dir = os.path.join(logdir, "cnn")
     ckpt = files.read_manifest(files.checkpoint_paths(run_dir, 1, "h5")[1], metadata.KIND_CHECKPOINT)
     samples = files.read_manifest(files.sample_paths(run_dir, "big")[1], metadata.KIND_SAMPLES)
-    req = requests.parse_attributions({"models": [CNN], "samples": BIG, "indices": [1], "methods": [{"id": "pattern.net"}]})
+    req = parsing.parse_attributions({"models": [CNN], "samples": BIG, "indices": [1], "methods": [{"id": "pattern.net"}]})
     fit = {"samples_sha256": samples["sha256"], "cap": service.PATTERN_FIT_CAP}
     cell = {
         "ckpt": types.SimpleNamespace(manifest=ckpt), "sref": types.SimpleNamespace(manifest=samples),
