@@ -4,7 +4,10 @@ A value is a dict of numpy arrays. `put` stores in memory at once and hands the 
 background thread, so answering a request never waits on the disk (`flush` waits for it). Its key is a tuple of JSON values (checkpoint checksum,
 sample-set checksum, method, canonical parameters, target, layer, neuron, index, ...), hashed to
 a file name. Disk entries are written to a temporary file and renamed into place, so a reader sees
-a whole entry or none; an entry that cannot be read is deleted and counts as a miss.
+a whole entry or none; an entry that cannot be read is deleted and counts as a miss. The disk
+holds at most `disk_budget_bytes`: a file's modification time is its last use (set on write and
+on every hit), and past the budget the least recently used files are deleted, down to
+PRUNE_TO of the budget so that pruning (a walk of the folder) runs seldom.
 """
 
 import collections
@@ -15,10 +18,13 @@ import os
 import queue
 import tempfile
 import threading
+import time
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+PRUNE_TO = 0.9
 
 
 def canonical_json(value):
@@ -37,11 +43,14 @@ def value_nbytes(value):
 
 
 class ResultCache:
-    """An LRU of results bounded by `budget_bytes`, backed by `.npz` files under `directory` (None: memory only)."""
+    """An LRU of results bounded by `budget_bytes`, backed by `.npz` files under `directory` (None: memory
+    only) bounded by `disk_budget_bytes` (None: unbounded)."""
 
-    def __init__(self, budget_bytes, directory=None):
+    def __init__(self, budget_bytes, directory=None, disk_budget_bytes=None):
         self.budget_bytes = int(budget_bytes)
         self.directory = directory
+        self.disk_budget_bytes = None if disk_budget_bytes is None else int(disk_budget_bytes)
+        self._disk_bytes = None  # bytes on disk as far as this process knows; None: not counted yet
         self.stats = collections.Counter()
         self._entries = collections.OrderedDict()
         self._bytes = 0
@@ -63,12 +72,15 @@ class ResultCache:
             if value is not None:
                 self._entries.move_to_end(digest)
                 self.stats["memory_hits"] += 1
-                return value
+        if value is not None:
+            self._touch(digest)
+            return value
         value = self._read(digest)
         if value is None:
             self.stats["misses"] += 1
             return None
         self.stats["disk_hits"] += 1
+        self._touch(digest)
         self._remember(digest, value)
         return value
 
@@ -141,8 +153,60 @@ class ResultCache:
             except BaseException:
                 os.unlink(temp)
                 raise
+            self._touch(digest)
+            self._count_disk(os.path.getsize(path))
         except OSError as e:
             logger.warning("tb-xai could not write cache entry %s: %s", path, e)
+
+    def _touch(self, digest):
+        """Mark an entry's file as used now (its modification time), if it is on disk."""
+        if self.directory is None:
+            return
+        now = time.time_ns()
+        try:
+            os.utime(self._path(digest), ns=(now, now))
+        except OSError:
+            pass  # not written yet, or pruned: nothing to mark
+
+    def _count_disk(self, size):
+        """Add a written file's size to the disk total; prune when the total passes the budget."""
+        if self.disk_budget_bytes is None:
+            return
+        if self._disk_bytes is None:
+            self._disk_bytes = sum(size for _, size, _ in self._disk_files())
+        else:
+            self._disk_bytes += size
+        if self._disk_bytes > self.disk_budget_bytes:
+            self.prune(int(self.disk_budget_bytes * PRUNE_TO))
+
+    def _disk_files(self):
+        """[(last use ns, size, path)] of every entry file (temporary files of writes in flight left out)."""
+        found = []
+        for folder, _, names in os.walk(self.directory):
+            for name in names:
+                if name.endswith(".npz") and not name.startswith(".tmp-"):
+                    path = os.path.join(folder, name)
+                    try:
+                        info = os.stat(path)
+                    except OSError:
+                        continue  # deleted meanwhile (another process pruning)
+                    found.append((info.st_mtime_ns, info.st_size, path))
+        return found
+
+    def prune(self, target_bytes):
+        """Delete the least recently used entry files until the folder holds at most `target_bytes`."""
+        files = sorted(self._disk_files())
+        total = sum(size for _, size, _ in files)
+        for _, size, path in files:
+            if total <= target_bytes:
+                break
+            try:
+                os.unlink(path)
+                self.stats["pruned"] += 1
+            except OSError:
+                pass
+            total -= size
+        self._disk_bytes = total
 
     def _read(self, digest):
         """The entry's arrays from disk, or None if absent or unreadable (then the file is removed)."""

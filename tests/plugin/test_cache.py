@@ -1,10 +1,12 @@
-"""The result cache: byte budget, disk persistence, atomic files, damaged entries recomputed."""
+"""The result cache: byte budget, disk persistence within a size budget (LRU), atomic files, damaged entries recomputed."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 
-from tb_xai_plugin.plugin.cache import ResultCache, key_digest
+from tb_xai_plugin.plugin.cache import PRUNE_TO, ResultCache, key_digest
 
 KEY = ("map", "sha-a", "sha-s", "grad_cam", {"b": 1, "a": 2}, "predicted", None, None, 0, 3)
 
@@ -55,12 +57,57 @@ def test_a_damaged_entry_is_ignored_and_removed(tmp_path):
     assert ResultCache(1 << 20, str(tmp_path)).get(KEY) is not None
 
 
-def test_a_half_written_temporary_file_is_never_read(tmp_path):
-    cache = ResultCache(1 << 20, str(tmp_path))
-    digest = key_digest(KEY)
-    os.makedirs(tmp_path / digest[:2])
-    (tmp_path / digest[:2] / (".tmp-%s.npz" % digest)).write_bytes(b"PK\x03\x04 half")
-    assert cache.get(KEY) is None and cache.stats["unreadable"] == 0
+# A writer whose process may write only FILE_LIMIT bytes per file: np.savez fails half-way (EFBIG).
+HALF_WRITER = """
+import resource, signal, sys
+import numpy as np
+from tb_xai_plugin.plugin.cache import ResultCache
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))
+cache = ResultCache(1 << 20, sys.argv[1])
+cache.put(%r, {"map": np.arange(16384, dtype=np.float32)})
+cache.flush()
+"""
+FILE_LIMIT = 4096
+
+
+def test_a_half_written_entry_is_never_read(tmp_path):
+    script = HALF_WRITER % (FILE_LIMIT, FILE_LIMIT, KEY)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "could not write cache entry" in done.stderr  # the write really failed half-way
+    assert entry_files(tmp_path) == []  # neither a partial entry nor a temporary file is left
+    fresh = ResultCache(1 << 20, str(tmp_path))
+    assert fresh.get(KEY) is None and fresh.stats["misses"] == 1 and fresh.stats["unreadable"] == 0
+
+
+def test_the_disk_stays_within_its_budget_dropping_the_least_recently_used(tmp_path):
+    value = {"map": np.zeros(4096, np.float32)}  # 16 KiB of data, about 16.6 KiB as .npz
+    cache = ResultCache(0, str(tmp_path), disk_budget_bytes=5 * 17 * 1024)  # memory 0: every get reads the disk
+    for i in range(5):
+        cache.put(("k", i), value)
+        cache.flush()
+    assert cache.stats["pruned"] == 0 and len(entry_files(tmp_path)) == 5
+    assert cache.get(("k", 0)) is not None  # the oldest written is now the most recently used
+    cache.put(("k", 5), value)
+    cache.flush()
+    assert sum(os.path.getsize(f) for f in entry_files(tmp_path)) <= cache.disk_budget_bytes * PRUNE_TO
+    assert cache.get(("k", 1)) is None and cache.get(("k", 2)) is None  # least recently used: gone
+    for kept in (0, 4, 5):
+        assert cache.get(("k", kept)) is not None, kept
+
+
+def test_a_budget_counts_what_an_earlier_run_left_on_disk(tmp_path):
+    value = {"map": np.zeros(4096, np.float32)}
+    first = ResultCache(0, str(tmp_path))
+    for i in range(6):
+        first.put(("k", i), value)
+        first.flush()
+    later = ResultCache(0, str(tmp_path), disk_budget_bytes=3 * 17 * 1024)
+    later.put(("k", 6), value)
+    later.flush()
+    assert sum(os.path.getsize(f) for f in entry_files(tmp_path)) <= later.disk_budget_bytes
+    assert later.get(("k", 6)) is not None and later.get(("k", 0)) is None
 
 
 def test_an_unwritable_directory_falls_back_to_memory(tmp_path):
