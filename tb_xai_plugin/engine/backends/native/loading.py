@@ -1,0 +1,161 @@
+"""Load a checkpoint with Keras 3 (eager stays on), checked against its manifest: `NativeModel`.
+
+`load_checkpoint(path, manifest, allow_unsafe=False) -> NativeModel`. Reads `.keras` files (safe_mode
+unless allow_unsafe) and Keras 2 `.h5` files (Keras 3's legacy loader); the safety check runs first,
+then the weights checksum and the input / output shapes are compared with the manifest.
+
+NativeModel (besides checkpoint.ModelBase's manifest, input_shape, num_classes, layers, cache, preprocess):
+    keras_model       the model as saved (softmax included)
+    logits_model      a Functional model without the final softmax / sigmoid (the model itself if linear):
+                      the last layer re-made with a linear activation and the same weight values
+    scores(x, score), probabilities(x), probabilities_and_means(x, layer, neuron), layer_means(x, layer, neuron)
+    function(key, build)        a tf.function built once per key and kept in cache
+    layer_and_logits(layer)     a Functional model x -> (layer's output in this model, logits)
+"""
+
+import os
+
+import numpy as np
+
+from tb_xai_plugin import model_info
+from tb_xai_plugin.engine import checkpoint
+from tb_xai_plugin.errors import XaiError
+
+FORMATS = ("keras", "h5")
+STRIPPED = ("softmax", "sigmoid")
+
+
+class NativeModel(checkpoint.ModelBase):
+    """A checkpoint loaded by Keras 3; see the module docstring."""
+
+    backend = "native"
+
+    def __init__(self, manifest, keras_model):
+        super().__init__(manifest)
+        self.keras_model = keras_model
+        self.logits_model = strip_output_activation(keras_model)
+
+    def function(self, key, build):
+        """The tf.function build() returns, built on first use and cached under ("fn",) + key."""
+        return self.cache.get_or_build(("fn",) + tuple(key), build)
+
+    def input_spec(self):
+        """tf.TensorSpec of a batch of model inputs: float32 [None, H, W, C] (one trace for every batch size)."""
+        import tensorflow as tf
+
+        return tf.TensorSpec((None,) + self.input_shape, tf.float32)
+
+    def scores(self, x, score):
+        """float32 [N, K]: the model's probabilities ("probability") or logits ("logit") on inputs x."""
+        fn = self.function(("scores", score), lambda: self._scores_function(score))
+        return fn(np.asarray(x, np.float32)).numpy()
+
+    def _scores_function(self, score):
+        """tf.function x -> logits, or x -> probabilities (softmax of a linear output)."""
+        import tensorflow as tf
+
+        activation = self.manifest.get("output_activation")
+
+        def scores(x):
+            if score == "logit":
+                return self.logits_model(x, training=False)
+            out = self.keras_model(x, training=False)
+            return tf.nn.softmax(out) if activation == "linear" else out
+
+        return tf.function(scores, input_signature=[self.input_spec()])
+
+    def layer_and_logits(self, layer):
+        """A Functional model x -> [the layer's output where this model calls it, logits]; XaiError if unknown."""
+        return self.cache.get_or_build(("layer_and_logits", layer), lambda: _layer_and_logits(self, layer))
+
+    def probabilities_and_means(self, x, layer, neuron=None):
+        """(float32 [N, K] probabilities, float32 [N] mean of the layer's output or its channel) in one pass."""
+        fn = self.function(("probs_and_mean", layer, neuron), lambda: self._means_function(layer, neuron))
+        probs, means = fn(np.asarray(x, np.float32))
+        return probs.numpy(), means.numpy()
+
+    def layer_means(self, x, layer, neuron=None):
+        """float32 [N]: mean of the layer's output per image (of channel `neuron` if given)."""
+        return self.probabilities_and_means(x, layer, neuron)[1]
+
+    def _means_function(self, layer, neuron):
+        """tf.function x -> (probabilities, mean over non-batch axes of the layer's output / channel)."""
+        import tensorflow as tf
+
+        both = self.layer_and_logits(layer)
+        activation = self.manifest.get("output_activation")
+
+        def run(x):
+            acts, logits = both(x, training=False)
+            if neuron is not None:
+                acts = acts[..., neuron]
+            probs = tf.nn.sigmoid(logits) if activation == "sigmoid" else tf.nn.softmax(logits)
+            return probs, tf.reduce_mean(tf.reshape(acts, [tf.shape(acts)[0], -1]), axis=1)
+
+        return tf.function(run, input_signature=[self.input_spec()])
+
+    def close(self):
+        """Drop the compiled functions (the model goes with the last reference)."""
+        self.cache.clear()
+
+
+def load_checkpoint(path, manifest, allow_unsafe=False):
+    """The `.keras` / Keras 2 `.h5` file at `path` loaded by Keras 3 and verified against `manifest`."""
+    fmt = checkpoint.check_file(path, manifest, FORMATS, allow_unsafe)
+    keras_model = _load_keras(path, fmt, allow_unsafe)
+    if manifest.get("weights_sha256") not in weights_checksums(keras_model):
+        raise XaiError("weights do not match the manifest (checkpoint %s)" % os.path.basename(path))
+    checkpoint.check_matches_manifest(keras_model.input_shape, keras_model.output_shape, manifest)
+    return NativeModel(manifest, keras_model)
+
+
+def _load_keras(path, fmt, allow_unsafe):
+    """keras.saving.load_model without compiling; load errors become XaiError."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=not allow_unsafe)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        raise XaiError("checkpoint %s cannot be loaded: %s" % (os.path.basename(path), e)) from e
+
+
+def weights_checksums(keras_model):
+    """The model's weights checksum in Keras 3's order (layer by layer) and in Keras 2's (trainable first)."""
+    ordered = [np.asarray(w) for w in keras_model.get_weights()]
+    keras2 = [np.asarray(w) for w in keras_model.trainable_weights + keras_model.non_trainable_weights]
+    return {model_info.weights_checksum(ordered), model_info.weights_checksum(keras2)}
+
+
+def strip_output_activation(keras_model):
+    """keras_model without its final softmax / sigmoid (the explained logits); the model itself if linear."""
+    import keras
+
+    last = keras_model.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", None)
+    if type(last).__name__ == "Softmax" or (type(last).__name__ == "Activation" and activation in STRIPPED):
+        return keras.Model(keras_model.inputs, last.input, name=keras_model.name + "_logits")
+    if activation not in STRIPPED:
+        return keras_model
+    linear = type(last).from_config(dict(last.get_config(), activation="linear", name=last.name + "_logits"))
+    outputs = linear(last.input)
+    linear.set_weights(last.get_weights())
+    return keras.Model(keras_model.inputs, outputs, name=keras_model.name + "_logits")
+
+
+def _layer_and_logits(model, name):
+    """keras.Model(inputs, [output of layer `name` on the way to the logits, logits])."""
+    import keras
+
+    try:
+        layer = model.keras_model.get_layer(name)
+    except ValueError:
+        raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(e["name"] for e in model.layers))) from None
+    logits = model.logits_model.outputs[0]
+    # A nested model (or a shared layer) has several calls: take the one inside this model.
+    for node in getattr(layer, "_inbound_nodes", []):
+        for tensor in node.output_tensors:
+            try:
+                return keras.Model(model.keras_model.inputs, [tensor, logits])
+            except ValueError:
+                continue
+    raise XaiError("layer %r does not feed the model's output" % name)

@@ -1,0 +1,201 @@
+"""What every backend's loaded model shares: the manifest's facts, preprocessing, a bounded cache, the file checks.
+
+`ModelBase` is the backend-neutral part of a loaded model (see backends.native.loading.NativeModel and
+backends.innvestigate.loading.LoadedModel):
+    manifest, input_shape (H, W, C), num_classes, layers (manifest["layers"]), cache (BoundedCache)
+    backend                         "native" | "innvestigate"
+    preprocess(images)              stored images (uint8 / float, NHWC) -> float32 model input
+Each backend adds the forward calls that backend-neutral code (predict, the perturbation methods) uses:
+    scores(x, score)                float32 [N, K]: probabilities ("probability") or logits ("logit")
+    probabilities(x)                scores(x, "probability")
+    probabilities_and_means(x, layer, neuron)   ([N, K], [N] mean of the layer's output / channel)
+    probs_of(x)                     context yielding {"probs": None | [N, K]} filled by a method's own run
+    close()
+Pure Python at import; TensorFlow loads inside the functions that need it.
+"""
+
+import collections
+import contextlib
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from tb_xai_plugin.errors import NotFoundError, XaiError
+
+FORMATS = ("h5", "savedmodel", "keras")
+# Container classes whose config nests other layers; each nested layer is checked too.
+MODEL_CLASSES = ("Functional", "Model", "Sequential")
+# Keras layers whose configs carry Python bytecode or need code: refused unless allow_unsafe.
+UNSAFE_CLASSES = ("Lambda",)
+CACHE_SIZE = 64  # compiled functions / analyzers and small entries per model
+
+
+class BoundedCache(collections.OrderedDict):
+    """A dict that keeps its `maxsize` most recently used entries (get/setitem refresh recency)."""
+
+    def __init__(self, maxsize=CACHE_SIZE):
+        super().__init__()
+        self.maxsize = maxsize
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        self.move_to_end(key)
+        return value
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
+
+    def get_or_build(self, key, build):
+        """The cached value for `key`, built with `build()` and stored on first use."""
+        if key not in self:
+            self[key] = build()
+        return self[key]
+
+
+class ModelBase:
+    """The manifest's facts and preprocessing of a loaded checkpoint; see the module docstring."""
+
+    backend = None
+
+    def __init__(self, manifest):
+        self.manifest = manifest
+        self.input_shape = tuple(int(d) for d in manifest["input_shape"])
+        self.num_classes = int(manifest["num_classes"])
+        self.layers = manifest["layers"]
+        self.cache = BoundedCache()
+
+    def preprocess(self, images):
+        """Stored images [N,H,W,C] (or one [H,W,C]) -> float32 model input, per manifest["preprocessing"]."""
+        x = np.array(images, dtype=np.float32, copy=True)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise XaiError(
+                "images have shape %s; this model takes [N, %s]"
+                % (list(np.shape(images)), ", ".join(map(str, self.input_shape)))
+            )
+        return preprocess_array(x, self.manifest["preprocessing"])
+
+    def probabilities(self, x):
+        """float32 [N, K] class probabilities of preprocessed inputs x (one forward pass)."""
+        return self.scores(x, "probability")
+
+    @contextlib.contextmanager
+    def probs_of(self, x):
+        """Yield {"probs": None}; a backend whose methods can report the batch's probabilities fills it."""
+        yield {"probs": None}
+
+
+def preprocess_array(x, preprocessing):
+    """float32 NHWC x -> the model input: x, a*x+b, or keras.applications.<module>.preprocess_input(x)."""
+    kind = preprocessing.get("type") if isinstance(preprocessing, dict) else None
+    if kind == "none":
+        return x
+    if kind == "scale":
+        return (np.float32(preprocessing["scale"]) * x + np.float32(preprocessing["offset"])).astype(np.float32)
+    if kind == "keras_app":
+        return _keras_app_preprocess(preprocessing.get("module"))(x).astype(np.float32)
+    raise XaiError("unknown preprocessing %r in the manifest" % (preprocessing,))
+
+
+def _keras_app_preprocess(module):
+    """tf.keras.applications.<module>.preprocess_input, for a module name that has one."""
+    import tensorflow as tf
+
+    if not isinstance(module, str) or not module.isidentifier() or module.startswith("_"):
+        raise XaiError("invalid keras_app preprocessing module %r" % (module,))
+    found = getattr(tf.keras.applications, module, None)
+    if found is None or not hasattr(found, "preprocess_input"):
+        raise XaiError("tf.keras.applications has no module %r with preprocess_input" % module)
+    return found.preprocess_input
+
+
+def check_file(path, manifest, formats, allow_unsafe):
+    """The manifest's format, after checking the file exists, is one of `formats` and holds no refused layer."""
+    if not os.path.exists(path):
+        raise NotFoundError("checkpoint file %s is missing" % os.path.basename(path))
+    fmt = manifest.get("format")
+    if fmt not in formats:
+        raise XaiError("unsupported checkpoint format %r (this engine backend reads %s)" % (fmt, ", ".join(formats)))
+    try:
+        from tb_xai_plugin import safety
+    except ImportError:  # until the shared safety module lands: the engine's own check
+        check_layers_safe(read_model_config(path, fmt), allow_unsafe)
+    else:
+        safety.check_file(path, fmt, allow_unsafe)
+    return fmt
+
+
+def check_matches_manifest(input_shape, output_shape, manifest):
+    """XaiError when the loaded model's input shape or class count differ from the manifest."""
+    shape = [None if d is None else int(d) for d in tuple(input_shape)[1:]]
+    if shape != [int(d) for d in manifest["input_shape"]]:
+        raise XaiError("model input %s differs from the manifest's %s" % (shape, manifest["input_shape"]))
+    if len(output_shape) != 2 or output_shape[-1] != manifest["num_classes"]:
+        raise XaiError("model output %s does not give the manifest's %s classes" % (tuple(output_shape), manifest["num_classes"]))
+
+
+def read_model_config(path, fmt):
+    """The model's Keras config (a dict) read from the file, without building or running anything."""
+    try:
+        if fmt == "h5":
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                text = f.attrs.get("model_config")
+            if text is None:
+                raise XaiError("checkpoint %s has no model config (weights only?)" % os.path.basename(path))
+            return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        if fmt == "keras":
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json").decode("utf-8"))
+        return _savedmodel_config(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise XaiError("checkpoint %s is unreadable: %s" % (os.path.basename(path), e)) from e
+
+
+def _savedmodel_config(path):
+    """The top-level Keras config of a SavedModel dir, from keras_metadata.pb."""
+    from keras.protobuf import saved_metadata_pb2
+
+    metadata_path = os.path.join(path, "keras_metadata.pb")
+    if not os.path.exists(metadata_path):
+        raise XaiError("SavedModel %s has no Keras metadata" % os.path.basename(path))
+    metadata = saved_metadata_pb2.SavedMetadata()
+    with open(metadata_path, "rb") as f:
+        metadata.ParseFromString(f.read())
+    for node in metadata.nodes:
+        if node.node_path == "root":
+            return json.loads(node.metadata)
+    raise XaiError("SavedModel %s has no root model in its Keras metadata" % os.path.basename(path))
+
+
+def check_layers_safe(config, allow_unsafe):
+    """XaiError naming the first Lambda layer (unless allow_unsafe) or layer of an unknown class."""
+    import tensorflow as tf
+
+    for name, class_name in _walk_layers(config):
+        if class_name in UNSAFE_CLASSES:
+            if not allow_unsafe:
+                raise XaiError(
+                    "layer %r is a %s layer, which runs code stored in the file; refused "
+                    "(allow_unsafe=True, or TensorBoard's --xai_allow_unsafe_models, loads it)" % (name, class_name)
+                )
+        elif class_name not in MODEL_CLASSES and not isinstance(getattr(tf.keras.layers, class_name, None), type):
+            raise XaiError("layer %r has the unknown type %r (a custom object); refused" % (name, class_name))
+
+
+def _walk_layers(config):
+    """(layer name, class name) of every layer in a Keras model config, nested models included."""
+    inner = config.get("config", {}) if isinstance(config, dict) else {}
+    layers = inner.get("layers", []) if isinstance(inner, dict) else []
+    for layer in layers:
+        name = layer.get("config", {}).get("name", layer.get("name"))
+        yield name, layer.get("class_name")
+        if layer.get("class_name") in MODEL_CLASSES:
+            yield from _walk_layers(layer)
