@@ -33,12 +33,22 @@ def png_bytes(image, value_range):
     return out.getvalue()
 
 
-def float32_payload(array):
-    """{"shape", "data": base64 of little-endian float32, "range": [min, max]} of an array."""
-    array = np.ascontiguousarray(array, dtype="<f4")
+def finite_range(array):
+    """[min, max] of the finite values of an array ([0, 0] when it has none)."""
     finite = array[np.isfinite(array)]
-    value_range = [float(finite.min()), float(finite.max())] if finite.size else [0.0, 0.0]
-    return {"shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode("ascii"), "range": value_range}
+    return [float(finite.min()), float(finite.max())] if finite.size else [0.0, 0.0]
+
+
+def float32_payload(array):
+    """{"shape", "data": base64 of little-endian float32, "ranges": [min, max] of each array[i] alone,
+    "range": [min, max] over the whole array} of a stack of maps [N, ...]."""
+    array = np.ascontiguousarray(array, dtype="<f4")
+    return {
+        "shape": list(array.shape),
+        "data": base64.b64encode(array.tobytes()).decode("ascii"),
+        "ranges": [finite_range(one) for one in array],
+        "range": finite_range(array),
+    }
 
 
 def decode_float32(payload):

@@ -25,6 +25,13 @@ class XaiLoader(base_plugin.TBLoader):
             help="folder of the on-disk result cache (default ~/.cache/tb-xai; empty: memory only)",
         )
         group.add_argument(
+            "--xai_cache_dir_mb",
+            type=int,
+            default=2048,
+            help="size budget of the on-disk result cache in MiB; past it the least recently used "
+            "entries are deleted (default 2048)",
+        )
+        group.add_argument(
             "--xai_worker_memory_mb",
             type=int,
             default=0,
@@ -38,11 +45,13 @@ class XaiLoader(base_plugin.TBLoader):
         )
 
     def fix_flags(self, flags):
-        """FlagsError for a worker count outside 1..64 or a negative cache or memory budget."""
+        """FlagsError for a worker count outside 1..64, a negative cache or memory budget, or a disk budget under 1 MiB."""
         if flags.xai_workers < 1 or flags.xai_workers > 64:
             raise base_plugin.FlagsError("--xai_workers must be within 1..64")
         if flags.xai_cache_mb < 0:
             raise base_plugin.FlagsError("--xai_cache_mb must not be negative")
+        if getattr(flags, "xai_cache_dir_mb", 1) < 1:
+            raise base_plugin.FlagsError("--xai_cache_dir_mb must be at least 1 (an empty --xai_cache_dir turns the disk cache off)")
         if getattr(flags, "xai_worker_memory_mb", 0) < 0:
             raise base_plugin.FlagsError("--xai_worker_memory_mb must not be negative")
 

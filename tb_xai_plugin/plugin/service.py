@@ -12,7 +12,7 @@ import numpy as np
 
 from tb_xai_plugin.engine import registry
 from tb_xai_plugin.errors import NotFoundError, XaiError
-from tb_xai_plugin.plugin import encoding, suggestions
+from tb_xai_plugin.plugin import encoding, suggestions, versions
 from tb_xai_plugin.plugin.cache import key_digest
 from tb_xai_plugin.plugin.jobs import CANCELLED
 from tb_xai_plugin.plugin.workers import CancelledError, WorkerDiedError
@@ -27,8 +27,13 @@ PATTERN_FIT_CAP = 2000
 
 
 def checkpoint_key(ref):
-    """The identity of a checkpoint's content in cache keys: its weights and file checksums."""
+    """The identity of a checkpoint's content: its weights and file checksums (the URLs' version too)."""
     return "%s:%s" % (ref.manifest["weights_sha256"], ref.manifest["file_sha256"])
+
+
+def model_key(ref, method=None):
+    """A checkpoint in cache keys: its content and what computes its results (backend, libraries, method version)."""
+    return [checkpoint_key(ref), versions.engine_key(ref.manifest, method)]
 
 
 def checkpoint_message(ref):
@@ -121,11 +126,11 @@ class XaiService:
 
     def _probs_all_key(self, ckpt, sref):
         """Cache key of a checkpoint's probabilities on a whole sample set."""
-        return ("probs-all", checkpoint_key(ckpt), sref.manifest["sha256"])
+        return ("probs-all", model_key(ckpt), sref.manifest["sha256"])
 
     def _probs_index_key(self, ckpt, sref, index):
         """Cache key of a checkpoint's probabilities on one sample."""
-        return ("probs", checkpoint_key(ckpt), sref.manifest["sha256"], index)
+        return ("probs", model_key(ckpt), sref.manifest["sha256"], index)
 
     def _request_probs(self, job, ckpt, sref, indices):
         """Cached probabilities [n, K] of `ckpt` at `indices` (None: all), or the future computing them."""
@@ -139,7 +144,7 @@ class XaiService:
             if not missing:
                 return ("done", np.stack([rows[i]["probs"] for i in indices]))
             message = {"op": "predict", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref), "indices": missing}
-            key = ("predict", checkpoint_key(ckpt), sref.manifest["sha256"], tuple(missing))
+            key = ("predict", model_key(ckpt), sref.manifest["sha256"], tuple(missing))
 
             def store(result):
                 for i, row in zip(missing, result["probs"]):
@@ -151,7 +156,7 @@ class XaiService:
 
             return ("some", (rows, missing, self._submit(job, key, message, store, cached)))
         message = {"op": "predict", "checkpoint": checkpoint_message(ckpt), "samples": samples_message(sref), "indices": None}
-        key = ("predict", checkpoint_key(ckpt), sref.manifest["sha256"], None)
+        key = ("predict", model_key(ckpt), sref.manifest["sha256"], None)
         all_key = self._probs_all_key(ckpt, sref)
         store = lambda result: self.cache.put(all_key, {"probs": result["probs"]})  # noqa: E731
         return ("all", self._submit(job, key, message, store, lambda: self.cache.get(all_key)))
@@ -226,7 +231,7 @@ class XaiService:
         try:
             cells = [self._start_cell(job, ckpt, sref, req, method, params) for ckpt in ckpts for method, params in req.methods]
             self._wait(job, [c["future"] for c in cells if c.get("future") is not None])
-            return {"cells": [self._finish_cell(cell, req) for cell in cells]}
+            return {"samples_sha256": sref.manifest["sha256"], "cells": [self._finish_cell(cell, req) for cell in cells]}
         finally:
             job.finish()
 
@@ -234,7 +239,7 @@ class XaiService:
         """The cache key of one sample's map in a cell (layer, neuron and seed only where the method uses them;
         the fitting set, sample-set sha256 and cap, only for pattern methods)."""
         key = (
-            "map", checkpoint_key(cell["ckpt"]), cell["sref"].manifest["sha256"], cell["method"], cell["params"],
+            "map", model_key(cell["ckpt"], registry.get(cell["method"])), cell["sref"].manifest["sha256"], cell["method"], cell["params"],
             req.target.key(), cell["layer"], cell["neuron"], cell["seed"], index,
         )  # fmt: skip
         return key if cell["fit"] is None else key + (["fit", cell["fit"]["samples_sha256"], cell["fit"]["cap"]],)
@@ -303,6 +308,7 @@ class XaiService:
         return dict(
             head,
             ok=True,
+            version=checkpoint_key(ckpt),
             signed=registry.get(method).signed,
             targets=[int(r["target"]) for r in rows],
             scores=[float(r["score"]) for r in rows],
@@ -340,7 +346,7 @@ class XaiService:
 
     def _activation_key(self, ckpt, sref, req):
         """Cache key of a layer's (or channel's) mean activations on a whole sample set."""
-        return ("activation", checkpoint_key(ckpt), sref.manifest["sha256"], req.layer, req.neuron)
+        return ("activation", model_key(ckpt), sref.manifest["sha256"], req.layer, req.neuron)
 
     def _request_first(self, job, ckpt, sref, req):
         """(pending probabilities or None, pending activation) of the first model: one task computes both

@@ -8,6 +8,7 @@ service.py (compute) and the worker processes.
 import argparse
 import logging
 import os
+import re
 
 from tensorboard import context as tb_context
 from tensorboard import plugin_util
@@ -22,7 +23,7 @@ from tb_xai_plugin.plugin import encoding, parsing
 from tb_xai_plugin.plugin.cache import ResultCache
 from tb_xai_plugin.plugin.catalog import Catalog
 from tb_xai_plugin.plugin.jobs import Jobs
-from tb_xai_plugin.plugin.service import XaiService
+from tb_xai_plugin.plugin.service import XaiService, checkpoint_key
 from tb_xai_plugin.plugin.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ DEFAULT_FLAGS = {
     "xai_workers": 1,
     "xai_cache_mb": 512,
     "xai_cache_dir": "~/.cache/tb-xai",
+    "xai_cache_dir_mb": 2048,
     "xai_allow_unsafe_models": False,
     "xai_worker_memory_mb": 0,
 }
@@ -41,7 +43,8 @@ PLACEHOLDER_JS = (
     "  document.body.textContent = 'The tb-xai dashboard is not built: run `make frontend` (or install the wheel).';\n"
     "}\n"
 )
-IMAGE_CACHE_S = 3600
+VERSIONED_CACHE_S = 365 * 24 * 3600  # a URL naming its content's sha256 never changes meaning
+VERSION = re.compile(r"^[0-9a-f]{1,64}$")
 
 
 class ManifestModel:
@@ -125,7 +128,9 @@ class XaiPlugin(base_plugin.TBPlugin):
         self.catalog = Catalog(context.logdir, context.data_provider)
         cache_dir = flag(flags, "xai_cache_dir")
         self.cache = ResultCache(
-            int(flag(flags, "xai_cache_mb")) << 20, os.path.expanduser(cache_dir) if cache_dir else None
+            int(flag(flags, "xai_cache_mb")) << 20,
+            os.path.expanduser(cache_dir) if cache_dir else None,
+            disk_budget_bytes=int(flag(flags, "xai_cache_dir_mb")) << 20,
         )
         self.pool = WorkerPool(
             flag(flags, "xai_workers"),
@@ -217,15 +222,19 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("GET")
     def _serve_image(self, request):
-        """GET image: one stored sample as PNG."""
+        """GET image: one stored sample as PNG; cached for long only when `v` is the set's current sha256."""
         ctx, eid = request_context(request)
         run = parsing.run_name(request.args.get("run"))
         name = parsing.sample_set_name(request.args.get("samples"), "samples")
         index = parsing.integer_text(request.args.get("index"), "index")
+        version = request.args.get("v")
+        if version is not None and not VERSION.match(version):
+            raise XaiError("'v' must be a sample set's sha256 (hex digits)")
         ref = self.service.sample_set(ctx, eid, (run, name), [index])
         images, _ = self.catalog.images(ref)
         png = encoding.png_bytes(images[index], ref.manifest["value_range"])
-        return http_util.Respond(request, png, "image/png", expires=IMAGE_CACHE_S)
+        expires = VERSIONED_CACHE_S if version == ref.manifest["sha256"] else 0
+        return http_util.Respond(request, png, "image/png", expires=expires)
 
     @route("GET")
     def _serve_progress(self, request):
@@ -275,11 +284,14 @@ def describe_run(listing):
     return {
         "run": listing.run,
         "checkpoints": [
-            {key: ref.manifest[key] for key in ("step", "model_name", "input_shape", "num_classes", "wall_time")}
+            dict(
+                {key: ref.manifest[key] for key in ("step", "model_name", "input_shape", "num_classes", "wall_time")},
+                version=checkpoint_key(ref),
+            )
             for ref in listing.checkpoints.values()
         ],
         "sample_sets": [
-            {key: ref.manifest[key] for key in ("name", "count", "image_shape", "has_labels", "class_names")}
+            {key: ref.manifest[key] for key in ("name", "count", "image_shape", "has_labels", "class_names", "sha256")}
             for ref in listing.sample_sets.values()
         ],
     }

@@ -1,11 +1,14 @@
 """The GET routes on a real logdir: listing, methods, layers, images, progress, the bundle; no worker starts."""
 
+import hashlib
 import io
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tb_xai_plugin.plugin import xai_plugin
 from tests.plugin.conftest import CLASSES, body_of, cnn_images
 
 
@@ -16,8 +19,12 @@ def test_runs_lists_every_checkpoint_and_sample_set(served):
     assert [c["step"] for c in runs["cnn"]["checkpoints"]] == [1, 2]
     ckpt = runs["cnn"]["checkpoints"][0]
     assert ckpt["input_shape"] == [28, 28, 1] and ckpt["num_classes"] == 3 and ckpt["model_name"] == "tiny_cnn"
-    assert runs["cnn"]["sample_sets"][1] == {
+    val = runs["cnn"]["sample_sets"][1]
+    assert {k: v for k, v in val.items() if k != "sha256"} == {
         "name": "val", "count": 6, "image_shape": [28, 28, 1], "has_labels": True, "class_names": CLASSES}  # fmt: skip
+    with open(os.path.join(served.logdir, "cnn", "plugins", "xai", "samples", "val.npz"), "rb") as f:
+        assert val["sha256"] == hashlib.sha256(f.read()).hexdigest()  # the version of its image URLs
+    assert len({c["version"] for c in runs["cnn"]["checkpoints"]}) == 2  # each checkpoint's content checksum
     assert [s["name"] for s in runs["cnn"]["sample_sets"]] == ["big", "val"]
     assert runs["b"]["sample_sets"] == []
     assert served.plugin.pool.stats["started"] == 0  # listing never starts a worker
@@ -44,7 +51,6 @@ def test_layers_from_the_manifest(served):
 def test_image_is_the_stored_sample_as_png(served):
     response = served.get("image", run="cnn", samples="val", index="4")
     assert response.status_code == 200 and response.mimetype == "image/png"
-    assert "max-age" in response.headers.get("Cache-Control", "")
     png = np.asarray(Image.open(io.BytesIO(response.get_data())))
     images, _ = cnn_images()
     np.testing.assert_array_equal(png, images[4, :, :, 0])
@@ -61,10 +67,25 @@ def test_progress_of_an_unknown_request(served):
         "request_id": "nope", "state": "unknown", "done": 0, "total": 0}  # fmt: skip
 
 
-def test_index_js_is_served(served):
+def test_only_a_versioned_image_url_is_cached_for_long(served):
+    (val,) = [s for r in body_of(served.get("runs"))["runs"] for s in r["sample_sets"] if (r["run"], s["name"]) == ("cnn", "val")]
+    versioned = served.get("image", run="cnn", samples="val", index="4", v=val["sha256"])
+    assert versioned.status_code == 200
+    assert "max-age=%d" % xai_plugin.VERSIONED_CACHE_S in versioned.headers["Cache-Control"]
+    for query in ({}, {"v": "0" * 64}):  # no version, or another content's: revalidated on every use
+        response = served.get("image", run="cnn", samples="val", index="4", **query)
+        assert response.status_code == 200 and "max-age" not in response.headers["Cache-Control"]
+        assert "no-cache" in response.headers["Cache-Control"]
+    assert served.get("image", run="cnn", samples="val", index="4", v="../x").status_code == 400
+
+
+def test_index_js_is_the_built_dashboard(served):
     response = served.get("index.js")
     assert response.status_code == 200 and "javascript" in response.mimetype
-    assert b"render" in response.get_data()
+    with open(os.path.join(xai_plugin.STATIC_DIR, "index.js"), "rb") as f:  # `make frontend` builds it
+        assert response.get_data() == f.read()
+    assert response.get_data() != xai_plugin.PLACEHOLDER_JS.encode()
+    assert b"xai-grid" in response.get_data()  # the dashboard's own code, not the placeholder module
 
 
 @pytest.mark.parametrize(
