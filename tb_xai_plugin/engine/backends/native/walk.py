@@ -31,6 +31,7 @@ A Step is one layer call, or one half of a layer with a fused activation:
     step.linear(x, kernels, bias)   the layer's linear map with other weights (bias may be None):
                                     z = conv(x, kernels) + bias; the rules call it with modified weights
     step.with_weights(kernels, bias)   a copy of the step with other weights (BatchNorm folding)
+    (a canonizer may also make a BatchNormalization a "linear" step: kernels (scale,), z = x * scale + bias)
   "activation" steps also have
     step.fn          the elementwise function
     step.fused       True for an activation split off a linear layer or an Activation layer, False for
@@ -45,7 +46,7 @@ from typing import Callable, Optional
 LINEAR_CLASSES = ("Dense", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Step:
     """One layer call (or half of a split layer): what it reads, what it writes, how to compute it."""
 
@@ -221,10 +222,15 @@ def _recall(node):
 
 
 def linear_map(layer, x, kernels, bias):
-    """z = op(x, kernels) + bias for a linear layer of LINEAR_CLASSES (bias None: none); channels axis from its data_format."""
+    """z = op(x, kernels) + bias for a layer of LINEAR_CLASSES (bias None: none), or x * kernel + bias for a BatchNormalization."""
     from keras import ops
 
     name = type(layer).__name__
+    if name == "BatchNormalization":
+        shape = [1] * len(x.shape)
+        shape[layer.axis] = -1
+        z = x * ops.reshape(kernels[0], shape)
+        return z if bias is None else z + ops.reshape(bias, shape)
     if name == "Dense":
         z = ops.matmul(x, kernels[0])
     elif name.startswith("SeparableConv"):

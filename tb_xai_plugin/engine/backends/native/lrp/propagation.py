@@ -1,0 +1,154 @@
+"""The backward pass of LRP and Deep Taylor over a canonized walk: one small GradientTape per step.
+
+    relevance(walk, composite, x, targets, bounds=None) -> R at the model input, same shape as x
+    unsupported(walk, composite) -> None, or a sentence naming the first layer it cannot explain
+
+The target logit's value (Deep Taylor: max(value, 0)) starts the pass; every other output starts at 0.
+Each step maps the relevance at its outputs to its inputs; a value read by several steps sums theirs:
+- linear steps (dense, convolutions, batch norms made linear): the composite's rule;
+- activations split off a linear layer: relevance unchanged (the rule of the layer covers them);
+  Activation layers: unchanged in LRP, by gradient in Deep Taylor; ReLU layers: by gradient;
+- Add and average pooling: LRP-z over their inputs (Deep Taylor: by gradient);
+- Rescaling and Normalization (in-model preprocessing, elementwise): relevance unchanged;
+- max pooling, Flatten, Reshape, Concatenate, padding, cropping, Dropout: by gradient (the
+  op's vector-Jacobian product with the relevance: routed to the max, moved, split or copied).
+"""
+
+from tb_xai_plugin.engine.backends.native.walk import LINEAR_CLASSES
+from tb_xai_plugin.engine.backends.native.lrp import rules
+
+MERGE_LAYERS = (
+    "Add", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+)
+GRADIENT_LAYERS = (
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "Flatten", "Reshape", "Concatenate", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+    "Cropping1D", "Cropping2D", "Cropping3D", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+)
+PASS_LAYERS = ("Rescaling", "Normalization")
+# Layers a first layer's input may pass through and still be "the input" (iNNvestigate's
+# is_input_layer ignores Flatten, Permute, Reshape; in-model preprocessing is elementwise too).
+TRANSPARENT_LAYERS = ("Flatten", "Permute", "Reshape") + PASS_LAYERS
+ACTIVATIONS = ("relu", "relu6", "linear")
+
+
+def relevance(walk, composite, x, targets, bounds=None):
+    """R at the model input for logit targets[i] of image i (bounds: (low, high) scalars at the model input)."""
+    import tensorflow as tf
+
+    values = walk.forward(x)
+    logits = values[walk.outputs[0]]
+    start = logits if composite.head == "value" else tf.nn.relu(logits)
+    mask = tf.one_hot(targets, tf.shape(logits)[-1], dtype=logits.dtype)
+    incoming = {walk.outputs[0]: start * mask}
+    first = first_layers(walk)
+    layer_bounds = _bounds_at(walk, first, x, bounds) if composite.needs_bounds else {}
+    for step in reversed(walk.steps):
+        outs = [incoming.pop(k, None) for k in step.outputs]
+        if all(r is None for r in outs):
+            continue
+        outs = [tf.zeros_like(values[k]) if r is None else r for r in outs]
+        ins = [values[k] for k in step.inputs]
+        for key, r in zip(step.inputs, backward(step, composite, ins, outs, step in first, layer_bounds.get(step))):
+            incoming[key] = r if key not in incoming else incoming[key] + r
+    r = incoming.get(walk.inputs[0])
+    return tf.zeros_like(x) if r is None else r
+
+
+def backward(step, composite, ins, outs, first, bounds):
+    """The relevance at a step's inputs from the relevance at its outputs (module docstring)."""
+    if step.kind == "linear":
+        return [composite.rule(step, first).relevance(step, ins[0], outs[0], bounds)]
+    name = type(step.layer).__name__
+    if step.kind == "activation":
+        split_off = type(step.layer).__name__ in LINEAR_CLASSES
+        if split_off or (step.fused and composite.activation_layers == "pass"):
+            return outs
+        return gradient(step, ins, outs)
+    if name in PASS_LAYERS:
+        return outs
+    if name in MERGE_LAYERS and composite.merge == "z":
+        return z_through(step, ins, outs)
+    return gradient(step, ins, outs)
+
+
+def gradient(step, ins, outs):
+    """The step's vector-Jacobian product with the relevance: d(sum(y * R)) / d x."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(ins)
+        ys = step(*ins)
+    grads = tape.gradient(list(ys), ins, output_gradients=outs)
+    return [tf.zeros_like(x) if g is None else g for x, g in zip(ins, grads)]
+
+
+def z_through(step, ins, outs):
+    """LRP-z through a weightless linear op y = f(x_1, ...): R_i = x_i * grad_i(sum(y * R / safe(y)))."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(ins)
+        ys = step(*ins)
+    scaled = [tf.stop_gradient(r / rules.safe(y)) for r, y in zip(outs, ys)]
+    grads = tape.gradient(list(ys), ins, output_gradients=scaled)
+    return [x * g for x, g in zip(ins, grads)]
+
+
+def first_layers(walk):
+    """The linear steps whose inputs all come from the model inputs through TRANSPARENT_LAYERS only."""
+    return {s for s in walk.steps if s.kind == "linear" and all(_from_input(walk, k) for k in s.inputs)}
+
+
+def _from_input(walk, key):
+    """Whether value `key` is a model input, or one reached through transparent layers only."""
+    producer = walk.producer(key)
+    if producer is None:
+        return key in walk.inputs
+    if producer.kind != "layer" or type(producer.layer).__name__ not in TRANSPARENT_LAYERS:
+        return False
+    return all(_from_input(walk, k) for k in producer.inputs)
+
+
+def _bounds_at(walk, first, x, bounds):
+    """{first step: (low, high) tensors at its input}: the input bounds carried through the transparent layers."""
+    import tensorflow as tf
+
+    low, high = bounds
+    lows = walk.forward(tf.zeros_like(x[:1]) + low)
+    highs = walk.forward(tf.zeros_like(x[:1]) + high)
+    return {s: (lows[s.inputs[0]], highs[s.inputs[0]]) for s in first}
+
+
+def unsupported(walk, composite):
+    """None if every step has a rule here, else a sentence naming the first layer that has none."""
+    for step in walk.steps:
+        why = _unsupported_step(step, composite)
+        if why:
+            return "%s cannot explain layer %r (%s): %s" % (composite.name, step.layer.name, type(step.layer).__name__, why)
+    if len(walk.inputs) != 1 or len(walk.outputs) != 1:
+        return "%s explains models with one input and one output" % composite.name
+    return None
+
+
+def _unsupported_step(step, composite):
+    """Why `step` has no rule in `composite` ("" if it has one)."""
+    name = type(step.layer).__name__
+    if step.kind == "linear":
+        return ""
+    if step.kind == "activation":
+        return "" if _activation_name(step) in ACTIVATIONS else "activation %s is not ReLU, ReLU6 or linear" % _activation_name(step)
+    if name in MERGE_LAYERS + GRADIENT_LAYERS + PASS_LAYERS:
+        return ""
+    return "no LRP rule for this layer type"
+
+
+def _activation_name(step):
+    """'relu', 'relu6', 'linear' or another activation's name, for an activation step."""
+    if type(step.fn).__name__ == "ReLU":
+        layer = step.fn
+        if float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
+            return "leaky or thresholded ReLU"
+        return "relu" if layer.max_value is None else ("relu6" if float(layer.max_value) == 6 else "clipped relu")
+    return getattr(step.fn, "__name__", type(step.fn).__name__)
