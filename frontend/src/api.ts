@@ -93,9 +93,10 @@ export async function getSessionGroups(): Promise<SessionGroup[]> {
 export const getProgress = (requestId: string): Promise<ProgressResponse> =>
   getJson(`progress?request_id=${encodeURIComponent(requestId)}`);
 
-/** URL of one sample's PNG. */
-export function imageUrl(samples: SampleSetRef, index: number): string {
-  return `${base}image?run=${encodeURIComponent(samples.run)}&samples=${encodeURIComponent(samples.name)}&index=${index}`;
+/** URL of one sample's PNG, versioned by the set's sha256 (the server lets browsers keep only versioned ones). */
+export function imageUrl(samples: SampleSetRef, index: number, sha256: string): string {
+  const version = sha256 ? `&v=${encodeURIComponent(sha256)}` : "";
+  return `${base}image?run=${encodeURIComponent(samples.run)}&samples=${encodeURIComponent(samples.name)}&index=${index}${version}`;
 }
 
 export interface PredictionsRequest {

@@ -2,7 +2,7 @@
 import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, imageUrl, postSuggestions } from "./api";
 import { classNames, sampleCount } from "./catalog";
 import { sessionHparams, type Hparams } from "./hparams";
-import { sharedScales } from "./heatmap";
+import { scaleGroup, sharedScales } from "./heatmap";
 import { download, npyBytes, toCsv } from "./export";
 import { columnName, mapsNpz, predictionsCsv } from "./gridExport";
 import { DataModel, messageOf, type MapQuery } from "./model";
@@ -60,7 +60,10 @@ export class App {
 
   constructor(root: HTMLElement) {
     this.store = new Store(readUrlState());
-    this.data = new DataModel((p) => this.progress.show(p.done, p.total, "computing"));
+    this.data = new DataModel((p) => this.progress.show(p.done, p.total, "computing"), {
+      samples: (s) => this.sampleVersion(s),
+      model: (m) => this.runs.find((r) => r.run === m.run)?.checkpoints.find((c) => c.step === m.step)?.version ?? "",
+    });
     this.setup = new SetupView({ update: (patch) => this.store.update(patch) });
     this.progress = new ProgressView(() => void this.cancel());
     this.suggestions = new SuggestionPanel({
@@ -184,9 +187,25 @@ export class App {
         exportPng: () => this.exportPng(),
         exportNpz: () => this.exportNpz(),
         exportCsv: () => this.exportCsv(),
-        refresh: () => this.refreshGrid(),
+        refresh: () => void this.refresh(),
       }),
     );
+  }
+
+  /** Read the listing again (sample sets logged again, checkpoints rewritten get new versions), forget cached
+   * errors, and draw everything again: what failed is asked for again, what is cached stays. */
+  private async refresh(): Promise<void> {
+    try {
+      this.runs = (await getRuns()).runs;
+    } catch (e) {
+      this.progress.tell(`Cannot reload the runs: ${messageOf(e)}`);
+    }
+    this.data.forgetErrors();
+    this.renderSetup();
+    this.renderGridTools();
+    this.refreshGrid();
+    this.refreshTimeline();
+    void this.loadSuggestions();
   }
 
   /** Rebuild the grid for the current selection and fill it from the cache, fetching what is missing. */
@@ -270,16 +289,17 @@ export class App {
     await Promise.all([preds, ...maps]);
   }
 
-  /** With shared colours, give every map of a method in `grid` the range covering them all. */
+  /** Each map on its own range, or with shared colours every map of a group (row, column, method, grid) on
+   * the range covering the group. */
   private applyScale(grid: GridView): void {
-    if (this.store.get().scale === "own") {
-      grid.forEach((cell) => cell.setScale(null));
-      return;
-    }
+    const choice = this.store.get().scale;
     const shown: { cell: CellView; group: string; signed: boolean; range: [number, number] }[] = [];
     for (const [key, cell] of grid.cells) {
       const map = cell.shownMap;
-      if (map && cell.state === "ready") shown.push({ cell, group: JSON.parse(key)[3], signed: map.signed, range: map.range });
+      const [index, run, step, method] = JSON.parse(key) as [number, string, number, string];
+      const group = scaleGroup(choice, { index, run, step, method });
+      if (group === null) cell.setScale(null);
+      else if (map && cell.state === "ready") shown.push({ cell, group, signed: map.signed, range: map.range });
     }
     const scales = sharedScales(shown);
     for (const x of shown) x.cell.setScale(scales.get(x.group)!);
@@ -467,10 +487,15 @@ export class App {
     return this.methods.find((m) => m.id === id)?.label ?? id;
   }
 
-  /** URL of a sample's image in the current sample set. */
+  /** URL of a sample's image in the current sample set, versioned by its sha256. */
   private imageSrc(index: number): string {
     const s = this.store.get().samples;
-    return s ? imageUrl(s, index) : "";
+    return s ? imageUrl(s, index, this.sampleVersion(s)) : "";
+  }
+
+  /** A sample set's sha256 from the listing ('' when unknown). */
+  private sampleVersion(s: { run: string; name: string }): string {
+    return this.runs.find((r) => r.run === s.run)?.sample_sets.find((x) => x.name === s.name)?.sha256 ?? "";
   }
 
   /** One shared <img> per sample: every cell draws the same element. */

@@ -98,6 +98,44 @@ export function sharedScales(items: { group: string; signed: boolean; range: [nu
   return new Map([...merged].map(([g, m]) => [g, scaleFor(m.signed, m.range)]));
 }
 
+/** How maps share colour ranges: each its own, or one range per row, column, method, or the whole grid. */
+export type ScaleChoice = "own" | "row" | "column" | "method" | "grid";
+
+export const SCALE_CHOICES: ScaleChoice[] = ["own", "row", "column", "method", "grid"];
+
+/** The group whose maps share one range under `choice` (null: the map keeps its own). */
+export function scaleGroup(choice: ScaleChoice, cell: { index: number; run: string; step: number; method: string }): string | null {
+  switch (choice) {
+    case "own":
+      return null;
+    case "row":
+      return `row ${cell.index}`;
+    case "column":
+      return JSON.stringify([cell.run, cell.step, cell.method]);
+    case "method":
+      return cell.method;
+    case "grid":
+      return "grid";
+  }
+}
+
+/** [min, max] of the finite values ([0, 0] when there are none). */
+export function finiteRange(values: ArrayLike<number>): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (Number.isFinite(v)) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  return lo <= hi ? [lo, hi] : [0, 0];
+}
+
+/** A range holding one value: the map is constant, so no colour scale can show it. */
+export const isConstant = (range: [number, number]): boolean => range[0] === range[1];
+
 /** Position t in [0, 1] of v in domain [lo, hi] (0.5 when the domain is empty; NaN -> 0.5). */
 export function unit(v: number, lo: number, hi: number): number {
   if (!(hi > lo) || !Number.isFinite(v)) return 0.5;

@@ -1,4 +1,5 @@
 // The view's selection: one plain object, changed through a store, mirrored in the URL hash.
+import { SCALE_CHOICES, type ScaleChoice } from "./heatmap";
 import type { MethodChoice, ModelRef, ParamValues, SampleSetRef, Target } from "./types";
 
 export type HistogramSource = "p_true" | "activation";
@@ -25,7 +26,7 @@ export interface ViewState {
   histogram: HistogramSource;
   filters: Filters;
   hparams: Record<string, string>; // hparam name -> chosen value ('' or absent: any)
-  scale: "own" | "method"; // colours: each map over its own range, or one range per method and grid
+  scale: ScaleChoice; // colours: each map over its own range, or one range per row, column, method or grid
 }
 
 export const DEFAULT_FILTERS: Filters = { misclassified: false, trueClass: null, predictedClass: null, topMistakes: null };
@@ -139,7 +140,7 @@ export function decodeState(encoded: string): ViewState {
   if (isStr(c.tr)) s.timelineRun = c.tr;
   s.timelineStep = isInt(c.ts) ? c.ts : null;
   if (c.h === "p_true" || c.h === "activation") s.histogram = c.h;
-  if (c.sc === "own" || c.sc === "method") s.scale = c.sc;
+  if (SCALE_CHOICES.includes(c.sc as ScaleChoice)) s.scale = c.sc as ScaleChoice;
   if (c.hp && typeof c.hp === "object" && !Array.isArray(c.hp))
     s.hparams = Object.fromEntries(Object.entries(c.hp).filter(([, v]) => typeof v === "string")) as Record<string, string>;
   if (Array.isArray(c.f))

@@ -36,6 +36,7 @@ input[type=checkbox] { accent-color: var(--xai-accent); }
 .xai-cell .xai-readout { font-size: 11px; color: var(--xai-muted); height: 14px; font-variant-numeric: tabular-nums; }
 .xai-cell .xai-error { color: var(--xai-bad); font-size: 12px; max-width: 220px; white-space: normal; }
 .xai-cell .xai-loading { color: var(--xai-muted); font-size: 12px; }
+.xai-cell .xai-note { color: #e65100; font-size: 11px; max-width: 220px; white-space: normal; }
 .xai-preds { list-style: none; margin: 4px 0 0; padding: 0; font-size: 12px; font-variant-numeric: tabular-nums; }
 .xai-preds li { display: flex; justify-content: space-between; gap: 8px; }
 .xai-preds li.xai-true { font-weight: 500; }

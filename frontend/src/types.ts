@@ -16,6 +16,7 @@ export interface Checkpoint {
   input_shape: number[];
   num_classes: number;
   wall_time: number;
+  version: string; // the checkpoint's content checksum
 }
 
 export interface SampleSet {
@@ -24,6 +25,7 @@ export interface SampleSet {
   image_shape: number[];
   has_labels: boolean;
   class_names: string[] | null;
+  sha256: string; // of its data file: the version of its image URLs
 }
 
 export interface RunInfo {
@@ -109,13 +111,16 @@ export interface AttributionCell {
   error?: string;
   shape?: number[];
   data?: string;
-  range?: [number, number];
+  range?: [number, number]; // over every map of the cell
+  ranges?: [number, number][]; // each map's own
   signed?: boolean;
+  version?: string;
   targets?: number[];
   scores?: number[];
 }
 
 export interface AttributionsResponse {
+  samples_sha256?: string;
   cells: AttributionCell[];
 }
 

@@ -6,10 +6,10 @@ import type { RunInfo } from "../src/types";
 const runs: RunInfo[] = [
   {
     run: "a",
-    checkpoints: [{ step: 3, model_name: "m", input_shape: [28, 28, 1], num_classes: 3, wall_time: 0 }],
+    checkpoints: [{ step: 3, model_name: "m", input_shape: [28, 28, 1], num_classes: 3, wall_time: 0, version: "w:f" }],
     sample_sets: [
-      { name: "val", count: 200, image_shape: [28, 28, 1], has_labels: true, class_names: ["x", "y", "z"] },
-      { name: "raw", count: 5, image_shape: [28, 28, 1], has_labels: false, class_names: null },
+      { name: "val", count: 200, image_shape: [28, 28, 1], has_labels: true, class_names: ["x", "y", "z"], sha256: "ab" },
+      { name: "raw", count: 5, image_shape: [28, 28, 1], has_labels: false, class_names: null, sha256: "cd" },
     ],
   },
 ];

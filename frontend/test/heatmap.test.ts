@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { colorize, decodeFloat32, domainFor, encodeFloat32, mapAt, paletteFor, parseRgb, scaleFor, sharedScales, unit } from "../src/heatmap";
+import { colorize, decodeFloat32, domainFor, encodeFloat32, finiteRange, isConstant, mapAt, paletteFor, parseRgb, scaleFor, scaleGroup, sharedScales, unit } from "../src/heatmap";
+import { mapKey, type MapQuery } from "../src/model";
 
 test("decodeFloat32 reads little-endian float32 from base64", () => {
   // bytes of 1.0, -2.5 as little-endian float32, written by hand
@@ -66,4 +67,35 @@ test("shared scales cover every member of a group; one signed member makes it di
   assert.deepEqual(scales.get("gradient"), { palette: "sequential", domain: [0, 2] });
   assert.deepEqual(scales.get("lrp"), { palette: "diverging", domain: [-0.3, 0.3] });
   assert.deepEqual(scaleFor(true, [0.2, 0.4]), { palette: "sequential", domain: [0.2, 0.4] });
+});
+
+test("a shared range groups maps by row, column, method or the whole grid; 'own' groups none", () => {
+  const a = { index: 0, run: "r", step: 1, method: "gradient" };
+  const b = { index: 1, run: "r", step: 1, method: "gradient" }; // same column, next row
+  const c = { index: 0, run: "s", step: 1, method: "gradient" }; // same row, another model
+  assert.equal(scaleGroup("own", a), null);
+  assert.equal(scaleGroup("row", a), scaleGroup("row", c));
+  assert.notEqual(scaleGroup("row", a), scaleGroup("row", b));
+  assert.equal(scaleGroup("column", a), scaleGroup("column", b));
+  assert.notEqual(scaleGroup("column", a), scaleGroup("column", c));
+  assert.equal(scaleGroup("method", b), scaleGroup("method", c));
+  assert.equal(scaleGroup("grid", { ...a, method: "lrp" }), scaleGroup("grid", b));
+});
+
+test("a map's own range skips non-finite values; a one-value range is constant", () => {
+  assert.deepEqual(finiteRange([3, NaN, -2, Infinity]), [-2, 3]);
+  assert.deepEqual(finiteRange([NaN]), [0, 0]);
+  assert.ok(isConstant(finiteRange(new Float32Array(9))));
+  assert.ok(!isConstant([0, 1e-30]));
+});
+
+test("a map's cache key changes with the sample set's and the checkpoint's versions", () => {
+  const q: MapQuery = {
+    samples: { run: "r", name: "val" }, model: { run: "r", step: 1 }, method: { id: "gradient", params: {} },
+    target: { kind: "predicted" }, layer: null, neuron: null,
+  }; // prettier-ignore
+  const key = (samples: string, model: string) => mapKey(q, 0, { samples: () => samples, model: () => model });
+  assert.notEqual(key("sha-1", "ck"), key("sha-2", "ck"));
+  assert.notEqual(key("sha-1", "ck"), key("sha-1", "ck2"));
+  assert.equal(key("sha-1", "ck"), key("sha-1", "ck"));
 });

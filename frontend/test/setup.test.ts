@@ -7,7 +7,7 @@ import type { MethodInfo, RunInfo } from "../src/types";
 
 const run = (name: string, steps: number[]): RunInfo => ({
   run: name,
-  checkpoints: steps.map((step) => ({ step, model_name: "m", input_shape: [28, 28, 1], num_classes: 10, wall_time: 0 })),
+  checkpoints: steps.map((step) => ({ step, model_name: "m", input_shape: [28, 28, 1], num_classes: 10, wall_time: 0, version: "w:f" })),
   sample_sets: [],
 });
 

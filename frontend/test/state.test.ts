@@ -50,3 +50,9 @@ test("a garbled or hostile hash falls back to defaults field by field", () => {
   assert.equal(s.opacity, initialState().opacity);
   assert.deepEqual(s.methods, [{ id: "g", params: {} }]);
 });
+
+test("every shared colour range is a choice the URL keeps; an unknown one falls back to each map's own", () => {
+  for (const scale of ["own", "row", "column", "method", "grid"] as const)
+    assert.equal(decodeState(encodeState({ ...full, scale })).scale, scale);
+  assert.equal(decodeState(encodeURIComponent(JSON.stringify({ sc: "everything" }))).scale, "own");
+});

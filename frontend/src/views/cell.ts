@@ -1,5 +1,5 @@
 // One grid cell: the sample image, its map overlaid, the value under the pointer, top-k predictions.
-import { colorize, scaleFor, type ColorScale } from "../heatmap";
+import { colorize, isConstant, scaleFor, type ColorScale } from "../heatmap";
 import { h, replaceChildren } from "./dom";
 import { formatValue, legend } from "./legend";
 
@@ -7,7 +7,7 @@ export interface CellMap {
   values: Float32Array; // [height * width], row-major
   height: number;
   width: number;
-  range: [number, number];
+  range: [number, number]; // [min, max] of this map alone
   signed: boolean;
   target?: number;
   score?: number;
@@ -26,6 +26,16 @@ export interface CellOptions {
   className: (c: number) => string;
   onHover: (u: number | null, v: number | null) => void; // pointer position as fractions of width and height
   onDownload?: () => void;
+}
+
+/** The overlay of a map no colour scale can show (constant, or a shared range of one value): one flat grey. */
+const FLAT_GREY = [158, 158, 158];
+
+/** RGBA pixels of one colour. */
+function flat(length: number, [r, g, b]: number[]): Uint8ClampedArray<ArrayBuffer> {
+  const out = new Uint8ClampedArray(length * 4);
+  for (let i = 0; i < length; i++) out.set([r, g, b, 255], i * 4);
+  return out;
 }
 
 export class CellView {
@@ -104,13 +114,21 @@ export class CellView {
     const map = this.map!;
     const own = scaleFor(map.signed, map.range);
     const { palette, domain } = this.scale ?? own;
+    // A constant map on its own range, or any map on a range of one value, has no colours to tell apart.
+    const unscaled = (!this.scale && isConstant(map.range)) || !(domain[1] > domain[0]);
     const off = document.createElement("canvas");
     off.width = map.width;
     off.height = map.height;
-    off.getContext("2d")!.putImageData(new ImageData(colorize(map.values, palette, domain), map.width, map.height), 0, 0);
+    const pixels = unscaled ? flat(map.values.length, FLAT_GREY) : colorize(map.values, palette, domain);
+    off.getContext("2d")!.putImageData(new ImageData(pixels, map.width, map.height), 0, 0);
     this.mapCanvas = off;
-    replaceChildren(this.legendSlot, legend(palette, domain));
-    this.el.dataset.domain = domain.join(",");
+    const note = isConstant(map.range)
+      ? h("div", { class: "xai-note xai-constant" }, `constant map: every value is ${formatValue(map.range[0])}`)
+      : null;
+    replaceChildren(this.legendSlot, unscaled ? null : legend(palette, domain), note);
+    this.el.dataset.domain = unscaled ? "" : domain.join(",");
+    this.el.dataset.range = map.range.join(",");
+    this.el.dataset.constant = String(isConstant(map.range));
     this.draw();
   }
 
@@ -121,6 +139,9 @@ export class CellView {
     this.status.className = "xai-error";
     replaceChildren(this.status, message);
     replaceChildren(this.legendSlot);
+    delete this.el.dataset.domain;
+    delete this.el.dataset.range;
+    delete this.el.dataset.constant;
     this.draw();
   }
 

@@ -1,4 +1,5 @@
 // The grid's toolbar: navigation, opacity, zoom, colour range, exports, refresh.
+import { SCALE_CHOICES, type ScaleChoice } from "../heatmap";
 import type { ViewState } from "../state";
 import { h } from "./dom";
 
@@ -12,6 +13,14 @@ export interface ToolbarActions {
 }
 
 const ZOOMS = [0.5, 1, 1.5, 2, 3, 4];
+
+const SCALE_LABELS: Record<ScaleChoice, string> = {
+  own: "each map's own range",
+  row: "one range per row",
+  column: "one range per column",
+  method: "one range per method",
+  grid: "one range for the grid",
+};
 
 /** The toolbar's controls for state `s` over a sample set of `count` samples. */
 export function gridToolbar(s: ViewState, count: number, a: ToolbarActions): HTMLElement[] {
@@ -29,18 +38,17 @@ export function gridToolbar(s: ViewState, count: number, a: ToolbarActions): HTM
     ),
     h(
       "label",
-      { title: "compare magnitudes: one colour range for all maps of a method" },
+      { title: "colour ranges: each map's own, or one shared range to compare magnitudes" },
       "colours ",
       h(
         "select",
         { id: "xai-scale", onchange: (e) => a.update({ scale: value(e) as ViewState["scale"] }) },
-        h("option", { value: "own", selected: s.scale === "own" }, "each map's own range"),
-        h("option", { value: "method", selected: s.scale === "method" }, "one range per method"),
+        ...SCALE_CHOICES.map((c) => h("option", { value: c, selected: s.scale === c }, SCALE_LABELS[c])),
       ),
     ),
     h("button", { class: "xai-btn", id: "xai-export-png", onclick: a.exportPng }, "PNG"),
     h("button", { class: "xai-btn", id: "xai-export-npz", onclick: a.exportNpz }, "Maps .npz"),
     h("button", { class: "xai-btn", id: "xai-export-csv", onclick: a.exportCsv }, "Predictions CSV"),
-    h("button", { class: "xai-btn", id: "xai-refresh", title: "compute again what failed or was cancelled", onclick: a.refresh }, "Refresh"),
+    h("button", { class: "xai-btn", id: "xai-refresh", title: "reload the logdir's listing and compute again what failed or was cancelled", onclick: a.refresh }, "Refresh"),
   ];
 }
