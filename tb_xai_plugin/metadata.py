@@ -2,7 +2,8 @@
 
 Layout of one run (the files are the source of truth; the event file only indexes them):
 
-    <run>/plugins/xai/checkpoints/step-000000042.h5     the model (weights included)
+    <run>/plugins/xai/checkpoints/step-000000042.keras  the model (weights included): .keras from
+                                                        Keras 3, .h5 (or a SavedModel folder) from Keras 2
     <run>/plugins/xai/checkpoints/step-000000042.json   its manifest (see CHECKPOINT_KEYS)
     <run>/plugins/xai/samples/<name>.npz                images [N,H,W,C], labels [N] (-1: none), ids [N]
     <run>/plugins/xai/samples/<name>.json               its manifest (see SAMPLES_KEYS)
@@ -36,7 +37,7 @@ CHECKPOINT_KEYS = (
     "kind",  # "checkpoint"
     "step",  # int, the training step
     "file",  # data file name, inside the checkpoints folder
-    "format",  # "h5" or "savedmodel"
+    "format",  # see CHECKPOINT_FORMATS
     "model_name",  # model.name
     "input_shape",  # [H, W, C]
     "num_classes",  # int
@@ -46,9 +47,14 @@ CHECKPOINT_KEYS = (
     "layers",  # [{"name", "type", "output_shape", "conv"}], in model order
     "weights_sha256",  # sha256 over the model's weight arrays, see model_info.weights_checksum
     "file_sha256",  # sha256 of the data file's bytes (of a SavedModel's saved_model.pb)
-    "versions",  # {"tensorflow", "keras", "tb_xai_plugin", "python"}
+    "versions",  # {"tensorflow", "keras", "tb_xai_plugin", "python"}; "keras" is the version of the
+    # Keras that wrote the checkpoint (readers take a manifest without it as Keras 2)
     "wall_time",  # float, seconds since epoch
 )
+
+# Checkpoint format -> data file suffix: "keras" (a Keras 3 .keras zip), "h5" and "savedmodel"
+# (a folder) from Keras 2.
+CHECKPOINT_FORMATS = {"keras": ".keras", "h5": ".h5", "savedmodel": ""}
 
 # Keys every sample-set manifest has.
 SAMPLES_KEYS = (
@@ -79,6 +85,13 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 def checkpoint_basename(step):
     """File stem of the checkpoint at `step`: 'step-%09d'."""
     return "step-%09d" % int(step)
+
+
+def checkpoint_filename(step, fmt):
+    """Name of the checkpoint's data file (or folder) at `step` in format `fmt`; XaiError for an unknown format."""
+    if fmt not in CHECKPOINT_FORMATS:
+        raise XaiError("unknown checkpoint format %r (known: %s)" % (fmt, ", ".join(CHECKPOINT_FORMATS)))
+    return checkpoint_basename(step) + CHECKPOINT_FORMATS[fmt]
 
 
 def check_name(name):

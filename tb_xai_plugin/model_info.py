@@ -1,7 +1,7 @@
 """Facts about a Keras model that the manifest records and the engine checks.
 
-Shared by the summary ops (eager, in the user's training process) and the engine (graph mode,
-in a worker), so both compute them the same way. Imports TensorFlow lazily.
+Shared by the summary ops (eager, in the user's training process) and the engine (in a worker),
+so both compute them the same way, on Keras 2 and Keras 3 models alike. Imports nothing heavy.
 """
 
 import hashlib
@@ -23,7 +23,9 @@ def weights_checksum(weights):
 
 def _shape(layer):
     """A layer's output shape without the batch axis, as a list of ints (None kept)."""
-    shape = layer.output_shape
+    shape = getattr(layer, "output_shape", None)  # Keras 2 layers, and Keras 3 models
+    if shape is None:
+        shape = layer.output.shape if not isinstance(layer.output, (list, tuple)) else layer.output[0].shape
     if isinstance(shape, list):  # a layer with several outputs: describe the first
         shape = shape[0]
     return [None if d is None else int(d) for d in tuple(shape)[1:]]
