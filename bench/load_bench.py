@@ -172,7 +172,7 @@ def run_direct(logdir):
     from tb_xai_plugin import engine, files, metadata
 
     engine.enable_graph_mode()
-    loading = importlib.import_module("tb_xai_plugin.engine.loading")
+    loading = importlib.import_module("tb_xai_plugin.engine.backends")
     images = np.load(files.sample_paths(os.path.join(logdir, "m1"), "val")[0])["images"]
     models, seconds = {}, []
     for spec in json.load(sys.stdin):

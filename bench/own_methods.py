@@ -50,7 +50,7 @@ def save(keras_model, directory):
 
 def plain_occlusion(model, image, target, window, stride):
     """The plain loop: one Keras predict per window position (what occlusion computes, unbatched)."""
-    from tb_xai_plugin.engine.methods.occlusion import window_starts
+    from tb_xai_plugin.engine.perturbation.occlusion import window_starts
 
     fill = image.mean(axis=(0, 1))
     with model.in_graph():
@@ -70,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     engine.enable_graph_mode()
-    from tb_xai_plugin.engine import registry
+    from tb_xai_plugin.engine import backends, registry
 
     with tempfile.TemporaryDirectory() as directory:
         model = engine.load_checkpoint(*save(build(args.model), directory))
@@ -81,16 +81,16 @@ def main(argv=None):
     for method_id in ("grad_cam", "guided_grad_cam", "activation"):
         method = registry.get(method_id)
         start = time.perf_counter()
-        method.compute(model, x, targets, {}, None, None, None)
+        backends.implementation(model.backend, method_id).compute(model, x, targets, {}, None, None, None)
         cold = time.perf_counter() - start
-        warm = best_of(args.repeat, lambda: method.compute(model, x, targets, {}, None, None, None))
+        warm = best_of(args.repeat, lambda: backends.implementation(model.backend, method_id).compute(model, x, targets, {}, None, None, None))
         print("%-16s cold %.3fs  warm %.4fs  = %.2fx forward" % (method_id, cold, warm, warm / forward))
     occlusion = registry.get("occlusion")
     params = occlusion.validate_params({})
-    from tb_xai_plugin.engine.methods.occlusion import window_and_stride
+    from tb_xai_plugin.engine.perturbation.occlusion import window_and_stride
 
     window, stride = window_and_stride(params, *model.input_shape[:2])
-    ours = best_of(1, lambda: occlusion.compute(model, x[:1], targets[:1], params, None, None, None))
+    ours = best_of(1, lambda: backends.implementation(model.backend, "occlusion").compute(model, x[:1], targets[:1], params, None, None, None))
     plain = best_of(1, lambda: plain_occlusion(model, x[0], 0, window, stride))
     print(
         "occlusion (1 image, window %d, stride %d): %.3fs vs plain predict loop %.3fs = %.2fx"

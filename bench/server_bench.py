@@ -145,8 +145,8 @@ def run_direct(logdir, method):
     from tb_xai_plugin import engine
 
     engine.enable_graph_mode()
-    loading = importlib.import_module("tb_xai_plugin.engine.loading")
-    attribute = importlib.import_module("tb_xai_plugin.engine.attribute")
+    loading = importlib.import_module("tb_xai_plugin.engine.backends")
+    attribute = importlib.import_module("tb_xai_plugin.engine.attribution")
     folder = os.path.join(logdir, "bench", "plugins", "xai")
     with open(os.path.join(folder, "checkpoints", "step-000000001.json")) as f:
         manifest = json.load(f)

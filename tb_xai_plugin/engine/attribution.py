@@ -1,4 +1,4 @@
-"""The one entry point that computes attribution maps: validate, batch, compute, reduce.
+"""The one entry point that computes attribution maps: validate, batch, dispatch to the backend, reduce.
 
 attribute(model, method_id, images, ...) -> Attribution(maps [N,H,W], raw [N,H,W,C] | None,
 targets [N], scores [N]). Every bad input raises XaiError before anything runs.
@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from tb_xai_plugin import model_info
-from tb_xai_plugin.engine import batching, predict, registry, targets
+from tb_xai_plugin.engine import backends, batching, layers, predict, registry, targets
 from tb_xai_plugin.errors import XaiError
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -49,9 +49,10 @@ def attribute(
     layer, neuron = _layer_and_neuron(model, method, layer, neuron)
     _check_int("seed", seed, 0, 2**63 - 1)
     _check_int("memory_budget", memory_budget, 1, None)
-    reason = method.reason_unusable(model)
+    reason = reason_unusable(model, method)
     if reason:
         raise XaiError("%s cannot explain this model: %s" % (method.label, reason))
+    compute = backends.implementation(model.backend, method.id).compute
     x = model.preprocess(images)
     if len(x) == 0:
         raise XaiError("no images to explain")
@@ -62,7 +63,7 @@ def attribute(
     results = []
     for part in batching.batches(len(x), size):
         batch_probs = None if probs is None else probs[part]
-        results.append(_one_batch(model, method, x[part], explained[part], params, layer, neuron, seed, batch_probs))
+        results.append(_one_batch(model, compute, x[part], explained[part], params, layer, neuron, seed, batch_probs))
         if progress is not None:
             progress(part.stop, len(x))
     maps, raws, scores = zip(*results)
@@ -70,10 +71,10 @@ def attribute(
     return Attribution(np.concatenate(maps), raw, explained, np.concatenate(scores).astype(np.float32))
 
 
-def _one_batch(model, method, batch, explained, params, layer, neuron, seed, probs):
+def _one_batch(model, compute, batch, explained, params, layer, neuron, seed, probs):
     """(maps [n,H,W], raw or None, scores [n]) of one batch; probs [n,K] if known, else from the method's run."""
     with model.probs_of(batch) as probe:
-        out = method.compute(model, batch, explained, params, layer, neuron, np.random.default_rng(seed))
+        out = compute(model, batch, explained, params, layer, neuron, np.random.default_rng(seed))
     if probs is None:
         probs = probe["probs"] if probe["probs"] is not None else predict.probabilities(model, batch)
     maps, raw = reduce_to_maps(out, batch.shape)
@@ -85,9 +86,21 @@ def applicable_methods(model):
     registry.describe_methods()  # registers every method
     out = {}
     for method_id, method in registry.METHODS.items():
-        reason = method.reason_unusable(model)
+        reason = reason_unusable(model, method)
         out[method_id] = {"ok": not reason, "reason": reason or ""}
     return out
+
+
+def reason_unusable(model, method):
+    """None if `model`'s backend can compute `method` on it, else why not: the record's rule, then the backend's."""
+    reason = method.reason_unusable(model)
+    if reason:
+        return reason
+    found = backends.implementation(model.backend, method.id)
+    if found is None:
+        return "the %s backend has no implementation of %s yet (this checkpoint was written by Keras %s)" % (
+            model.backend, method.id, (model.manifest.get("versions") or {}).get("keras", "2"))
+    return found.applies(model) if found.applies else None
 
 
 def reduce_to_maps(out, input_shape):
@@ -124,7 +137,7 @@ def _layer_and_neuron(model, method, layer, neuron):
     if layer is None:
         raise XaiError("a neuron needs a layer, and this model has no layer with a spatial output")
     shape = next(entry["output_shape"] for entry in model.layers if entry["name"] == layer)
-    predict.check_neuron(neuron, shape[-1] if shape else 0, layer)
+    layers.check_neuron(neuron, shape[-1] if shape else 0, layer)
     return layer, int(neuron)
 
 

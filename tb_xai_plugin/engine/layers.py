@@ -1,8 +1,12 @@
-"""Layers with a spatial output: finding and checking them, maps resized to the input.
+"""Layers and neurons a request names: finding and checking them in the manifest's layer list.
 
-Shared by the layer-based methods (Grad-CAM, Guided Grad-CAM, activation maps). The checks read
-only `model.layers` (the manifest's layer list), so `applies` works before a model is loaded.
+Shared by the layer-based methods (Grad-CAM, Guided Grad-CAM, activation maps) of every backend and by
+activation_means. Pure Python: the checks read only `model.layers` (the manifest's layer list), so
+`applies` works before a model is loaded.
 """
+
+import numpy as np
+
 
 from tb_xai_plugin import model_info
 from tb_xai_plugin.errors import XaiError
@@ -42,9 +46,7 @@ def spatial_layer(model, name, method_label):
     return layer
 
 
-def to_input_size(maps, model):
-    """Graph op: [N, h, w] maps resized bilinearly (half-pixel centres) to [N, H, W] of the input."""
-    import tensorflow as tf
-
-    height, width = model.input_shape[:2]
-    return tf.image.resize(maps[..., None], (height, width), method="bilinear")[..., 0]
+def check_neuron(neuron, channels, layer):
+    """XaiError unless neuron is an integer channel index in [0, channels)."""
+    if isinstance(neuron, bool) or not isinstance(neuron, (int, np.integer)) or not 0 <= neuron < channels:
+        raise XaiError("neuron must be a channel of layer %r: an integer in [0, %d), not %r" % (layer, channels, neuron))

@@ -1,8 +1,12 @@
-"""Predictions and layer activations of a loaded model on stored images, batched."""
+"""Predictions and layer activations of a loaded model on stored images, batched; any backend.
+
+The backend's loaded model does the forward passes: model.probabilities(x) and
+model.probabilities_and_means(x, layer, neuron) (engine.checkpoint describes the interface).
+"""
 
 import numpy as np
 
-from tb_xai_plugin.engine import batching
+from tb_xai_plugin.engine import batching, layers
 from tb_xai_plugin.errors import XaiError
 
 PREDICT_BUDGET = 256 * 2**20
@@ -10,8 +14,8 @@ PREDICT_BUDGET = 256 * 2**20
 
 def probabilities(model, x, batch_size=None):
     """float32 [N, K] class probabilities of preprocessed inputs x, run in batches."""
-    size = batch_size or batching.batch_size(model, len(x), PREDICT_BUDGET)
-    parts = [model.run(model.probs, {model.input: x[s]}) for s in batching.batches(len(x), size)]
+    size = batch_size or batching.batch_size(model, len(x), PREDICT_BUDGET, work=batching.FORWARD_WORK)
+    parts = [model.probabilities(x[s]) for s in batching.batches(len(x), size)]
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, model.num_classes), np.float32)
 
 
@@ -31,43 +35,29 @@ def predict(model, images, top_k=5, return_probs=False, batch_size=None):
 
 def activation_means(model, images, layer, neuron=None, batch_size=None):
     """float32 [N]: mean of `layer`'s output per image, or of its channel `neuron` (last axis)."""
-    _check_batch_size(batch_size)
-    x = model.preprocess(images)
-    mean = model.cache.get_or_build(("activation_mean", layer, neuron), lambda: _mean_op(model, layer, neuron))
-    size = batch_size or batching.batch_size(model, len(x), PREDICT_BUDGET)
-    parts = [model.run(mean, {model.input: x[s]}) for s in batching.batches(len(x), size)]
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    return probabilities_and_activation_means(model, images, layer, neuron, batch_size)[1]
 
 
 def probabilities_and_activation_means(model, images, layer, neuron=None, batch_size=None):
     """(float32 [N, K] probabilities, float32 [N] activation_means) from one forward pass per batch."""
     _check_batch_size(batch_size)
+    _check_layer_and_neuron(model, layer, neuron)
     x = model.preprocess(images)
-    mean = model.cache.get_or_build(("activation_mean", layer, neuron), lambda: _mean_op(model, layer, neuron))
-    size = batch_size or batching.batch_size(model, len(x), PREDICT_BUDGET)
-    parts = [model.run((model.probs, mean), {model.input: x[s]}) for s in batching.batches(len(x), size)]
+    size = batch_size or batching.batch_size(model, len(x), PREDICT_BUDGET, work=batching.FORWARD_WORK)
+    parts = [model.probabilities_and_means(x[s], layer, neuron) for s in batching.batches(len(x), size)]
     if not parts:
         return np.zeros((0, model.num_classes), np.float32), np.zeros(0, np.float32)
     return np.concatenate([p for p, _ in parts]).astype(np.float32), np.concatenate([m for _, m in parts]).astype(np.float32)
 
 
-def _mean_op(model, layer, neuron):
-    """Tensor [N]: the mean over all non-batch axes of a layer's output (of one channel if neuron)."""
-    import tensorflow as tf
-
-    output = model.layer_output(layer)
-    with model.in_graph():
-        if neuron is not None:
-            channels = int(output.shape[-1])
-            check_neuron(neuron, channels, layer)
-            output = output[..., int(neuron)]
-        return tf.reduce_mean(tf.reshape(output, [tf.shape(output)[0], -1]), axis=1)
-
-
-def check_neuron(neuron, channels, layer):
-    """XaiError unless neuron is an integer channel index in [0, channels)."""
-    if isinstance(neuron, bool) or not isinstance(neuron, (int, np.integer)) or not 0 <= neuron < channels:
-        raise XaiError("neuron must be a channel of layer %r: an integer in [0, %d), not %r" % (layer, channels, neuron))
+def _check_layer_and_neuron(model, layer, neuron):
+    """XaiError unless `layer` is in the manifest and `neuron` is None or one of its channels."""
+    found = [entry for entry in model.layers if entry["name"] == layer]
+    if not found:
+        raise XaiError("unknown layer %r; this model has %s" % (layer, ", ".join(e["name"] for e in model.layers)))
+    if neuron is not None:
+        shape = found[0].get("output_shape") or []
+        layers.check_neuron(neuron, shape[-1] if shape and isinstance(shape[-1], int) else 0, layer)
 
 
 def _check_batch_size(batch_size):

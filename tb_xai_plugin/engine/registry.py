@@ -1,13 +1,15 @@
-"""The registry of attribution methods: each registers itself beside its definition.
+"""The registry of attribution methods: `Method` records, defined once for every backend (engine.methods).
 
-A method is a `Method` record plus one function
+A record says what a method is (id, label, family, description, parameters, flags, version) and,
+through `applies`, which models it fits by the manifest alone (pure Python). How a method is computed
+is each backend's business (engine.backends: `implements`), with the signature
 
     compute(model, x, targets, params, layer, neuron, rng) -> np.ndarray [N, H, W, C] or [N, H, W]
 
-where `model` is a `LoadedModel` (engine.loading), `x` the preprocessed batch (float32, NHWC),
+where `model` is the backend's loaded model, `x` the preprocessed batch (float32, NHWC),
 `targets` one class index per image (int64 [N]), `params` the validated parameters (defaults filled),
 `layer` a layer name or None, `neuron` a channel index or None, `rng` a `np.random.Generator`
-seeded per request. The dispatcher (engine.attribute) batches, reduces channels and checks shapes.
+seeded per request. The dispatcher (engine.attribution) batches, reduces channels and checks shapes.
 
 Pure Python: the plugin process imports this to list methods without loading TensorFlow.
 """
@@ -67,20 +69,19 @@ class Param:
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """An attribution method: what the UI shows, what it takes, and the function that computes it."""
+    """An attribution method: what the UI shows, what it takes, and which models it fits by their manifest."""
 
     id: str
     label: str
     family: str  # "gradient", "lrp", "deeptaylor", "cam", "activation", "perturbation", ...
     description: str  # one line, shown as a tooltip
-    compute: Callable
     params: tuple = ()
     signed: bool = True  # maps may be negative: diverging colormap
     takes_layer: bool = False
     takes_neuron: bool = False
     needs_logits: bool = True  # explain the pre-softmax output
     sampling: bool = False  # draws random numbers: reproducible only with a seed
-    applies: Optional[Callable] = None  # applies(model) -> None if usable, else the reason why not
+    applies: Optional[Callable] = None  # applies(model) -> None if usable, else why not (reads model.layers only)
     version: int = 1  # bumped when the method's maps change (a fix): cache keys hold it
 
     def validate_params(self, given):
@@ -137,5 +138,5 @@ def describe_methods():
 
 
 def _load_all():
-    """Import the modules that register methods (they import TensorFlow only when computing)."""
+    """Import the module that registers every method's record (pure Python)."""
     from tb_xai_plugin.engine import methods  # noqa: F401  (registers on import)

@@ -1,4 +1,9 @@
-"""The worker process: disables eager execution, then runs engine tasks sent over a pipe.
+"""The worker process: runs engine tasks sent over a pipe, each on its checkpoint's backend.
+
+Each checkpoint is loaded by the backend its manifest picks (engine.backend_name): `native` (Keras 3,
+eager) or `innvestigate` (Keras 2 + iNNvestigate, graph mode). Graph mode is process-wide and cannot
+be undone, so a worker turns it on only in a stack where iNNvestigate is installed (the Keras 2
+stack, where the native backend cannot run anyway); in the Keras 3 stack eager execution stays on.
 
 Protocol (tuples pickled by multiprocessing.Connection):
     server -> worker   ("task", id, message)   ("cancel", id, None)
@@ -11,11 +16,11 @@ This module imports TensorFlow only inside `main`, which runs in the spawned chi
 """
 
 import collections
-import hashlib
-import io
 import os
 
 import numpy as np
+
+from tb_xai_plugin import files
 
 PREDICT_BATCH = 256
 SAMPLE_BYTES_KEPT = 1 << 30  # decoded sample sets kept per worker (the latest one always)
@@ -38,14 +43,14 @@ class Worker:
         # From the submodules by full name: `engine.predict` names a module as well as a function.
         import importlib
 
-        attribute, loading, predict = (
-            importlib.import_module("tb_xai_plugin.engine." + name) for name in ("attribute", "loading", "predict")
+        attribution, backends, predict = (
+            importlib.import_module("tb_xai_plugin.engine." + name) for name in ("attribution", "backends", "predict")
         )
 
         self.engine = Engine(
-            load_checkpoint=loading.load_checkpoint,
-            attribute=attribute.attribute,
-            applicable_methods=attribute.applicable_methods,
+            load_checkpoint=backends.load_checkpoint,
+            attribute=attribution.attribute,
+            applicable_methods=attribution.applicable_methods,
             predict=predict.predict,
             activation_means=predict.activation_means,
             probs_and_activation_means=predict.probabilities_and_activation_means,
@@ -114,7 +119,7 @@ class Worker:
         """Stored images (and labels) of a sample set at `indices` (None: all), checked against its sha256."""
         key = (samples["path"], samples["sha256"])
         if key not in self.samples:
-            self.samples[key] = read_sample_set(samples["path"], samples["sha256"])
+            self.samples[key] = files.read_sample_set(samples["path"], samples["sha256"])
             while len(self.samples) > 1 and sum(i.nbytes + l.nbytes for i, l in self.samples.values()) > SAMPLE_BYTES_KEPT:
                 self.samples.popitem(last=False)
         self.samples.move_to_end(key)
@@ -122,20 +127,6 @@ class Worker:
         if indices is None:
             return images, labels
         return images[indices], labels[indices]
-
-
-def read_sample_set(path, sha256):
-    """(images, labels) from a sample set's .npz; XaiError if its bytes do not match `sha256`."""
-    import tensorflow as tf
-
-    from tb_xai_plugin.errors import XaiError
-
-    with tf.io.gfile.GFile(path, "rb") as f:
-        data = f.read()
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise XaiError("sample set %s does not match its manifest's checksum" % os.path.basename(path))
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return npz["images"], npz["labels"].astype(np.int64)
 
 
 def op_predict(worker, message):
@@ -171,7 +162,9 @@ def pattern_fit_indices(count, cap):
 
 def ensure_patterns(worker, model, samples, cap, progress):
     """Fit `model`'s patterns on the sample set's fitting set unless the ones it holds came from it."""
-    from tb_xai_plugin.engine.methods import pattern
+    import importlib
+
+    pattern = importlib.import_module("tb_xai_plugin.engine.backends.%s.pattern" % model.backend)
 
     fit_set = (samples["sha256"], int(cap))
     held = model.cache[FIT_SET_KEY] if FIT_SET_KEY in model.cache else None
@@ -236,9 +229,12 @@ OPS = {"predict": op_predict, "attribute": op_attribute, "activation": op_activa
 
 
 def main(conn, options):
-    """Entry point of the spawned process: graph mode, then serve tasks."""
+    """Entry point of the spawned process: graph mode only in the iNNvestigate stack, then serve tasks."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tb_xai_plugin import engine
+    from tb_xai_plugin.engine import backends
 
-    engine.enable_graph_mode()
+    if backends.innvestigate_available():
+        from tb_xai_plugin.engine.backends.innvestigate.graph_mode import enable_graph_mode
+
+        enable_graph_mode()
     Worker(conn, options).serve()

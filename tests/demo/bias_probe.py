@@ -17,8 +17,8 @@ import numpy as np  # noqa: E402
 
 from demo import data, train  # noqa: E402
 from tb_xai_plugin import engine, files, metadata  # noqa: E402
-from tb_xai_plugin.engine.attribute import attribute  # noqa: E402  (engine.attribute is also a submodule's name)
-from tb_xai_plugin.engine.loading import load_checkpoint  # noqa: E402
+from tb_xai_plugin.engine.attribution import attribute  # noqa: E402
+from tb_xai_plugin.engine.backends import load_checkpoint  # noqa: E402
 from tb_xai_plugin.engine.predict import predict  # noqa: E402
 
 MAX_PROBES = 32

@@ -11,6 +11,11 @@ class CountingModel:
     def __getattr__(self, name):
         return getattr(self._model, name)
 
+    def scores(self, x, score):
+        """The model's scores() (the perturbation methods' forward call, every backend), noted like run()."""
+        self.rows.append(len(x))
+        return self._model.scores(x, score)
+
     def run(self, fetches, feed_dict=None):
         """The model's run(), noting len(feed_dict[model.input])."""
         if feed_dict and self._model.input in feed_dict:

@@ -1,5 +1,6 @@
 """Activation maps of a layer or one channel, against the layer's output computed directly."""
 
+from conftest import method, layer_output, built_size
 import numpy as np
 import pytest
 import reference as ref
@@ -7,10 +8,10 @@ import reference as ref
 import patch_task
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
-from tb_xai_plugin.engine.attribute import attribute
+from tb_xai_plugin.engine.attribution import attribute
 from tb_xai_plugin.errors import XaiError
 
-ACTIVATION = registry.get("activation")
+ACTIVATION = method("activation")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_a_neuron_map_equals_the_channel_computed_by_hand(cnn, x):
 
 
 def test_a_smaller_layer_is_upsampled_bilinearly_to_the_input(cnn, x):
-    outputs = cnn.run(cnn.layer_output("conv2"), {cnn.input: x})  # [4, 8, 8, 8]
+    outputs = layer_output(cnn, "conv2", x)  # [4, 8, 8, 8]
     neuron = run(cnn, x, "conv2", 7)
     mean = run(cnn, x, "conv2", None)
     np.testing.assert_allclose(neuron, [ref.resize_bilinear(o[..., 7], 16, 16) for o in outputs], rtol=1e-4, atol=1e-5)
@@ -53,9 +54,9 @@ def test_the_target_is_ignored(cnn, x):
 
 def test_a_second_call_builds_nothing_in_the_graph(cnn, x):
     run(cnn, x, "pool1", 1)
-    ops = len(cnn.graph.get_operations())
+    ops = built_size(cnn)
     run(cnn, x[:1], "pool1", 1)
-    assert len(cnn.graph.get_operations()) == ops
+    assert built_size(cnn) == ops
 
 
 @pytest.mark.parametrize(
@@ -63,7 +64,7 @@ def test_a_second_call_builds_nothing_in_the_graph(cnn, x):
     [
         ("conv2", 8, r"\[0, 8\)"),
         ("conv2", -1, r"\[0, 8\)"),
-        ("conv1", 1.5, "channel index"),
+        ("conv1", 1.5, "channel of layer"),
         ("no_such_layer", None, "no_such_layer"),
         ("dense1", 0, "spatial"),
         ("flatten", None, "spatial"),

@@ -8,12 +8,11 @@ guided ReLUs. Checked on test_cam's hand model against numpy written from the pa
 import numpy as np
 import pytest
 import reference as ref
-from conftest import write_checkpoint
+from conftest import write_checkpoint, method, logits
 from test_cam import forward, hand_guided_backprop, hand_model
 
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
-from tb_xai_plugin.engine.methods import cam
 
 X = np.random.default_rng(11).normal(size=(6, 6, 6, 2)).astype(np.float32)
 TARGETS = np.array([0, 1, 2, 0, 1, 2])
@@ -37,7 +36,7 @@ def hand_deconvnet(weights, image, target):
 
 def target_logits(model):
     """The explained logits of X for TARGETS."""
-    return model.run(model.logits_model.outputs[0], {model.input: X})[np.arange(len(X)), TARGETS]
+    return logits(model, X)[np.arange(len(X)), TARGETS]
 
 
 def test_the_explained_logits_take_both_signs(loaded):
@@ -47,16 +46,15 @@ def test_the_explained_logits_take_both_signs(loaded):
 
 def test_guided_backprop_equals_the_hand_computation_for_either_sign_of_the_logit(loaded):
     model, weights = loaded
-    got = registry.get("guided_backprop").compute(model, X, TARGETS, {}, None, None, None)
+    got = method("guided_backprop").compute(model, X, TARGETS, {}, None, None, None)
     expected = np.stack([hand_guided_backprop(weights, image, t) for image, t in zip(X, TARGETS)])
     assert np.abs(expected).max() > 0
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(got, cam.guided_backprop(model, X, TARGETS), rtol=1e-4, atol=1e-6)
 
 
 def test_deconvnet_equals_the_hand_computation_for_either_sign_of_the_logit(loaded):
     model, weights = loaded
-    got = registry.get("deconvnet").compute(model, X, TARGETS, {}, None, None, None)
+    got = method("deconvnet").compute(model, X, TARGETS, {}, None, None, None)
     expected = np.stack([hand_deconvnet(weights, image, t) for image, t in zip(X, TARGETS)])
     assert np.abs(expected).max() > 0
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
@@ -66,7 +64,7 @@ def test_lrp_still_redistributes_the_logit_value(tmp_path_factory):
     keras_model = hand_model()
     keras_model.set_weights([w if w.ndim > 1 else np.zeros_like(w) for w in keras_model.get_weights()])
     model = engine.load_checkpoint(*write_checkpoint(keras_model, tmp_path_factory.mktemp("no_bias")))
-    maps = registry.get("lrp.z").compute(model, X, TARGETS, {}, None, None, None)
+    maps = method("lrp.z").compute(model, X, TARGETS, {}, None, None, None)
     logits = target_logits(model)
     assert (logits < 0).any() and (logits > 0).any()
     np.testing.assert_allclose(maps.sum(axis=(1, 2, 3)), logits, rtol=1e-3, atol=1e-5)

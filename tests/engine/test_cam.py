@@ -3,17 +3,16 @@
 import numpy as np
 import pytest
 import reference as ref
-from conftest import write_checkpoint
+from conftest import write_checkpoint, method, built_size, probabilities
 
 import patch_task
 from tb_xai_plugin import engine, model_info
 from tb_xai_plugin.engine import registry
-from tb_xai_plugin.engine.methods import cam
-from tb_xai_plugin.engine.attribute import attribute
+from tb_xai_plugin.engine.attribution import attribute
 from tb_xai_plugin.errors import XaiError
 
-GRAD_CAM = registry.get("grad_cam")
-GUIDED = registry.get("guided_grad_cam")
+GRAD_CAM = method("grad_cam")
+GUIDED = method("guided_grad_cam")
 TARGETS = np.array([0, 2, 1])
 
 
@@ -148,19 +147,19 @@ def test_a_second_call_builds_nothing_in_the_graph(hand, x):
     model, _ = hand
     for method in (GRAD_CAM, GUIDED):
         method.compute(model, x, TARGETS, {}, None, None, None)
-        ops = len(model.graph.get_operations())
+        ops = built_size(model)
         method.compute(model, x[:2], TARGETS[:2], {}, None, None, None)
-        assert len(model.graph.get_operations()) == ops
+        assert built_size(model) == ops
 
 
 def test_the_model_is_left_unchanged(hand, x):
     model, weights = hand
-    probs = model.run(model.probs, {model.input: x})
+    probs = probabilities(model, x)
     for method in (GRAD_CAM, GUIDED):
         method.compute(model, x, TARGETS, {}, "conv1", None, None)
     with model.in_graph():
         assert model_info.weights_checksum(model.keras_model.get_weights()) == model.manifest["weights_sha256"]
-    np.testing.assert_array_equal(model.run(model.probs, {model.input: x}), probs)
+    np.testing.assert_array_equal(probabilities(model, x), probs)
 
 
 @pytest.mark.parametrize("layer", ["no_such_layer", "probs", "gap"])
@@ -237,7 +236,7 @@ def test_guided_backprop_masks_relu6_and_passes_other_activations_plain(tmp_path
     keras_model = activation_model(build(tf))
     k, b, wd, _ = (w.astype(np.float64) for w in keras_model.get_weights())
     model = engine.load_checkpoint(*write_checkpoint(keras_model, tmp_path_factory.mktemp(name)))
-    got = cam.guided_backprop(model, x, TARGETS)
+    got = method("guided_backprop").compute(model, x, TARGETS, {}, None, None, None)
     for maps, image, target in zip(got, x, TARGETS):
         pre = ref.conv2d(ref.pad_same_3x3(image), k, b)
         grad = np.broadcast_to(wd[:, target] / 36.0, pre.shape)

@@ -2,20 +2,20 @@
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint
+from conftest import write_checkpoint, method, stack_module
 
 import patch_task
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
-from tb_xai_plugin.engine.methods import deeplift
 
-DEEPLIFT = registry.get("deeplift")
+DEEPLIFT = method("deeplift")
+deeplift = stack_module("deeplift")
 REFERENCES = ("zero", "black", "blur", "image_mean")
 
 
 def logits(model, x):
     """The model's logits [N, K] on preprocessed x."""
-    return model.run(model.logits_model.outputs[0], {model.input: x})
+    return model.scores(np.asarray(x, np.float32), "logit")
 
 
 def assert_sums_to_delta(model, x, targets, params):

@@ -1,5 +1,6 @@
 """Every registered method (iNNvestigate's and the project's own) through the same invariants."""
 
+from conftest import weights
 import numpy as np
 import pytest
 
@@ -65,6 +66,6 @@ def test_after_every_method_the_model_is_unchanged(cnn, cnn_checkpoint, images):
     # Runs after the tests above (file order): every method has built its graphs in cnn's graph.
     from tb_xai_plugin import model_info
 
-    assert model_info.weights_checksum(cnn.run(cnn.keras_model.weights)) == cnn_checkpoint[1]["weights_sha256"]
+    assert model_info.weights_checksum(weights(cnn)) == cnn_checkpoint[1]["weights_sha256"]
     assert cnn.logits_model.layers[-1].get_config()["activation"] == "linear"
     assert cnn.keras_model.layers[-1].get_config()["activation"] == "softmax"

@@ -32,7 +32,7 @@ def x8():
 
 def logits(model, x):
     """The explained pre-softmax outputs [N, K], in float64."""
-    return model.run(model.logits_model.output, {model.input: x}).astype(np.float64)
+    return model.scores(np.asarray(x, np.float32), "logit").astype(np.float64)
 
 
 def test_gradient_matches_central_finite_differences(smooth, x8):

@@ -2,16 +2,17 @@
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint
+from conftest import write_checkpoint, method
 from counting import CountingModel
 from perturbation_models import linear_pixels_model
 
 import patch_task
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
-from tb_xai_plugin.engine.methods import lime, perturbation
+from tb_xai_plugin.engine import batching
+from tb_xai_plugin.engine.perturbation import common as perturbation, lime
 
-LIME = registry.get("lime")
+LIME = method("lime")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_batches_stay_within_the_budget_whatever_the_sample_count(patch_model):
     budget = 7 * patch_task.SIZE * patch_task.SIZE * 4 * 8  # a handful of copies
     counting = CountingModel(patch_model)
     small = lime.lime(counting, images[1:], np.ones(1, np.int64), params, None, None, np.random.default_rng(0), budget_bytes=budget)
-    limit = perturbation.occlusion.batch_size_for(patch_model, budget)
+    limit = batching.forward_batch_size(patch_model, budget)
     assert 1 < limit < 20 and max(counting.rows) <= limit and sum(counting.rows) == 500
     whole = lime.lime(patch_model, images[1:], np.ones(1, np.int64), params, None, None, np.random.default_rng(0))
     np.testing.assert_allclose(small, whole, rtol=1e-4, atol=1e-6)

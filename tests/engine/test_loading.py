@@ -5,10 +5,10 @@ import os
 
 import numpy as np
 import pytest
-from conftest import small_cnn, write_checkpoint
+from conftest import BACKEND, innvestigate_only, logits, probabilities, small_cnn, write_checkpoint
 
 from tb_xai_plugin import engine
-from tb_xai_plugin.engine import loading
+from tb_xai_plugin.engine import checkpoint
 from tb_xai_plugin.errors import NotFoundError, XaiError
 
 
@@ -17,6 +17,7 @@ def keras_probs(keras_model, x):
     return keras_model.predict(x, verbose=0)
 
 
+@innvestigate_only
 def test_loaded_model_predicts_like_the_saved_model_in_its_own_graph(tmp_path):
     import tensorflow as tf
 
@@ -34,12 +35,30 @@ def test_loaded_model_predicts_like_the_saved_model_in_its_own_graph(tmp_path):
     assert model.input_shape == (16, 16, 3) and model.num_classes == 4 and model.layers == manifest["layers"]
 
 
-def test_two_checkpoints_live_in_two_graphs(tmp_path):
+def test_the_native_backend_predicts_like_the_saved_model_and_leaves_eager_on(tmp_path):
+    import tensorflow as tf
+
+    if BACKEND != "native":
+        pytest.skip("the Keras 3 stack's backend")
+    keras_model = small_cnn(seed=3)
+    path, manifest = write_checkpoint(keras_model, tmp_path)
+    x = np.random.default_rng(1).uniform(size=(4, 16, 16, 3)).astype(np.float32)
+    model = engine.load_checkpoint(path, manifest)
+    assert model.backend == "native" and tf.executing_eagerly()
+    np.testing.assert_allclose(probabilities(model, x), keras_probs(keras_model, x), rtol=1e-5, atol=1e-6)
+    z = logits(model, x)
+    np.testing.assert_allclose(np.exp(z) / np.exp(z).sum(1, keepdims=True), keras_probs(keras_model, x), rtol=1e-4, atol=1e-6)
+    assert model.keras_model.layers[-1].activation.__name__ == "softmax"  # the loaded model itself is unchanged
+    assert model.input_shape == (16, 16, 3) and model.num_classes == 4 and model.layers == manifest["layers"]
+
+
+def test_two_checkpoints_live_apart(tmp_path):
     a = engine.load_checkpoint(*write_checkpoint(small_cnn(seed=1), tmp_path / "a"))
     b = engine.load_checkpoint(*write_checkpoint(small_cnn(seed=2), tmp_path / "b"))
     x = np.ones((1, 16, 16, 3), np.float32)
-    assert a.graph is not b.graph
-    assert not np.allclose(a.run(a.probs, {a.input: x}), b.run(b.probs, {b.input: x}))
+    if BACKEND == "innvestigate":
+        assert a.graph is not b.graph
+    assert not np.allclose(probabilities(a, x), probabilities(b, x))
 
 
 def test_weights_that_differ_from_the_manifest_are_refused(tmp_path):
@@ -58,7 +77,7 @@ def test_missing_corrupt_and_mismatched_files(tmp_path):
     with pytest.raises(XaiError, match="unreadable"):
         engine.load_checkpoint(str(broken), manifest)
     with pytest.raises(XaiError, match="format"):
-        engine.load_checkpoint(path, dict(manifest, format="keras"))
+        engine.load_checkpoint(path, dict(manifest, format="pickle"))
     with pytest.raises(XaiError, match="input"):
         engine.load_checkpoint(path, dict(manifest, input_shape=[8, 8, 3]))
     with pytest.raises(XaiError, match="classes"):
@@ -80,21 +99,39 @@ def test_lambda_layers_are_refused_unless_allowed(tmp_path):
     with pytest.raises(XaiError, match="'double' is a Lambda layer"):
         engine.load_checkpoint(path, manifest)
     model = engine.load_checkpoint(path, manifest, allow_unsafe=True)
-    assert model.run(model.probs, {model.input: np.ones((1, 4, 4, 1), np.float32)}).shape == (1, 2)
+    assert probabilities(model, np.ones((1, 4, 4, 1), np.float32)).shape == (1, 2)
+
+
+def rename_third_layer_class(path, fmt, class_name):
+    """Rewrite the model config stored in an .h5 or .keras file with layer 2's class renamed."""
+    import h5py
+
+    if fmt == "h5":
+        with h5py.File(path, "r+") as f:
+            config = json.loads(f.attrs["model_config"])
+            config["config"]["layers"][2]["class_name"] = class_name
+            f.attrs["model_config"] = json.dumps(config)
+        return
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(entries["config.json"])
+    config["config"]["layers"][2]["class_name"] = class_name
+    entries["config.json"] = json.dumps(config).encode("utf-8")
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
 
 
 def test_unknown_custom_layers_are_refused_before_loading(tmp_path):
-    import h5py
-
     path, manifest = write_checkpoint(small_cnn(), tmp_path)
-    with h5py.File(path, "r+") as f:
-        config = json.loads(f.attrs["model_config"])
-        config["config"]["layers"][2]["class_name"] = "EvilLayer"
-        f.attrs["model_config"] = json.dumps(config)
+    rename_third_layer_class(path, manifest["format"], "EvilLayer")
     with pytest.raises(XaiError, match="unknown type 'EvilLayer'"):
         engine.load_checkpoint(path, manifest)
 
 
+@innvestigate_only
 def test_savedmodel_loads_too(tmp_path):
     keras_model = small_cnn(seed=4)
     _, manifest = write_checkpoint(keras_model, tmp_path)
@@ -109,9 +146,9 @@ def test_preprocessing_types(cnn):
     images = np.random.default_rng(0).integers(0, 256, size=(2, 16, 16, 3), dtype=np.uint8)
     np.testing.assert_allclose(cnn.preprocess(images), images / 255.0, rtol=1e-6)
     assert cnn.preprocess(images[0]).shape == (1, 16, 16, 3)
-    assert loading.preprocess_array(images.astype(np.float32), {"type": "none"}).dtype == np.float32
+    assert checkpoint.preprocess_array(images.astype(np.float32), {"type": "none"}).dtype == np.float32
     # VGG16's "caffe" preprocessing: RGB -> BGR, minus the ImageNet mean per channel.
-    vgg = loading.preprocess_array(images.astype(np.float32), {"type": "keras_app", "module": "vgg16"})
+    vgg = checkpoint.preprocess_array(images.astype(np.float32), {"type": "keras_app", "module": "vgg16"})
     np.testing.assert_allclose(vgg[..., 0], images[..., 2] - 103.939, atol=1e-3)
     np.testing.assert_allclose(vgg[..., 2], images[..., 0] - 123.68, atol=1e-3)
     # The caller's images are never changed in place.
@@ -120,19 +157,24 @@ def test_preprocessing_types(cnn):
     np.testing.assert_array_equal(images, before)
     for bad in ({"type": "keras_app", "module": "os"}, {"type": "keras_app", "module": "__init__"}, {"type": "magic"}, None):
         with pytest.raises(XaiError):
-            loading.preprocess_array(images.astype(np.float32), bad)
+            checkpoint.preprocess_array(images.astype(np.float32), bad)
     with pytest.raises(XaiError, match="shape"):
         cnn.preprocess(np.zeros((2, 8, 8, 3)))
 
 
 def test_layer_output_names_the_known_layers(cnn):
-    assert cnn.layer_output("conv2").shape.as_list() == [None, 8, 8, 8]
+    if BACKEND == "innvestigate":
+        assert cnn.layer_output("conv2").shape.as_list() == [None, 8, 8, 8]
+        with pytest.raises(XaiError, match="unknown layer 'nope'.*conv1"):
+            cnn.layer_output("nope")
+        return
+    assert list(cnn.layer_and_logits("conv2").outputs[0].shape) == [None, 8, 8, 8]
     with pytest.raises(XaiError, match="unknown layer 'nope'.*conv1"):
-        cnn.layer_output("nope")
+        cnn.layer_and_logits("nope")
 
 
 def test_bounded_cache_keeps_the_most_recent():
-    cache = loading.BoundedCache(maxsize=2)
+    cache = checkpoint.BoundedCache(maxsize=2)
     cache["a"], cache["b"] = 1, 2
     assert cache["a"] == 1  # refreshes a
     cache["c"] = 3

@@ -7,7 +7,7 @@ nested base (its output is [H, W, C]), the same in the engine and in the layers 
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint
+from conftest import write_checkpoint, layer_output
 from test_cam import forward, hand_model
 
 from tb_xai_plugin import engine, model_info
@@ -47,7 +47,7 @@ def features_by_hand(weights):
 
 def test_layer_output_is_the_nested_models_call_in_the_outer_model(nested):
     model, weights = nested
-    np.testing.assert_allclose(model.run(model.layer_output("features"), {model.input: X}), features_by_hand(weights), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer_output(model, "features", X), features_by_hand(weights), rtol=1e-4, atol=1e-5)
 
 
 def test_activation_means_of_the_nested_base_equal_the_hand_computation(nested):

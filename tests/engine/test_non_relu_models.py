@@ -6,7 +6,7 @@ NotAnalyzeableModelException; the engine turns it into the reason.
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint
+from conftest import write_checkpoint, method
 
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
@@ -53,5 +53,5 @@ def test_a_refused_method_raises_xai_error(tanh):
         with pytest.raises(XaiError, match="cannot explain this model"):
             engine.attribute(tanh, method_id, images, target={"kind": "class", "index": 0})
     with pytest.raises(XaiError, match="ReLU"):
-        registry.get("deconvnet").compute(tanh, images, np.array([0, 1]), {}, None, None, None)
+        method("deconvnet").compute(tanh, images, np.array([0, 1]), {}, None, None, None)
     assert engine.attribute(tanh, "gradient", images, target={"kind": "class", "index": 0}).maps.shape == (2, 8, 8)

@@ -1,5 +1,6 @@
 """Occlusion against an explicit loop over windows with the model's own predict."""
 
+from conftest import method
 import numpy as np
 import pytest
 import reference as ref
@@ -9,11 +10,12 @@ from hypothesis import strategies as st
 import patch_task
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
-from tb_xai_plugin.engine.attribute import attribute
-from tb_xai_plugin.engine.methods import occlusion
+from tb_xai_plugin.engine.attribution import attribute
+from tb_xai_plugin.engine import batching
+from tb_xai_plugin.engine.perturbation import common, occlusion
 from tb_xai_plugin.errors import XaiError
 
-OCCLUSION = registry.get("occlusion")
+OCCLUSION = method("occlusion")
 TARGETS = np.array([1, 3, 0])
 
 
@@ -63,8 +65,8 @@ def test_the_defaults_scale_with_the_image(cnn, x):
 
 def test_a_small_memory_budget_gives_the_same_maps_in_more_batches(cnn, x):
     params = OCCLUSION.validate_params({"window": 3, "stride": 2})
-    assert occlusion.batch_size_for(cnn, 1) == 1
-    assert occlusion.batch_size_for(cnn, occlusion.MEMORY_BUDGET_BYTES) > 100
+    assert batching.forward_batch_size(cnn, 1) == 1
+    assert batching.forward_batch_size(cnn, common.MEMORY_BUDGET_BYTES) > 100
     whole = OCCLUSION.compute(cnn, x, TARGETS, params, None, None, None)
     one_by_one = occlusion.occlusion(cnn, x, TARGETS, params, None, None, None, budget_bytes=1)
     np.testing.assert_allclose(one_by_one, whole, rtol=1e-5, atol=1e-7)

@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint
+from conftest import write_checkpoint, method, stack_module
 
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
-from tb_xai_plugin.engine.methods import pattern
 from tb_xai_plugin.errors import XaiError
+
+pattern = stack_module("pattern")
 
 SIGNAL = np.array([1.0, 0.0])  # a_s: the direction the signal takes in the input
 DISTRACTOR = np.array([1.0, 1.0])  # a_d
@@ -137,8 +138,8 @@ def tanh_net():
 @pytest.mark.parametrize("build,reason", [(branching_net, "Add"), (tanh_net, "activation 'tanh'")])
 def test_unsupported_networks_are_refused_with_a_reason(tmp_path, build, reason):
     model = engine.load_checkpoint(*write_checkpoint(build(), tmp_path))
-    assert reason in registry.get("pattern.net").reason_unusable(model)
-    assert registry.get("deeplift").reason_unusable(model) is None  # sums and tanh are within the rescale rule
+    assert reason in method("pattern.net").reason_unusable(model)
+    assert method("deeplift").reason_unusable(model) is None  # sums and tanh are within the rescale rule
     x = np.zeros((1, 8, 8, 1), np.float32)
     with pytest.raises(XaiError, match=reason):
         engine.attribute(model, "pattern.attribution", x)
@@ -211,9 +212,9 @@ def test_a_set_that_does_not_vary_is_refused_and_keeps_the_fitted_patterns(cnn, 
 def test_a_network_too_large_to_fit_is_refused_before_any_work(cnn, images, monkeypatch):
     weights = sum(int(np.prod(v.shape)) for v in cnn.keras_model.weights if len(v.shape) > 1)  # kernels only
     monkeypatch.setattr(pattern, "MAX_FIT_BYTES", weights * pattern.FIT_BYTES_PER_WEIGHT - 1)
-    reason = registry.get("pattern.net").reason_unusable(cnn)
+    reason = method("pattern.net").reason_unusable(cnn)
     assert "GB of statistics" in reason
     with pytest.raises(XaiError, match="GB of statistics"):
         pattern.fit_patterns(cnn, images)
     monkeypatch.setattr(pattern, "MAX_FIT_BYTES", weights * pattern.FIT_BYTES_PER_WEIGHT)
-    assert registry.get("pattern.net").reason_unusable(cnn) is None
+    assert method("pattern.net").reason_unusable(cnn) is None

@@ -2,18 +2,19 @@
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint
+from conftest import write_checkpoint, method
 from counting import CountingModel
 from perturbation_models import linear_pixels_model
 
 import patch_task
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
-from tb_xai_plugin.engine.methods import occlusion
-from tb_xai_plugin.engine.methods import prediction_difference as pda
+from tb_xai_plugin.engine import batching
+from tb_xai_plugin.engine.perturbation import occlusion
+from tb_xai_plugin.engine.perturbation import prediction_difference as pda
 from tb_xai_plugin.errors import XaiError
 
-PDA = registry.get("prediction_difference")
+PDA = method("prediction_difference")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_batches_stay_within_the_budget_whatever_the_sample_count(patch_model):
     budget = 7 * patch_task.SIZE * patch_task.SIZE * 4 * 8
     counting = CountingModel(patch_model)
     small = pda.prediction_difference(counting, images[1:], np.ones(1, np.int64), params, None, None, np.random.default_rng(0), budget_bytes=budget)
-    assert max(counting.rows) <= occlusion.batch_size_for(patch_model, budget) < 20
+    assert max(counting.rows) <= batching.forward_batch_size(patch_model, budget) < 20
     assert sum(counting.rows) == 16 * 30 + 1  # 16 windows x 30 draws, and the image itself
     whole = pda.prediction_difference(patch_model, images[1:], np.ones(1, np.int64), params, None, None, np.random.default_rng(0))
     np.testing.assert_allclose(small, whole, rtol=1e-4, atol=1e-6)

@@ -5,16 +5,17 @@ import math
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint
+from conftest import write_checkpoint, method, logits
 from counting import CountingModel
 from perturbation_models import four_pixel_model, linear_pixels_model
 
 import patch_task
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
-from tb_xai_plugin.engine.methods import perturbation, shapley
+from tb_xai_plugin.engine import batching
+from tb_xai_plugin.engine.perturbation import common as perturbation, shapley
 
-SHAPLEY = registry.get("shapley_sampling")
+SHAPLEY = method("shapley_sampling")
 PIXELS = {"segmentation": "grid", "segments": 4, "fill": "zero", "score": "logit"}  # 2x2 image: one feature per pixel
 
 
@@ -41,7 +42,7 @@ def logit_of(model, image, target):
 
     def value(coalition):
         keep = np.isin(np.arange(image.size), list(coalition)).reshape(image.shape)
-        return float(model.run(model.logits_model.outputs[0], {model.input: np.where(keep, image, 0)[None]})[0, target])
+        return float(logits(model, np.where(keep, image, 0)[None])[0, target])
 
     return value
 
@@ -102,7 +103,7 @@ def test_batches_stay_within_the_budget_whatever_the_permutation_count(patch_mod
     budget = 7 * patch_task.SIZE * patch_task.SIZE * 4 * 8
     counting = CountingModel(patch_model)
     small = shapley.shapley_sampling(counting, images[1:], np.ones(1, np.int64), params, None, None, np.random.default_rng(0), budget_bytes=budget)
-    assert max(counting.rows) <= perturbation.occlusion.batch_size_for(patch_model, budget) < 20
+    assert max(counting.rows) <= batching.forward_batch_size(patch_model, budget) < 20
     assert sum(counting.rows) == 40 * 17
     whole = shapley.shapley_sampling(patch_model, images[1:], np.ones(1, np.int64), params, None, None, np.random.default_rng(0))
     np.testing.assert_allclose(small, whole, rtol=1e-4, atol=1e-6)

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main():
     """Read the job from stdin, write the maps of its indices to stdout."""
     from tb_xai_plugin import engine
-    from tb_xai_plugin.engine.methods import pattern
+    from tb_xai_plugin.engine.backends.innvestigate import pattern
     from tests.reliability import engine_reference
 
     engine.enable_graph_mode()

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def load(logdir, run, step, cache):
     """The LoadedModel of run/step, loaded once."""
     from tb_xai_plugin import files, metadata
-    from tb_xai_plugin.engine import loading
+    from tb_xai_plugin.engine import backends as loading
 
     if (run, step) not in cache:
         run_dir = os.path.join(logdir, run)

@@ -1,22 +1,18 @@
-"""What the sampling perturbation methods share: feature segments, fill values, scoring in bounded batches.
+"""What the perturbation methods share: feature segments, fill values, scoring in bounded batches.
 
-LIME, Shapley value sampling and prediction difference analysis all score many altered copies of
-one image. Copies are built and run a chunk at a time (occlusion.batch_size_for under a byte
-budget), so memory does not grow with the number of samples. Every image draws its random numbers
-from the same per-call stream (image_rng), so an image's map does not depend on the batch it is in.
+Occlusion, LIME, Shapley value sampling and prediction difference analysis all score many altered
+copies of one image through the backend-neutral forward call model.scores(x, score) (every backend's
+loaded model has it), so one implementation serves every backend. Copies are built and run a chunk
+at a time (batching.forward_batch_size under a byte budget), so memory does not grow with the number
+of samples. Every image draws its random numbers from the same per-call stream (image_rng), so an
+image's map does not depend on the batch it is in.
 """
 
 import numpy as np
 
-from tb_xai_plugin.engine.methods import occlusion
-from tb_xai_plugin.engine.registry import Param
+from tb_xai_plugin.engine import batching
 
-MEMORY_BUDGET_BYTES = occlusion.MEMORY_BUDGET_BYTES
-FILL = Param("fill", "choice", "mean", "Removed features become", choices=("mean", "zero", "blur"))
-SCORE = Param("score", "choice", "probability", "Score", choices=("probability", "logit"))
-SEGMENTATION = Param("segmentation", "choice", "slic", "Features", choices=("slic", "grid"))
-SEGMENTS = Param("segments", "int", 25, "Superpixels (slic) or patches (grid), about", min=2, max=1024)
-COMPACTNESS = Param("compactness", "float", 1.0, "SLIC compactness (image scaled to [0, 1]; higher: squarer)", min=0.001, max=1000.0)
+MEMORY_BUDGET_BYTES = 256 * 2**20  # per batch of altered copies: inputs plus every layer's outputs
 BLUR_SIGMA_FRACTION = 1 / 16  # "blur" fill: Gaussian sigma as a fraction of the image's shorter side
 
 
@@ -61,11 +57,6 @@ def fill_image(image, fill):
     return gaussian_filter(image, sigma=(sigma, sigma, 0), mode="nearest").astype(image.dtype)
 
 
-def score_tensor(model, score):
-    """[N, classes]: the model's probabilities ("probability") or its logits ("logit")."""
-    return model.logits_model.outputs[0] if score == "logit" else model.probs
-
-
 def masked_scores(model, image, fill, labels, keep, count, target, score, budget_bytes=MEMORY_BUDGET_BYTES):
     """float64 [count]: the target's score on image with the segments where keep(rows) [B, S] is False filled."""
     return scores_of(model, lambda rows: np.where(keep(rows)[:, labels][..., None], image, fill), count, target, score, budget_bytes)
@@ -73,12 +64,9 @@ def masked_scores(model, image, fill, labels, keep, count, target, score, budget
 
 def scores_of(model, make_copies, count, target, score, budget_bytes=MEMORY_BUDGET_BYTES):
     """float64 [count]: the target's score on make_copies(slice) -> [B, H, W, C], run a bounded chunk at a time."""
-    fetch = score_tensor(model, score)
-    step = occlusion.batch_size_for(model, budget_bytes)
     out = np.empty(count, np.float64)
-    for first in range(0, count, step):
-        rows = slice(first, min(count, first + step))
-        out[rows] = model.run(fetch, {model.input: make_copies(rows).astype(np.float32)})[:, target]
+    for rows in batching.batches(count, batching.forward_batch_size(model, budget_bytes)):
+        out[rows] = model.scores(make_copies(rows).astype(np.float32), score)[:, target]
     return out
 
 

@@ -12,8 +12,8 @@ kernel of its cosine distance to the all-on vector; each superpixel is painted w
 
 import numpy as np
 
-from tb_xai_plugin.engine.methods import perturbation
-from tb_xai_plugin.engine.registry import Method, Param, register
+from tb_xai_plugin.engine.backends import implements_everywhere
+from tb_xai_plugin.engine.perturbation import common
 
 
 def kernel_weights(keep, width):
@@ -34,42 +34,18 @@ def weighted_ridge(features, y, weights, alpha):
 
 def _lime_one(model, image, target, params, rng, budget_bytes):
     """[H, W]: the surrogate's coefficient of each pixel's superpixel."""
-    labels = perturbation.segment(image, params)
+    labels = common.segment(image, params)
     count = labels.max() + 1
     keep = rng.random((params["samples"], count)) < 0.5  # [R, S]
     keep[0] = True
-    fill = perturbation.fill_image(image, params["fill"])
-    y = perturbation.masked_scores(model, image, fill, labels, keep.__getitem__, len(keep), target, params["score"], budget_bytes)
+    fill = common.fill_image(image, params["fill"])
+    y = common.masked_scores(model, image, fill, labels, keep.__getitem__, len(keep), target, params["score"], budget_bytes)
     weights = kernel_weights(keep, params["kernel_width"])
-    return perturbation.paint(weighted_ridge(keep, y, weights, params["ridge"]), labels)
+    return common.paint(weighted_ridge(keep, y, weights, params["ridge"]), labels)
 
 
-def lime(model, x, targets, params, layer, neuron, rng, budget_bytes=perturbation.MEMORY_BUDGET_BYTES):
+@implements_everywhere("lime")
+def lime(model, x, targets, params, layer, neuron, rng, budget_bytes=common.MEMORY_BUDGET_BYTES):
     """map[p] = b_s(p): ridge fit of f_c(x with segments z on) ~ b0 + sum_s b_s z_s, kernel-weighted."""
-    stream = perturbation.image_rng(rng)
+    stream = common.image_rng(rng)
     return np.stack([_lime_one(model, image, target, params, stream(), budget_bytes) for image, target in zip(x, targets)])
-
-
-register(
-    Method(
-        id="lime",
-        label="LIME",
-        family="perturbation",
-        description="Ridge fit of the target's score on random on/off superpixel masks, kernel-weighted "
-        "by closeness to the whole image (Ribeiro et al. 2016, arXiv:1602.04938).",
-        compute=lime,
-        params=(
-            Param("samples", "int", 200, "Samples", min=2, max=20000),
-            perturbation.SEGMENTATION,
-            perturbation.SEGMENTS,
-            perturbation.COMPACTNESS,
-            perturbation.FILL,
-            Param("kernel_width", "float", 0.25, "Kernel width (cosine distance)", min=0.01, max=10.0),
-            Param("ridge", "float", 1.0, "Ridge penalty", min=0.0, max=1e6),
-            perturbation.SCORE,
-        ),
-        signed=True,
-        needs_logits=False,
-        sampling=True,
-    )
-)

@@ -21,8 +21,8 @@ its training set size, unknown here).
 
 import numpy as np
 
-from tb_xai_plugin.engine.methods import occlusion, perturbation
-from tb_xai_plugin.engine.registry import Method, Param, register
+from tb_xai_plugin.engine.backends import implements_everywhere
+from tb_xai_plugin.engine.perturbation import common, occlusion
 from tb_xai_plugin.errors import XaiError
 
 MAX_FIT_PATCHES = 4096  # patches the conditional Gaussian is fitted on, at most (evenly spaced)
@@ -126,8 +126,8 @@ def _difference_one(model, image, target, params, rng, budget_bytes):
             out[picked, r : r + window, c : c + window] = sampler.draw(r, c, z[index[picked] % samples])
         return out
 
-    probs = perturbation.scores_of(model, copies, len(boxes) * samples, target, "probability", budget_bytes)
-    base = perturbation.scores_of(model, lambda rows: image[None], 1, target, "probability", budget_bytes)[0]
+    probs = common.scores_of(model, copies, len(boxes) * samples, target, "probability", budget_bytes)
+    base = common.scores_of(model, lambda rows: image[None], 1, target, "probability", budget_bytes)[0]
     evidence = log2_odds(base) - log2_odds(probs.reshape(len(boxes), samples).mean(axis=1))  # [windows]
     total, count = np.zeros((height, width)), np.zeros((height, width))
     for value, (r, c) in zip(evidence, boxes):
@@ -136,33 +136,13 @@ def _difference_one(model, image, target, params, rng, budget_bytes):
     return (total / count).astype(np.float32)
 
 
-def prediction_difference(model, x, targets, params, layer, neuron, rng, budget_bytes=perturbation.MEMORY_BUDGET_BYTES):
+@implements_everywhere("prediction_difference")
+def prediction_difference(model, x, targets, params, layer, neuron, rng, budget_bytes=common.MEMORY_BUDGET_BYTES):
     """map[p] = mean over windows W covering p of log2 odds p(c|x) - log2 odds E_{x_W ~ sampler} p(c|x)."""
     window_and_stride(params, *x.shape[1:])  # refuse bad geometry before any run
     if params["sampling"] == "conditional" and params["padding"] < 1:
         raise XaiError("conditional sampling needs a padding of at least 1 pixel around the window")
     if params["padding"] >= min(x.shape[1:3]):
         raise XaiError("padding %d must be smaller than the image side %d" % (params["padding"], min(x.shape[1:3])))
-    stream = perturbation.image_rng(rng)
+    stream = common.image_rng(rng)
     return np.stack([_difference_one(model, image, target, params, stream(), budget_bytes) for image, target in zip(x, targets)])
-
-
-register(
-    Method(
-        id="prediction_difference",
-        label="Prediction difference",
-        family="perturbation",
-        description="Weight of evidence of each sliding window: log-odds of the target with the window "
-        "against with it resampled from its surroundings (Zintgraf et al. 2017, arXiv:1702.04595).",
-        compute=prediction_difference,
-        params=(
-            *occlusion.WINDOW_PARAMS,
-            Param("samples", "int", 8, "Samples per window", min=1, max=1000),
-            Param("sampling", "choice", "conditional", "Sampling", choices=("conditional", "marginal")),
-            Param("padding", "int", 2, "Conditioning frame (pixels)", min=0, max=64),
-        ),
-        signed=True,
-        needs_logits=False,
-        sampling=True,
-    )
-)

@@ -13,8 +13,8 @@ f(x) - f(all filled), so the map sums to that exactly (efficiency), whatever the
 
 import numpy as np
 
-from tb_xai_plugin.engine.methods import perturbation
-from tb_xai_plugin.engine.registry import Method, Param, register
+from tb_xai_plugin.engine.backends import implements_everywhere
+from tb_xai_plugin.engine.perturbation import common
 
 
 def permutation_coalitions(orders):
@@ -41,40 +41,18 @@ def shapley_from_scores(orders, scores):
 
 def _shapley_one(model, image, target, params, rng, budget_bytes):
     """[H, W]: each pixel gets its segment's estimated Shapley value."""
-    labels = perturbation.segment(image, params)
+    labels = common.segment(image, params)
     size = labels.max() + 1
     orders = np.stack([rng.permutation(size) for _ in range(params["permutations"])])  # [P, S]
-    fill = perturbation.fill_image(image, params["fill"])
+    fill = common.fill_image(image, params["fill"])
     rows = len(orders) * (size + 1)
     coalitions = permutation_coalitions(orders)
-    scores = perturbation.masked_scores(model, image, fill, labels, coalitions, rows, target, params["score"], budget_bytes)
-    return perturbation.paint(shapley_from_scores(orders, scores), labels)
+    scores = common.masked_scores(model, image, fill, labels, coalitions, rows, target, params["score"], budget_bytes)
+    return common.paint(shapley_from_scores(orders, scores), labels)
 
 
-def shapley_sampling(model, x, targets, params, layer, neuron, rng, budget_bytes=perturbation.MEMORY_BUDGET_BYTES):
+@implements_everywhere("shapley_sampling")
+def shapley_sampling(model, x, targets, params, layer, neuron, rng, budget_bytes=common.MEMORY_BUDGET_BYTES):
     """map[p] = phi_s(p) ~ mean over random orders pi of f(pre_pi(s) + s) - f(pre_pi(s)), s = the segment of p."""
-    stream = perturbation.image_rng(rng)
+    stream = common.image_rng(rng)
     return np.stack([_shapley_one(model, image, target, params, stream(), budget_bytes) for image, target in zip(x, targets)])
-
-
-register(
-    Method(
-        id="shapley_sampling",
-        label="Shapley value sampling",
-        family="perturbation",
-        description="Each superpixel's mean gain in the target's score when added in random orders "
-        "(Castro et al. 2009; Strumbelj & Kononenko 2014); sums to f(x) - f(all filled).",
-        compute=shapley_sampling,
-        params=(
-            Param("permutations", "int", 8, "Permutations", min=1, max=2000),
-            perturbation.SEGMENTATION,
-            Param("segments", "int", 16, "Superpixels (slic) or patches (grid), about", min=2, max=1024),
-            perturbation.COMPACTNESS,
-            perturbation.FILL,
-            perturbation.SCORE,
-        ),
-        signed=True,
-        needs_logits=False,
-        sampling=True,
-    )
-)

@@ -4,13 +4,15 @@ Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via Gra
 Localization", https://arxiv.org/abs/1610.02391
 
 Graph mode: the map's tensors are built once per (model, layer) with tf.gradients in the model's
-graph and kept in model.cache; each call is one session run.
+graph and kept in model.cache; each call is one session run. Guided backprop is this backend's one
+implementation of it (the method and Guided Grad-CAM's half): ReLU gradients overridden, started from 1.
 """
 
 import numpy as np
 
-from tb_xai_plugin.engine.methods import spatial
-from tb_xai_plugin.engine.registry import Method, register
+from tb_xai_plugin.engine import layers
+from tb_xai_plugin.engine.backends.innvestigate import analyzers, implements
+from tb_xai_plugin.engine.backends.innvestigate.spatial import to_input_size
 from tb_xai_plugin.errors import XaiError
 
 
@@ -30,13 +32,14 @@ def _grad_cam_tensors(model, layer):
                 raise XaiError("the target logit does not depend on layer %r" % layer)
             weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # a_k: [N, 1, 1, K]
             cam = tf.nn.relu(tf.reduce_sum(weights * acts, axis=3))  # [N, h, w]
-            model.cache[key] = (targets, spatial.to_input_size(cam, model))
+            model.cache[key] = (targets, to_input_size(cam, model))
     return model.cache[key]
 
 
+@implements("grad_cam")
 def grad_cam(model, x, targets, params, layer, neuron, rng):
     """map = upsample(ReLU(sum_k a_k A_k)), a_k = mean over space of d y_c / d A_k, y_c the target logit."""
-    layer = spatial.spatial_layer(model, layer, "Grad-CAM")["name"]
+    layer = layers.spatial_layer(model, layer, "Grad-CAM")["name"]
     targets_ph, cam = _grad_cam_tensors(model, layer)
     return model.run(cam, {model.input: x, targets_ph: np.asarray(targets, np.int64)})
 
@@ -82,7 +85,8 @@ def _guided_backprop_tensors(model):
     return model.cache[key]
 
 
-def guided_backprop(model, x, targets):
+@implements("guided_backprop", applies=analyzers.applies("guided_backprop"))
+def guided_backprop(model, x, targets, params=None, layer=None, neuron=None, rng=None):
     """d y_c / d x with every ReLU passing only positive gradients where it was active (Springenberg et al. 2015)."""
     x_ph, targets_ph, grads = _guided_backprop_tensors(model)
     return model.run(grads, {x_ph: x, targets_ph: np.asarray(targets, np.int64)})
@@ -99,39 +103,11 @@ def _guided_grad_cam_tensors(model, layer):
     return model.cache[key]
 
 
+@implements("guided_grad_cam")
 def guided_grad_cam(model, x, targets, params, layer, neuron, rng):
     """map[n, h, w, c] = guided_backprop[n, h, w, c] * upsampled Grad-CAM[n, h, w]."""
-    layer = spatial.spatial_layer(model, layer, "Guided Grad-CAM")["name"]
+    layer = layers.spatial_layer(model, layer, "Guided Grad-CAM")["name"]
     inputs, target_phs, maps = _guided_grad_cam_tensors(model, layer)
     feed = {ph: x for ph in inputs}
     feed.update({ph: np.asarray(targets, np.int64) for ph in target_phs})
     return model.run(maps, feed)
-
-
-register(
-    Method(
-        id="grad_cam",
-        label="Grad-CAM",
-        family="cam",
-        description="Where the chosen layer's features raise the target logit: feature maps weighted "
-        "by their mean gradient, rectified, upsampled (Selvaraju et al. 2017).",
-        compute=grad_cam,
-        signed=False,
-        takes_layer=True,
-        applies=spatial.reason_no_spatial_layer("Grad-CAM"),
-    )
-)
-
-register(
-    Method(
-        id="guided_grad_cam",
-        label="Guided Grad-CAM",
-        family="cam",
-        description="Guided backprop times the upsampled Grad-CAM: fine detail inside the region that "
-        "raises the target logit (Selvaraju et al. 2017); non-ReLU activations pass plain gradients.",
-        compute=guided_grad_cam,
-        signed=True,
-        takes_layer=True,
-        applies=spatial.reason_no_spatial_layer("Guided Grad-CAM"),
-    )
-)

@@ -16,7 +16,7 @@ attention) are not covered: `applies` refuses the layer types that make them.
 
 import numpy as np
 
-from tb_xai_plugin.engine.registry import Method, Param, register
+from tb_xai_plugin.engine.backends.innvestigate import implements
 
 EPSILON = 1e-6
 ELEMENTWISE_OPS = ("Relu", "Relu6", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus")
@@ -126,6 +126,7 @@ def reference(model, x, params):
     return gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest").astype(np.float32)
 
 
+@implements("deeplift", applies=lambda model: reason_unsupported(model))
 def deeplift(model, x, targets, params, layer, neuron, rng):
     """map = (x - x0) * m, m the rescale-rule multipliers of the target logit: sum(map) = f_c(x) - f_c(x0)."""
     x_ph, x0_ph, targets_ph, contributions = _deeplift_tensors(model)
@@ -139,20 +140,3 @@ def reason_unsupported(model):
     if unknown:
         return "the rescale rule here covers linear, elementwise and max-pooling layers, not %s" % ", ".join(unknown)
     return None
-
-
-register(
-    Method(
-        id="deeplift",
-        label="DeepLIFT (rescale)",
-        family="gradient",
-        description="Contributions of x - x0 to the target logit's change, through each nonlinearity's "
-        "secant slope (Shrikumar et al. 2017, arXiv:1704.02685); sums to f(x) - f(x0).",
-        compute=deeplift,
-        params=(
-            Param("reference", "choice", "zero", "Reference x0", choices=("zero", "black", "blur", "image_mean")),
-            Param("blur_sigma", "float", 4.0, "Blur sigma (pixels, reference 'blur')", min=0.1, max=100.0),
-        ),
-        signed=True,
-    )
-)

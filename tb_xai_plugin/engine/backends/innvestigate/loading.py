@@ -1,18 +1,16 @@
-"""Load a checkpoint into its own graph and session, checked against its manifest.
+"""The iNNvestigate backend's loading: a checkpoint in its own graph and session, checked against its manifest.
 
 `load_checkpoint(path, manifest, allow_unsafe=False) -> LoadedModel`. The caller maps a run and a
 step to `path` inside the logdir; nothing a client sends reaches this function as a path.
-Needs eager execution disabled (`engine.enable_graph_mode()`), like iNNvestigate.
+Needs eager execution disabled (`graph_mode.enable_graph_mode()`), like iNNvestigate.
 
-`LoadedModel`, what methods compute with:
-    manifest        the checkpoint manifest (metadata.CHECKPOINT_KEYS)
+`LoadedModel`, what methods compute with (besides checkpoint.ModelBase's manifest, input_shape,
+num_classes, layers, cache, preprocess, and its scores / probabilities_and_means forward calls):
+    backend         "innvestigate"
     graph, session  its own tf.Graph and tf.compat.v1.Session (never the global ones)
     keras_model     the model as saved (softmax included)
     logits_model    the same model with its final softmax / sigmoid stripped (shares the weights)
-    input_shape     (H, W, C); num_classes: int; layers: manifest["layers"]
     input           the model's input placeholder; probs: its output probabilities tensor [N, K]
-    cache           a bounded dict for graphs / analyzers built per model (BoundedCache)
-    preprocess(images)           stored images (uint8 / float, NHWC) -> float32 model input
     run(fetches, feed_dict)      session.run inside the graph
     in_graph()                   context for building ops: graph, session and Keras' session
     building()                   in_graph() for building whole Keras models / analyzers fast (below);
@@ -34,63 +32,29 @@ automatic variable initialization off, and on exit initializes only the variable
 created that are still uninitialized, in one session run.
 """
 
-import collections
 import contextlib
-import json
 import os
 
-import numpy as np
-
 from tb_xai_plugin import model_info
-from tb_xai_plugin.errors import NotFoundError, XaiError
+from tb_xai_plugin.engine import checkpoint
+from tb_xai_plugin.errors import XaiError
 
-# Container classes whose config nests other layers; each nested layer is checked too.
-MODEL_CLASSES = ("Functional", "Model", "Sequential")
-# Keras layers whose configs carry Python bytecode or need code: refused unless allow_unsafe.
-UNSAFE_CLASSES = ("Lambda",)
-CACHE_SIZE = 64  # analyzers and small entries per model; a worker bounds how many models it keeps
+FORMATS = ("h5", "savedmodel")
 
 
-class BoundedCache(collections.OrderedDict):
-    """A dict that keeps its `maxsize` most recently used entries (get/setitem refresh recency)."""
-
-    def __init__(self, maxsize=CACHE_SIZE):
-        super().__init__()
-        self.maxsize = maxsize
-
-    def __getitem__(self, key):
-        value = super().__getitem__(key)
-        self.move_to_end(key)
-        return value
-
-    def __setitem__(self, key, value):
-        super().__setitem__(key, value)
-        self.move_to_end(key)
-        while len(self) > self.maxsize:
-            self.popitem(last=False)
-
-    def get_or_build(self, key, build):
-        """The cached value for `key`, built with `build()` and stored on first use."""
-        if key not in self:
-            self[key] = build()
-        return self[key]
-
-
-class LoadedModel:
+class LoadedModel(checkpoint.ModelBase):
     """A checkpoint loaded in its own graph and session; see the module docstring."""
 
+    backend = "innvestigate"
+
     def __init__(self, manifest, graph, session, keras_model, logits_model):
-        self.manifest = manifest
+        super().__init__(manifest)
         self.graph = graph
         self.session = session
         self.keras_model = keras_model
         self.logits_model = logits_model
-        self.input_shape = tuple(int(d) for d in manifest["input_shape"])
-        self.num_classes = int(manifest["num_classes"])
-        self.layers = manifest["layers"]
         self.input = keras_model.input
         self.probs = _probabilities(keras_model.output, manifest["output_activation"])
-        self.cache = BoundedCache()
         self._probe = None
         self._ancestors = None
 
@@ -134,17 +98,28 @@ class LoadedModel:
         finally:
             self._probe = None
 
-    def preprocess(self, images):
-        """Stored images [N,H,W,C] (or one [H,W,C]) -> float32 model input, per manifest["preprocessing"]."""
-        x = np.array(images, dtype=np.float32, copy=True)
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise XaiError(
-                "images have shape %s; this model takes [N, %s]"
-                % (list(np.shape(images)), ", ".join(map(str, self.input_shape)))
-            )
-        return preprocess_array(x, self.manifest["preprocessing"])
+    def scores(self, x, score):
+        """float32 [N, K]: the model's probabilities ("probability") or logits ("logit") on inputs x."""
+        return self.run(self.logits_model.outputs[0] if score == "logit" else self.probs, {self.input: x})
+
+    def probabilities_and_means(self, x, layer, neuron=None):
+        """(float32 [N, K] probabilities, float32 [N] mean of the layer's output or its channel) in one run."""
+        mean = self.cache.get_or_build(("activation_mean", layer, neuron), lambda: self._mean_op(layer, neuron))
+        return self.run((self.probs, mean), {self.input: x})
+
+    def layer_means(self, x, layer, neuron=None):
+        """float32 [N]: mean of the layer's output per image (of channel `neuron` if given)."""
+        return self.probabilities_and_means(x, layer, neuron)[1]
+
+    def _mean_op(self, layer, neuron):
+        """Tensor [N]: the mean over all non-batch axes of a layer's output (of one channel if neuron)."""
+        import tensorflow as tf
+
+        output = self.layer_output(layer)
+        with self.in_graph():
+            if neuron is not None:
+                output = output[..., int(neuron)]
+            return tf.reduce_mean(tf.reshape(output, [tf.shape(output)[0], -1]), axis=1)
 
     def layer_output(self, name):
         """The output tensor of layer `name` inside this model (a nested model: its outer call); XaiError if unknown."""
@@ -179,30 +154,6 @@ class LoadedModel:
         """Release the session (the graph goes with the last reference)."""
         self.cache.clear()
         self.session.close()
-
-
-def preprocess_array(x, preprocessing):
-    """float32 NHWC x -> the model input: x, a*x+b, or keras.applications.<module>.preprocess_input(x)."""
-    kind = preprocessing.get("type") if isinstance(preprocessing, dict) else None
-    if kind == "none":
-        return x
-    if kind == "scale":
-        return (np.float32(preprocessing["scale"]) * x + np.float32(preprocessing["offset"])).astype(np.float32)
-    if kind == "keras_app":
-        return _keras_app_preprocess(preprocessing.get("module"))(x).astype(np.float32)
-    raise XaiError("unknown preprocessing %r in the manifest" % (preprocessing,))
-
-
-def _keras_app_preprocess(module):
-    """tf.keras.applications.<module>.preprocess_input, for a module name that has one."""
-    import tensorflow as tf
-
-    if not isinstance(module, str) or not module.isidentifier() or module.startswith("_"):
-        raise XaiError("invalid keras_app preprocessing module %r" % (module,))
-    found = getattr(tf.keras.applications, module, None)
-    if found is None or not hasattr(found, "preprocess_input"):
-        raise XaiError("tf.keras.applications has no module %r with preprocess_input" % module)
-    return found.preprocess_input
 
 
 @contextlib.contextmanager
@@ -269,12 +220,7 @@ def _probabilities(output, activation):
 
 def load_checkpoint(path, manifest, allow_unsafe=False):
     """Load the .h5 / SavedModel at `path` into a new graph + session, verified against `manifest`."""
-    if not os.path.exists(path):
-        raise NotFoundError("checkpoint file %s is missing" % os.path.basename(path))
-    fmt = manifest.get("format")
-    if fmt not in ("h5", "savedmodel"):
-        raise XaiError("unsupported checkpoint format %r (the engine reads h5 and savedmodel)" % (fmt,))
-    check_layers_safe(read_model_config(path, fmt), allow_unsafe)
+    checkpoint.check_file(path, manifest, FORMATS, allow_unsafe)
     import tensorflow as tf
 
     graph = tf.Graph()
@@ -284,7 +230,7 @@ def load_checkpoint(path, manifest, allow_unsafe=False):
         with graph.as_default(), session.as_default(), keras_session(session):
             if model_info.weights_checksum(keras_model.get_weights()) != manifest.get("weights_sha256"):
                 raise XaiError("weights do not match the manifest (checkpoint %s)" % os.path.basename(path))
-            _check_matches_manifest(keras_model, manifest)
+            checkpoint.check_matches_manifest(keras_model.input_shape, keras_model.output_shape, manifest)
             reserve_layer_names(keras_model)
             model = LoadedModel(manifest, graph, session, keras_model, None)
             with model.building() as fetches:
@@ -309,16 +255,6 @@ def _load_keras(path, graph, session, allow_unsafe):
             return keras_model
         except (ValueError, OSError, KeyError) as e:
             raise XaiError("checkpoint %s cannot be loaded: %s" % (os.path.basename(path), e)) from e
-
-
-def _check_matches_manifest(keras_model, manifest):
-    """XaiError when the loaded model's input shape or class count differ from the manifest."""
-    shape = [None if d is None else int(d) for d in keras_model.input_shape[1:]]
-    if shape != [int(d) for d in manifest["input_shape"]]:
-        raise XaiError("model input %s differs from the manifest's %s" % (shape, manifest["input_shape"]))
-    classes = keras_model.output_shape[-1]
-    if len(keras_model.output_shape) != 2 or classes != manifest["num_classes"]:
-        raise XaiError("model output %s does not give the manifest's %s classes" % (keras_model.output_shape, manifest["num_classes"]))
 
 
 def reserve_layer_names(keras_model):
@@ -349,61 +285,3 @@ def strip_output_activation(keras_model):
         outputs = igraph.pre_output_tensors(keras_model.outputs, activation=activation)
         return tf.keras.Model(keras_model.inputs, outputs, name=keras_model.name + "_logits")
     return keras_model
-
-
-def read_model_config(path, fmt):
-    """The model's Keras config (a dict) read from the file, without building or running anything."""
-    try:
-        if fmt == "h5":
-            import h5py
-
-            with h5py.File(path, "r") as f:
-                text = f.attrs.get("model_config")
-            if text is None:
-                raise XaiError("checkpoint %s has no model config (weights only?)" % os.path.basename(path))
-            return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
-        return _savedmodel_config(path)
-    except (OSError, ValueError) as e:
-        raise XaiError("checkpoint %s is unreadable: %s" % (os.path.basename(path), e)) from e
-
-
-def _savedmodel_config(path):
-    """The top-level Keras config of a SavedModel dir, from keras_metadata.pb."""
-    from keras.protobuf import saved_metadata_pb2
-
-    metadata_path = os.path.join(path, "keras_metadata.pb")
-    if not os.path.exists(metadata_path):
-        raise XaiError("SavedModel %s has no Keras metadata" % os.path.basename(path))
-    metadata = saved_metadata_pb2.SavedMetadata()
-    with open(metadata_path, "rb") as f:
-        metadata.ParseFromString(f.read())
-    for node in metadata.nodes:
-        if node.node_path == "root":
-            return json.loads(node.metadata)
-    raise XaiError("SavedModel %s has no root model in its Keras metadata" % os.path.basename(path))
-
-
-def check_layers_safe(config, allow_unsafe):
-    """XaiError naming the first Lambda layer (unless allow_unsafe) or layer of an unknown class."""
-    import tensorflow as tf
-
-    for name, class_name in _walk_layers(config):
-        if class_name in UNSAFE_CLASSES:
-            if not allow_unsafe:
-                raise XaiError(
-                    "layer %r is a %s layer, which runs code stored in the file; refused "
-                    "(allow_unsafe=True, or TensorBoard's --xai_allow_unsafe_models, loads it)" % (name, class_name)
-                )
-        elif class_name not in MODEL_CLASSES and not isinstance(getattr(tf.keras.layers, class_name, None), type):
-            raise XaiError("layer %r has the unknown type %r (a custom object); refused" % (name, class_name))
-
-
-def _walk_layers(config):
-    """(layer name, class name) of every layer in a Keras model config, nested models included."""
-    inner = config.get("config", {}) if isinstance(config, dict) else {}
-    layers = inner.get("layers", []) if isinstance(inner, dict) else []
-    for layer in layers:
-        name = layer.get("config", {}).get("name", layer.get("name"))
-        yield name, layer.get("class_name")
-        if layer.get("class_name") in MODEL_CLASSES:
-            yield from _walk_layers(layer)

@@ -26,8 +26,8 @@ import hashlib
 import numpy as np
 
 from tb_xai_plugin.engine import batching
-from tb_xai_plugin.engine.attribute import DEFAULT_MEMORY_BUDGET
-from tb_xai_plugin.engine.registry import Method, Param, register
+from tb_xai_plugin.engine.attribution import DEFAULT_MEMORY_BUDGET
+from tb_xai_plugin.engine.backends.innvestigate import implements
 from tb_xai_plugin.errors import XaiError
 
 KERNEL_LAYERS = ("Dense", "Conv2D")
@@ -266,45 +266,13 @@ def _compute(kind, model, x, targets, params, layer, neuron, rng):
     return model.run(graph.output, {graph.x: x, graph.targets: np.asarray(targets, np.int64)})
 
 
+@implements("pattern.net", applies=lambda model: reason_unsupported(model))
 def pattern_net(model, x, targets, params, layer, neuron, rng):
     """map = signal estimate s = backprop of y_c with every layer's weights W replaced by its patterns A."""
     return _compute("net", model, x, targets, params, layer, neuron, rng)
 
 
+@implements("pattern.attribution", applies=lambda model: reason_unsupported(model))
 def pattern_attribution(model, x, targets, params, layer, neuron, rng):
     """map = backprop of y_c with every layer's weights W replaced by W * A (elementwise)."""
     return _compute("attribution", model, x, targets, params, layer, neuron, rng)
-
-
-ESTIMATOR = Param(
-    "estimator", "choice", "relu", "Pattern estimator (relu: two-component a+ on ReLU units)", choices=("relu", "linear")
-)
-FIT_NOTE = "; the server fits the patterns on the request's sample set (up to 2,000 samples)"
-
-register(
-    Method(
-        id="pattern.net",
-        label="PatternNet",
-        family="pattern",
-        description="The signal of the target in the image: backprojection through patterns "
-        "a = cov(x, y) / w^T cov(x, y) (Kindermans et al. 2018, arXiv:1705.05598)" + FIT_NOTE,
-        compute=pattern_net,
-        params=(ESTIMATOR,),
-        signed=True,
-        applies=reason_unsupported,
-    )
-)
-
-register(
-    Method(
-        id="pattern.attribution",
-        label="PatternAttribution",
-        family="pattern",
-        description="Relevance through weights times patterns, root point x - a w^T x per layer "
-        "(Kindermans et al. 2018, arXiv:1705.05598)" + FIT_NOTE,
-        compute=pattern_attribution,
-        params=(ESTIMATOR,),
-        signed=True,
-        applies=reason_unsupported,
-    )
-)
