@@ -7,7 +7,8 @@ Runs in the Keras 2 stack, in graph mode (tests/engine/conftest.py), as its own 
 "preprocessing"}}, "jobs": [{"id", "checkpoint", "method", "params", "target", "images": .npy name,
 "fit": .npy name or null}]}. Each checkpoint is built and written under directory/<name>; each job's
 raw maps [N, H, W, C] go to directory/maps.npz under its id (patterns fitted on "fit" first, by the
-backend's pattern.fit_patterns). stdout: {name: [path, manifest]} of the checkpoints.
+backend's pattern.fit_patterns; each fitted pattern [D, K] goes there too, as "<id>:<estimator>:<layer>").
+stdout: {name: [path, manifest]} of the checkpoints.
 `run(directory, checkpoints, jobs)` does all that from the test process (any stack).
 """
 
@@ -61,7 +62,9 @@ def main():
         model = models[one["checkpoint"]]
         if one.get("fit"):
             pattern = importlib.import_module("tb_xai_plugin.engine.backends.%s.pattern" % model.backend)
-            pattern.fit_patterns(model, np.load(os.path.join(directory, one["fit"])))
+            fitted = pattern.fit_patterns(model, np.load(os.path.join(directory, one["fit"])))
+            for estimator in ("linear", "relu"):
+                maps.update({"%s:%s:%s" % (one["id"], estimator, name): a for name, a in getattr(fitted, estimator).items()})
         images = np.load(os.path.join(directory, one["images"]))
         maps[one["id"]] = engine.attribute(model, one["method"], images, params=one.get("params"), target=one.get("target")).raw
     np.savez(os.path.join(directory, "maps.npz"), **maps)
