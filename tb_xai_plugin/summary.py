@@ -38,7 +38,7 @@ import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
 
 import tb_xai_plugin
-from tb_xai_plugin import files, metadata, model_info
+from tb_xai_plugin import files, metadata, model_info, safety
 from tb_xai_plugin.errors import XaiError
 
 # writer -> the folder it writes to, for writers made by create_file_writer below.
@@ -201,7 +201,7 @@ def _save_model(model, folder):
     return path, "savedmodel"
 
 
-def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=None, logdir=None):
+def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=None, logdir=None, allow_unsafe=False):
     """Log `model` as the checkpoint at `step` of the current run.
 
     Arguments:
@@ -212,15 +212,19 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
         default {"type": "none"}.
       name: a name scope for the summary op.
       logdir: the run folder; needed only when the default writer was not made by `create_file_writer`.
+      allow_unsafe: log a model whose layers hold Python code (a Lambda, at any depth; see `safety`) and
+        list them in the manifest's "unsafe_layers"; TensorBoard loads it only with --xai_allow_unsafe_models.
 
     Returns:
       True if written, False if there is no default writer or `tf.summary.record_if` says not now.
 
     Raises:
-      XaiError: for a non-model, an invalid argument or an unwritable run folder; nothing is written then.
+      XaiError: for a non-model, a model holding code (unless allow_unsafe) or a layer class `safety` does
+        not know, an invalid argument or an unwritable run folder; nothing is written then.
     """
     _check_eager()
     fields = describe_model(model, class_names, preprocessing)
+    unsafe_layers = safety.check_model(model, allow_unsafe)
     step = _step(step)
     if not _recording():
         return False
@@ -228,6 +232,7 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
     files.ensure_dir(files.checkpoints_dir(run_dir))
     with tempfile.TemporaryDirectory(prefix="tb_xai_") as local:
         local_path, fmt = _save_model(model, local)
+        safety.check_file(local_path, fmt, allow_unsafe)  # the file the plugin will read passes the same check
         data_path, manifest_path = files.checkpoint_paths(run_dir, step, fmt)
         file_sha256 = files.copy_in(local_path, data_path) or files.sha256(os.path.join(data_path, "saved_model.pb"))
     manifest = dict(
@@ -241,6 +246,8 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
         versions=_versions(),
         wall_time=time.time(),
     )
+    if unsafe_layers:
+        manifest["unsafe_layers"] = unsafe_layers
     _publish_manifest(manifest_path, manifest, data_path)
     files.remove_quietly(files.checkpoint_paths(run_dir, step, "savedmodel" if fmt == "h5" else "h5")[0])
     index = {k: manifest[k] for k in ("step", "file", "format", "model_name", "input_shape", "num_classes")}
