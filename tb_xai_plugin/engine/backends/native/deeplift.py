@@ -16,8 +16,7 @@ engine/backends/innvestigate/deeplift.py (which overrides graph-mode op gradient
 
 import numpy as np
 
-from tb_xai_plugin.engine.backends.native import implements
-from tb_xai_plugin.engine.backends.native import walk
+from tb_xai_plugin.engine.backends.native import implements, walk
 
 EPSILON = 1e-6
 # Layer types the rescale rule covers: linear, elementwise, or max-pooling (containers are walked into).
@@ -157,7 +156,12 @@ def reference(model, x, params):
 
 def reason_unsupported(model):
     """None if every layer's type (nested models' layers too) is one the rescale rule covers, else the others."""
-    unknown = sorted({type(step.layer).__name__ for step in walk.Walk(model.keras_model).steps} - set(SUPPORTED_LAYERS))
+    return model.cache.get_or_build(("deeplift", "reason"), lambda: _reason_unsupported(model.keras_model))
+
+
+def _reason_unsupported(keras_model):
+    """reason_unsupported for one Keras model, from its walk."""
+    unknown = sorted({type(step.layer).__name__ for step in walk.Walk(keras_model).steps} - set(SUPPORTED_LAYERS))
     if unknown:
         return "the rescale rule here covers linear, elementwise and max-pooling layers, not %s" % ", ".join(unknown)
     return None
