@@ -1,6 +1,7 @@
 """LRP and Deep Taylor on Keras 3 without graph surgery: rules, composites, canonizers, one backward walk.
 
-    explain(model, x, targets, method_id, params, bounds=None) -> np.ndarray, R at the input (x's shape)
+    explain(model, x, targets, method_id, params, bounds=None) -> np.ndarray, R at the input (x's shape), eager
+    relevance_function(prepared, method_id, params, bounds=None, input_signature=None) -> the same as a tf.function
     prepare(model) -> the canonized Walk of a Keras 3 logits model (cache it per model)
     reason_unusable(prepared, method_id, params=None) -> None | the sentence naming the layer it cannot explain
 
@@ -31,8 +32,8 @@ def reason_unusable(prepared, method_id, params=None):
     return propagation.unsupported(prepared, composites.composite(method_id, dict(DEFAULT_PARAMS, **(params or {}))))
 
 
-def relevance_function(prepared, method_id, params, bounds=None):
-    """f(x, targets) -> R at the input, as a tf.function (one trace per input shape)."""
+def relevance_function(prepared, method_id, params, bounds=None, input_signature=None):
+    """f(x, targets) -> R at the input, as a tf.function (one trace per input signature)."""
     import tensorflow as tf
 
     from tb_xai_plugin.engine.backends.native.lrp import composites, propagation
@@ -42,7 +43,7 @@ def relevance_function(prepared, method_id, params, bounds=None):
     def run(x, targets):
         return propagation.relevance(prepared, composite, x, targets, bounds)
 
-    return tf.function(run, autograph=False, reduce_retracing=True)
+    return tf.function(run, input_signature=input_signature, autograph=False, reduce_retracing=True)
 
 
 def explain(model, x, targets, method_id, params=None, bounds=None):
@@ -55,5 +56,7 @@ def explain(model, x, targets, method_id, params=None, bounds=None):
     why = reason_unusable(prepared, method_id, params)
     if why:
         raise XaiError(why)
-    fn = relevance_function(prepared, method_id, params, bounds)
-    return fn(np.asarray(x, np.float32), np.asarray(targets, np.int32)).numpy()
+    from tb_xai_plugin.engine.backends.native.lrp import composites, propagation
+
+    composite = composites.composite(method_id, dict(DEFAULT_PARAMS, **(params or {})))
+    return propagation.relevance(prepared, composite, np.asarray(x, np.float32), np.asarray(targets, np.int32), bounds).numpy()

@@ -37,6 +37,7 @@ def relevance(walk, composite, x, targets, bounds=None):
     """R at the model input for logit targets[i] of image i (bounds: (low, high) scalars at the model input)."""
     import tensorflow as tf
 
+    x = tf.convert_to_tensor(x, tf.float32)
     values = walk.forward(x)
     logits = values[walk.outputs[0]]
     start = logits if composite.head == "value" else tf.nn.relu(logits)
