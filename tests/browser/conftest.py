@@ -23,6 +23,9 @@ if REPO not in sys.path:  # plain `pytest` (not `python -m pytest`) leaves the r
 
 from tests.conftest import CHROMIUM_ARGS, free_port  # noqa: E402
 BUNDLE = os.path.join(REPO, "tb_xai_plugin", "static", "index.js")
+# Screenshots land in the git-ignored build folder; `make screenshots` copies them to docs/images on purpose.
+SCREENSHOTS = os.path.join(REPO, "build", "screenshots")
+os.makedirs(SCREENSHOTS, exist_ok=True)
 CLASSES = ["circle", "square", "cross", "stripes"]
 SAMPLES = 24
 
