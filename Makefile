@@ -66,6 +66,13 @@ demo-imagenet: setup
 	$(PY) demo/imagenet.py --logdir $(LOGDIR)-imagenet
 	.venv/bin/tensorboard --logdir $(LOGDIR)-imagenet --port $(PORT) --bind_all
 
+# The browser tests write their screenshots to build/screenshots; this refreshes docs/images from them on purpose.
+.PHONY: screenshots
+screenshots: setup system
+	$(PY_INNV) -m pytest tests/browser -q
+	cp build/screenshots/grid.png build/screenshots/over_training.png build/screenshots/suggestions.png \
+	  build/screenshots/histogram.png build/screenshots/tab.png docs/images/
+
 bench: setup
 	$(PY) -m bench
 
