@@ -2,12 +2,14 @@
 
 A result cached under other versions is never served: after an upgrade or a method fix the maps
 are computed again. Everything here is read without importing TensorFlow (the plugin process
-stays light): library versions come from the installed distributions' metadata.
+stays light): library versions come from the installed distributions' metadata, the backend from
+the engine's pure-Python rule (engine.backends.backend_name).
 """
 
 import functools
 import importlib.metadata
-import importlib.util
+
+from tb_xai_plugin.engine.backends import backend_name
 
 LIBRARIES = ("tensorflow", "keras", "innvestigate", "tb-xai")
 
@@ -22,23 +24,6 @@ def library_versions():
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def backend_name(manifest):
-    """"native" or "innvestigate": the backend that computes a checkpoint's results (NATIVE_CONTRACT rule)."""
-    try:
-        from tb_xai_plugin.engine.backends import backend_name as engine_rule
-    except ImportError:
-        return _backend_rule(manifest)
-    return engine_rule(manifest)
-
-
-def _backend_rule(manifest):
-    """Keras 3 checkpoints -> native; Keras 2 (or unknown) -> innvestigate if importable here, else native."""
-    keras = str((manifest.get("versions") or {}).get("keras") or "2")
-    if keras.startswith("3"):
-        return "native"
-    return "innvestigate" if importlib.util.find_spec("innvestigate") is not None else "native"
 
 
 def engine_key(manifest, method=None):

@@ -39,9 +39,13 @@ def test_flag_defaults():
     assert (flags.xai_workers, flags.xai_cache_mb, flags.xai_cache_dir, flags.xai_allow_unsafe_models) == (
         1, 512, "~/.cache/tb-xai", False)  # fmt: skip
     assert parse("--xai_workers", "3", "--xai_allow_unsafe_models").xai_workers == 3
+    assert parse().xai_cache_dir_mb == 2048 and parse("--xai_cache_dir_mb", "10").xai_cache_dir_mb == 10
 
 
-@pytest.mark.parametrize("argv", [("--xai_workers", "0"), ("--xai_workers", "65"), ("--xai_cache_mb", "-1")])
+@pytest.mark.parametrize(
+    "argv",
+    [("--xai_workers", "0"), ("--xai_workers", "65"), ("--xai_cache_mb", "-1"), ("--xai_cache_dir_mb", "0")],
+)
 def test_bad_flags_are_refused(argv):
     with pytest.raises(base_plugin.FlagsError):
         XaiLoader().fix_flags(parse(*argv))
@@ -56,5 +60,6 @@ def test_load_builds_the_plugin_without_starting_workers(tmp_path):
         meta = plugin.frontend_metadata()
         assert (meta.es_module_path, meta.tab_name) == ("/index.js", "XAI")
         assert plugin.pool.pids() == [] and plugin.cache.directory == str(tmp_path / "cache")
+        assert plugin.cache.disk_budget_bytes == 2048 << 20
     finally:
         plugin.close()
