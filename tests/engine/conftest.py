@@ -57,6 +57,13 @@ def layer_output(model, layer, x):
     return model.layer_and_logits(layer)(np.asarray(x, np.float32), training=False)[0].numpy()
 
 
+def keras_context(model):
+    """The context to read the loaded model's Keras objects in: its graph and session (iNNvestigate), none (native)."""
+    import contextlib
+
+    return model.in_graph() if model.backend == "innvestigate" else contextlib.nullcontext()
+
+
 def weights(model):
     """The loaded model's weight arrays in the order its manifest checksum was taken."""
     if model.backend == "innvestigate":

@@ -6,7 +6,7 @@ that solves it must look at the patch, so a faithful attribution puts its mass t
 
 import numpy as np
 
-from conftest import write_checkpoint
+from conftest import keras_version, write_checkpoint
 
 SIZE = 16
 PATCH = 3
@@ -52,7 +52,9 @@ def _train():
         name="patch_cnn",
     )
     images, labels, _ = make_images(1024, seed=0)
-    model.compile(tf.keras.optimizers.legacy.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    keras2 = keras_version().startswith("2")
+    adam = tf.keras.optimizers.legacy.Adam(0.01) if keras2 else tf.keras.optimizers.Adam(0.01)
+    model.compile(adam, "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(images, labels, epochs=15, batch_size=64, shuffle=False, verbose=0)
     test_images, test_labels, _ = make_images(256, seed=99)
     accuracy = (model.predict(test_images, verbose=0).argmax(axis=1) == test_labels).mean()

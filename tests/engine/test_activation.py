@@ -1,6 +1,6 @@
 """Activation maps of a layer or one channel, against the layer's output computed directly."""
 
-from conftest import method, layer_output, built_size
+from conftest import method, layer_output, built_size, keras_context
 import numpy as np
 import pytest
 import reference as ref
@@ -27,7 +27,7 @@ def run(model, x, layer, neuron, targets=None):
 
 
 def test_a_neuron_map_equals_the_channel_computed_by_hand(cnn, x):
-    with cnn.in_graph():
+    with keras_context(cnn):
         kernel, bias = (w.astype(np.float64) for w in cnn.keras_model.get_layer("conv1").get_weights())
     maps = run(cnn, x, "conv1", 4)
     expected = [ref.relu(ref.conv2d(ref.pad_same_3x3(image), kernel, bias))[..., 4] for image in x]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import reference as ref
-from conftest import write_checkpoint, method, built_size, probabilities
+from conftest import write_checkpoint, method, built_size, probabilities, keras_context
 
 import patch_task
 from tb_xai_plugin import engine, model_info
@@ -157,7 +157,7 @@ def test_the_model_is_left_unchanged(hand, x):
     probs = probabilities(model, x)
     for method in (GRAD_CAM, GUIDED):
         method.compute(model, x, TARGETS, {}, "conv1", None, None)
-    with model.in_graph():
+    with keras_context(model):
         assert model_info.weights_checksum(model.keras_model.get_weights()) == model.manifest["weights_sha256"]
     np.testing.assert_array_equal(probabilities(model, x), probs)
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint, method, stack_module
+from conftest import write_checkpoint, method, stack_module, keras_context
 
 import patch_task
 from tb_xai_plugin import engine
@@ -88,7 +88,7 @@ def rescale_reference(weights, x, x0, target):
 
 def test_equals_the_rescale_rule_written_out_in_numpy(tmp_path):
     model = engine.load_checkpoint(*write_checkpoint(tiny_relu_net(3), tmp_path))
-    with model.in_graph():
+    with keras_context(model):
         weights = [layer.get_weights() for layer in model.keras_model.layers if layer.get_weights()]
     x = np.random.default_rng(4).normal(size=(5, 1, 6, 1)).astype(np.float32)
     for reference in ("zero", "image_mean"):

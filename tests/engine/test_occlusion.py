@@ -1,6 +1,6 @@
 """Occlusion against an explicit loop over windows with the model's own predict."""
 
-from conftest import method
+from conftest import method, keras_context
 import numpy as np
 import pytest
 import reference as ref
@@ -29,7 +29,7 @@ def predict(model, score):
     """The plain model's predict (probabilities) or its logits model's predict, in the model's graph."""
 
     def run(batch):
-        with model.in_graph():
+        with keras_context(model):
             keras_model = model.logits_model if score == "logit" else model.keras_model
             return keras_model.predict(batch, verbose=0)
 

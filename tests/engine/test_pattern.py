@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint, method, stack_module
+from conftest import write_checkpoint, method, stack_module, keras_context
 
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
@@ -70,7 +70,7 @@ def test_dense_layer_patterns_match_a_numpy_fit_both_estimators(cnn, images):
     import tensorflow as tf
 
     fitted = pattern.fit_patterns(cnn, images)
-    with cnn.in_graph():
+    with keras_context(cnn):
         layer = cnn.keras_model.get_layer("dense1")
         x = tf.keras.Model(cnn.keras_model.inputs, layer.get_input_at(0)).predict(cnn.preprocess(images), verbose=0)
         kernel, bias = layer.get_weights()
@@ -152,7 +152,7 @@ def test_conv_layer_patterns_match_a_numpy_fit_over_patches(cnn, images):
     import tensorflow as tf
 
     fitted = pattern.fit_patterns(cnn, images[:2])
-    with cnn.in_graph():
+    with keras_context(cnn):
         layer = cnn.keras_model.get_layer("conv2")
         x = tf.keras.Model(cnn.keras_model.inputs, layer.get_input_at(0)).predict(cnn.preprocess(images[:2]), verbose=0)
         kernel, bias = layer.get_weights()
@@ -180,7 +180,7 @@ def test_backward_passes_equal_the_paper_written_out_in_numpy(tmp_path):
     model = engine.load_checkpoint(*write_checkpoint(two_layer_net(), tmp_path))
     fit_set = np.random.default_rng(8).normal(size=(300, 1, 6, 1)).astype(np.float32)
     fitted = pattern.fit_patterns(model, fit_set)
-    with model.in_graph():
+    with keras_context(model):
         (w1, b1), (w2, b2) = model.keras_model.get_layer("hidden").get_weights(), model.keras_model.get_layer("out").get_weights()
     x = np.random.default_rng(9).normal(size=(4, 1, 6, 1)).astype(np.float32)
     flat = x.reshape(4, 6).astype(np.float64)

@@ -4,9 +4,8 @@ Each analyzer is built once per (model, method, parameters) in the model's own g
 neuron_selection_mode="index", and cached in model.cache; a map is then one session run of the
 analyzer's output tensor (no Keras predict machinery). SmoothGrad draws its noise here, from the
 request's seeded generator: iNNvestigate's own draws unseeded graph noise and ignores noise_scale.
-Integrated Gradients runs iNNvestigate's gradient at the midpoints of the path: iNNvestigate's
-IntegratedGradients averages over linspace(0, 1, steps), both ends included, which biases the sum
-by O(1/steps) (1.5% off completeness at 64 steps on a small ReLU net; midpoints: well under 1%).
+Integrated Gradients runs iNNvestigate's gradient at the midpoints of the path (iNNvestigate's
+IntegratedGradients includes both ends, biased by O(1/steps)); both in engine.gradient_averages.
 Deconvnet starts its backward pass from 1, as gradients do: iNNvestigate's starts from the
 explained logit's value (ReverseAnalyzerBase's identity head mapping, which only its Gradient
 overrides), so its maps came out scaled by the logit. Guided backprop is this backend's cam module's
@@ -20,6 +19,7 @@ import warnings
 
 import numpy as np
 
+from tb_xai_plugin.engine import gradient_averages
 from tb_xai_plugin.engine.backends.innvestigate import implements
 from tb_xai_plugin.errors import XaiError
 
@@ -47,12 +47,6 @@ def analyzer_kwargs(method_id, params, model):
         low, high = input_bounds(model, params["low"], params["high"])
         return {"low": low, "high": high}
     return {}
-
-
-def reference_input(model, reference):
-    """IG's baseline as a model input [1,H,W,C]: zeros ('zero') or a black image preprocessed ('black')."""
-    zeros = np.zeros((1,) + model.input_shape, np.float32)
-    return zeros if reference == "zero" else model.preprocess(zeros)
 
 
 def input_bounds(model, low, high):
@@ -153,27 +147,16 @@ def compute_analyzer(method_id, model, x, targets, params, layer, neuron, rng):
 
 @implements("smoothgrad", applies=applies("gradient"))
 def compute_smoothgrad(model, x, targets, params, layer, neuron, rng):
-    """mean_k postprocess(grad f_t(x + sigma * z_k)), sigma = noise_scale * (max x - min x) per image."""
+    """SmoothGrad over iNNvestigate's gradient (gradient_averages.smoothgrad)."""
     gradient = cached_analyzer(model, "gradient", analyzer_kwargs("gradient", params, model))
-    noise = rng.standard_normal((params["augment_by_n"],) + x.shape[1:]).astype(np.float32)
-    sigma = params["noise_scale"] * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))
-    total = np.zeros(x.shape, np.float64)
-    for z in noise:  # one draw shared by the batch's images: a batch gives each image's map alone
-        total += gradient(x + sigma[:, None, None, None] * z, targets)
-    return (total / len(noise)).astype(np.float32)
+    return gradient_averages.smoothgrad(gradient, x, targets, params, rng)
 
 
 @implements("integrated_gradients", applies=applies("gradient"))
 def compute_integrated_gradients(model, x, targets, params, layer, neuron, rng):
-    """(x - x0) * mean_k grad f_t(x0 + (k + 1/2) / steps * (x - x0)), k < steps (midpoint rule)."""
+    """Integrated Gradients over iNNvestigate's plain gradient (gradient_averages.integrated_gradients)."""
     gradient = cached_analyzer(model, "gradient", {"postprocess": None})
-    baseline = reference_input(model, params["reference"])
-    steps = params["steps"]
-    total = np.zeros(x.shape, np.float64)
-    for k in range(steps):
-        total += gradient(baseline + (k + 0.5) / steps * (x - baseline), targets)
-    return ((x - baseline) * total / steps).astype(np.float32)
-
+    return gradient_averages.integrated_gradients(gradient, model, x, targets, params)
 
 for _method_id in ANALYZER_METHODS:
     implements(_method_id, applies=applies(_method_id))(functools.partial(compute_analyzer, _method_id))

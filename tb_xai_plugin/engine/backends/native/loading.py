@@ -151,11 +151,28 @@ def _layer_and_logits(model, name):
     except ValueError:
         raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(e["name"] for e in model.layers))) from None
     logits = model.logits_model.outputs[0]
-    # A nested model (or a shared layer) has several calls: take the one inside this model.
+    upstream = _upstream_tensors(logits)
+    # A nested model (or a shared layer, or a rebuilt Sequential) has several calls: take the one the logits read.
     for node in getattr(layer, "_inbound_nodes", []):
         for tensor in node.output_tensors:
-            try:
+            if id(tensor) in upstream:
                 return keras.Model(model.keras_model.inputs, [tensor, logits])
-            except ValueError:
-                continue
     raise XaiError("layer %r does not feed the model's output" % name)
+
+
+def _upstream_tensors(tensor):
+    """ids of every Keras tensor the symbolic `tensor` is computed from, itself included (a walk up the nodes)."""
+    seen, stack = set(), [tensor]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        history = getattr(current, "_keras_history", None)
+        if history is None:
+            continue
+        operation, node_index = history[0], history[1]
+        nodes = getattr(operation, "_inbound_nodes", [])
+        if node_index < len(nodes):
+            stack.extend(nodes[node_index].input_tensors)
+    return seen
