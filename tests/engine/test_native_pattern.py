@@ -121,3 +121,28 @@ def test_the_worker_fits_a_native_model_on_the_sample_set_then_computes(tmp_path
         progress.append(ours.recv()[2])
     # (fit, then maps) as one total: 16 fitted + 2 maps; the same set again: 1 map only; another set: 10 + 1
     assert progress == [(16, 18), (18, 18), (17, 17), (10, 11), (11, 11)]
+
+
+def test_a_sequential_model_gives_the_maps_of_its_functional_twin(tmp_path):
+    import keras
+
+    def layers():
+        return [keras.layers.Conv2D(3, 3, activation="relu"), keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+                keras.layers.Dense(5), keras.layers.ReLU(), keras.layers.Dense(2, activation="softmax")]  # fmt: skip
+
+    sequential = parity_models.weighted(keras.Sequential([keras.Input((8, 8, 1))] + layers()), seed=8)
+    inputs = keras.Input((8, 8, 1))
+    h = inputs
+    for layer in layers():
+        h = layer(h)
+    functional = keras.Model(inputs, h)
+    functional.set_weights(sequential.get_weights())
+    x = np.random.default_rng(9).normal(size=(40, 8, 8, 1)).astype(np.float32)
+    maps = []
+    for name, keras_model in (("sequential", sequential), ("functional", functional)):
+        model = engine.load_checkpoint(*write_checkpoint(keras_model, tmp_path / name))
+        pattern.fit_patterns(model, x)
+        maps.append([engine.attribute(model, m, x[:4]).raw for m in ("pattern.net", "pattern.attribution")])
+    for got, want in zip(*maps):
+        assert np.abs(want).max() > 0
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())

@@ -23,7 +23,7 @@ import hashlib
 import numpy as np
 
 from tb_xai_plugin.engine import batching, pattern_fit
-from tb_xai_plugin.engine.backends.native import implements
+from tb_xai_plugin.engine.backends.native import implements, walk
 from tb_xai_plugin.errors import XaiError
 
 FIT_KEY = pattern_fit.FIT_KEY
@@ -40,16 +40,18 @@ _activation = pattern_fit.activation_name
 
 def chain(model):
     """The model's layers in order, each fed by the one before; XaiError for branches or other activations."""
-    keras_model = model.keras_model
-    layers = [layer for layer in keras_model.layers if type(layer).__name__ != "InputLayer"]
-    previous = keras_model.inputs[0]
-    for layer in layers:  # node 0: the layer's call in the saved model
-        if layer.input is not previous:
-            raise XaiError("patterns need a chain of layers; layer %r takes another input than the layer before" % layer.name)
+    graph = walk.Walk(model.keras_model)  # a Sequential's own calls, not the nodes of its layers' first build
+    layers, previous = [], graph.inputs
+    for step in graph.steps:
+        if step.inputs != previous:
+            raise XaiError("patterns need a chain of layers; layer %r takes another input than the layer before" % step.layer.name)
+        previous = step.outputs
+        if not layers or step.layer is not layers[-1]:  # a Dense / Conv2D and its split-off activation: one layer
+            layers.append(step.layer)
+    for layer in layers:
         activation = _activation(layer)
         if activation not in ACTIVATIONS or (activation == "softmax" and layer is not layers[-1]):
             raise XaiError("layer %r has the activation %r; patterns cover ReLU and linear units" % (layer.name, activation))
-        previous = layer.output
     return layers
 
 
