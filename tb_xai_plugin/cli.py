@@ -4,9 +4,10 @@ sample set) into a run, so models trained elsewhere can be explained beside logg
     tb-xai import --logdir logs --run vgg --keras-app VGG16 --weights imagenet --images photos/
     tb-xai import --logdir logs --run cnn --model cnn.h5 --images val.npz --step 3
 
-Models load eagerly with `compile=False`. A model whose config holds Python code (a Lambda layer)
-is refused unless `--allow-unsafe` is given: the config of an .h5, .keras or SavedModel is read
-before Keras loads it (Keras' own `safe_mode` covers only .keras). A Keras application records
+Models load eagerly with `compile=False`. Before Keras loads a model, `safety.check_file` reads its
+config (.h5, .keras or SavedModel) and refuses a layer holding Python code (a Lambda, at any depth)
+unless `--allow-unsafe` is given, and a layer of a class it does not know always (Keras' own
+`safe_mode` covers only .keras). The checkpoint it logs then records the allowed code layers. A Keras application records
 `{"type": "keras_app", "module": ...}` as its preprocessing and ImageNet's class names: from
 `--class-names` when given, else from Keras' class index (downloaded, or cached in ~/.keras),
 else "class 0".."class 999" with a warning. TensorFlow is imported only when needed.
@@ -22,7 +23,7 @@ import zipfile
 
 import numpy as np
 
-from tb_xai_plugin import metadata
+from tb_xai_plugin import metadata, safety
 from tb_xai_plugin.errors import XaiError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -48,7 +49,8 @@ def _parser():
     imp.add_argument("--images", help="a folder with one subfolder of images per class, or an .npz (images, labels)")
     imp.add_argument("--samples-name", default="validation", help="the sample set's name (default validation)")
     imp.add_argument("--step", type=int, default=0, help="the checkpoint's step (default 0)")
-    imp.add_argument("--allow-unsafe", action="store_true", help="allow models whose config holds code (Lambda)")
+    imp.add_argument("--allow-unsafe", action="store_true", help="allow models whose config holds code (a Lambda layer); the checkpoint is marked, and TensorBoard "
+                     "loads it only with --xai_allow_unsafe_models")
     return parser
 
 
@@ -76,70 +78,17 @@ def read_class_names(path):
     return names
 
 
-def _lambda_layers(config):
-    """Names of the Lambda layers anywhere in a Keras model config (nested models included), each once."""
-    return list(dict.fromkeys(_lambda_names(config)))
-
-
-def _lambda_names(config):
-    """Names of the Lambda layers in a Keras config, in order, with repeats."""
-    found = []
-    if isinstance(config, dict):
-        if config.get("class_name") == "Lambda":
-            inner = config.get("config") if isinstance(config.get("config"), dict) else {}
-            found.append(inner.get("name") or config.get("name") or "?")
-        for value in config.values():
-            found += _lambda_names(value)
-    elif isinstance(config, list):
-        for value in config:
-            found += _lambda_names(value)
-    return found
-
-
-def _h5_config(path):
-    """The model config stored in an .h5 file, or None if it has none."""
+def model_format(path):
+    """The safety module's format of the saved model at `path`: "savedmodel", "keras" (a zip) or "h5"."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        raw = f.attrs.get("model_config")
-    if raw is None:
-        return None
-    return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-
-
-def _savedmodel_configs(folder):
-    """The Keras layer records in a SavedModel's keras_metadata.pb ([] if it has none)."""
-    from keras.protobuf import saved_metadata_pb2
-
-    path = os.path.join(folder, "keras_metadata.pb")
-    if not os.path.exists(path):
-        return []
-    saved = saved_metadata_pb2.SavedMetadata()
-    with open(path, "rb") as f:
-        saved.ParseFromString(f.read())
-    return [json.loads(node.metadata) for node in saved.nodes]
-
-
-def _code_layers(path):
-    """Names of the Lambda layers in the saved model at `path` (.h5, .keras or SavedModel folder)."""
-    from google.protobuf.message import DecodeError
-
-    try:
-        if os.path.isdir(path):
-            return _lambda_layers(_savedmodel_configs(path))
-        if path.endswith(".h5"):
-            return _lambda_layers(_h5_config(path))
-        if path.endswith(".keras"):
-            return _lambda_layers(_keras_config(path))
-    except (OSError, ValueError, KeyError, DecodeError, zipfile.BadZipFile) as e:
-        raise XaiError("cannot read %s as a saved model: %s" % (path, e)) from e
-    return []
-
-
-def _keras_config(path):
-    """The model config in a .keras file (a zip holding config.json)."""
-    with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read("config.json").decode("utf-8"))
+    if os.path.isdir(path):
+        return "savedmodel"
+    if zipfile.is_zipfile(path):
+        return "keras"
+    if h5py.is_hdf5(path):
+        return "h5"
+    raise XaiError("cannot read %s as a saved model: not a SavedModel folder, .keras or .h5 file" % path)
 
 
 def load_model(path, allow_unsafe=False):
@@ -148,11 +97,16 @@ def load_model(path, allow_unsafe=False):
 
     if not os.path.exists(path):
         raise XaiError("no model at %s" % path)
-    lambdas = [] if allow_unsafe else _code_layers(path)
-    if lambdas:
-        raise XaiError("%s has Lambda layers (%s), whose code would run on load: pass --allow-unsafe if you trust it"
-                       % (path, ", ".join(lambdas)))
-    kwargs = {"safe_mode": not allow_unsafe} if path.endswith(".keras") else {}
+    fmt = model_format(path)
+    keras3 = getattr(tf.keras, "__version__", "2").startswith("3")  # Keras 2's tf.keras has no __version__
+    if keras3 and fmt == "savedmodel":
+        raise XaiError("%s is a SavedModel folder, which Keras 3 cannot load as a model: save the model as .keras "
+                       "(model.save('m.keras')) or .h5, or import it in the Keras 2 stack" % path)
+    try:
+        safety.check_file(path, fmt, allow_unsafe)
+    except XaiError as e:
+        raise XaiError("%s: %s" % (path, str(e).replace("TensorBoard's --xai_allow_unsafe_models", "--allow-unsafe"))) from e
+    kwargs = {"safe_mode": not allow_unsafe} if fmt == "keras" or keras3 else {}  # Keras 3 guards Lambdas in .h5 too
     try:
         return tf.keras.models.load_model(path, compile=False, **kwargs)
     except Exception as e:  # noqa: BLE001 - Keras raises many types for a file it cannot load
@@ -323,7 +277,8 @@ def run_import(args):
     writer = summary.create_file_writer(run_dir)
     try:
         with writer.as_default(step=args.step):
-            summary.checkpoint(model, class_names=fields["class_names"], preprocessing=fields["preprocessing"])
+            summary.checkpoint(model, class_names=fields["class_names"], preprocessing=fields["preprocessing"],
+                               allow_unsafe=args.allow_unsafe)
             if prepared is not None:
                 (images, labels, ids, names), has_labels = prepared
                 summary.samples(args.samples_name, images, labels=labels if has_labels else None, class_names=names, ids=ids)

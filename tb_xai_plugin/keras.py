@@ -5,6 +5,10 @@
         tb_xai_plugin.keras.XaiCallback("logs/cnn", samples=(x_val, y_val), class_names=names),
     ])
 
+A model whose layers hold Python code (a Lambda, at any depth; see `safety`) stops `fit` with
+XaiError in `on_train_begin`, before any batch, unless `allow_unsafe=True`: then its checkpoints
+list those layers in "unsafe_layers", and TensorBoard loads them only with --xai_allow_unsafe_models.
+
 The callback writes its own event file into `log_dir` itself. Keras' TensorBoard callback writes
 into `log_dir/train` and `log_dir/validation`, so with `tensorboard --logdir logs` the curves are
 the runs `cnn/train` and `cnn/validation` and the XAI data is the run `cnn`: the training run's
@@ -18,7 +22,7 @@ axis. The sample set is logged once, at step 0, when training first begins.
 
 import tensorflow as tf
 
-from tb_xai_plugin import metadata, summary
+from tb_xai_plugin import metadata, safety, summary
 from tb_xai_plugin.errors import XaiError
 
 
@@ -52,6 +56,7 @@ class XaiCallback(tf.keras.callbacks.Callback):
         every_n_epochs=1,
         every_n_batches=None,
         samples_name="validation",
+        allow_unsafe=False,
     ):
         super().__init__()
         self.every_n_epochs = _check_every(every_n_epochs, "every_n_epochs")
@@ -62,6 +67,7 @@ class XaiCallback(tf.keras.callbacks.Callback):
         self.class_names = class_names
         self.preprocessing = metadata.check_preprocessing(preprocessing)
         self.samples_name = metadata.check_name(samples_name)
+        self.allow_unsafe = bool(allow_unsafe)
         images, labels = _split_samples(samples)
         self._samples = None if images is None else summary.prepare_samples(images, labels, class_names)
         self._has_labels = labels is not None
@@ -76,7 +82,8 @@ class XaiCallback(tf.keras.callbacks.Callback):
         return self._writer
 
     def on_train_begin(self, logs=None):
-        """Log the sample set, once per callback (a second `fit` does not log it again)."""
+        """Refuse a model holding code before training starts; log the sample set once per callback."""
+        safety.check_model(self.model, self.allow_unsafe)
         if self._samples is None:
             return
         images, labels, ids, class_names = self._samples
@@ -108,6 +115,8 @@ class XaiCallback(tf.keras.callbacks.Callback):
         if step == self._last_step:
             return
         with self._writer_for_run().as_default():
-            summary.checkpoint(self.model, step, class_names=self.class_names, preprocessing=self.preprocessing)
+            summary.checkpoint(
+                self.model, step, class_names=self.class_names, preprocessing=self.preprocessing, allow_unsafe=self.allow_unsafe
+            )
         self._writer.flush()
         self._last_step = step
