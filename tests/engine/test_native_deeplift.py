@@ -112,8 +112,20 @@ def nested_net():
     return parity_models.weighted(keras.Model(outer, keras.layers.Dense(3, activation="softmax")(h)), seed=5)
 
 
-def test_sums_to_delta_through_a_nested_base_network(tmp_path):
-    model = engine.load_checkpoint(*write_checkpoint(nested_net(), tmp_path))
+def sequential_net():
+    """The same layers as nested_net's, in one Sequential model."""
+    import keras
+
+    layers = keras.layers
+    return parity_models.weighted(keras.Sequential([
+        keras.Input((8, 8, 1)), layers.Conv2D(3, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
+        layers.Conv2D(2, 3, activation="sigmoid"), layers.GlobalAveragePooling2D(), layers.Dense(3, activation="softmax"),
+    ]), seed=5)  # fmt: skip
+
+
+@pytest.mark.parametrize("build", [nested_net, sequential_net])
+def test_sums_to_delta_through_a_nested_base_network_and_a_sequential_model(tmp_path, build):
+    model = engine.load_checkpoint(*write_checkpoint(build(), tmp_path))
     x = np.random.default_rng(6).normal(size=(4, 8, 8, 1)).astype(np.float32)
     targets = np.arange(4) % 3
     maps = assert_sums_to_delta(model, x, targets, {"reference": "zero"})
