@@ -128,7 +128,10 @@ def test_sums_to_delta_through_a_nested_base_network_and_a_sequential_model(tmp_
     model = engine.load_checkpoint(*write_checkpoint(build(), tmp_path))
     x = np.random.default_rng(6).normal(size=(4, 8, 8, 1)).astype(np.float32)
     targets = np.arange(4) % 3
+    before = [logits(model, x)] + model.keras_model.get_weights()
     maps = assert_sums_to_delta(model, x, targets, {"reference": "zero"})
+    for was, now in zip(before, [logits(model, x)] + model.keras_model.get_weights()):
+        np.testing.assert_array_equal(now, was)  # the model is left as it was
     assert not np.allclose(maps, x * gradient(model, x, targets), atol=1e-3 * np.abs(maps).max())  # the rules took effect inside
 
 

@@ -141,8 +141,11 @@ def test_a_sequential_model_gives_the_maps_of_its_functional_twin(tmp_path):
     maps = []
     for name, keras_model in (("sequential", sequential), ("functional", functional)):
         model = engine.load_checkpoint(*write_checkpoint(keras_model, tmp_path / name))
+        before = model.keras_model.get_weights()
         pattern.fit_patterns(model, x)
         maps.append([engine.attribute(model, m, x[:4]).raw for m in ("pattern.net", "pattern.attribution")])
+        for was, now in zip(before, model.keras_model.get_weights()):
+            np.testing.assert_array_equal(now, was)  # the patterns replaced the weights in the backward pass only
     for got, want in zip(*maps):
         assert np.abs(want).max() > 0
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
