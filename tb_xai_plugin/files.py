@@ -1,24 +1,33 @@
-"""The plugin's files under <run>/plugins/xai/: paths, atomic writes and manifest I/O.
+"""The plugin's files under <run>/plugins/xai/: paths, atomic writes, manifest I/O, the one listing and reader.
 
 Everything goes through `tf.io.gfile` (TensorBoard's compat copy of it), so `gs://` and other
 remote logdirs work. A file is written under `<final>.tmp-<uuid>` and renamed into place, so a
-reader never sees half a file; temporary names are never listed as data.
+reader never sees half a file; temporary names are never listed as data. The library, the CLI and
+the TensorBoard plugin list checkpoints and sample sets, and read sample sets, through this module
+alone, so they agree on what a logdir holds; every sample-set read checks its checksum.
 """
 
 import hashlib
 import io
 import json
+import logging
 import os
+import re
 import shutil
 import uuid
 
+import numpy as np
 from tensorboard.compat import tf
 
 from tb_xai_plugin import metadata
 from tb_xai_plugin.errors import NotFoundError, XaiError
 
+logger = logging.getLogger(__name__)
+
 TEMP_MARK = ".tmp-"
 _CHUNK = 1 << 20
+CHECKPOINT_MANIFEST = re.compile(r"^step-(\d{9,})\.json$")
+SAMPLES_MANIFEST = re.compile(r"^(.+)\.json$")
 
 
 def plugin_dir(run_dir):
@@ -37,9 +46,9 @@ def samples_dir(run_dir):
 
 
 def checkpoint_paths(run_dir, step, fmt):
-    """(data path, manifest path) of the checkpoint at `step`; the data is a file (h5) or a folder."""
-    stem = os.path.join(checkpoints_dir(run_dir), metadata.checkpoint_basename(step))
-    return (stem + ".h5" if fmt == "h5" else stem), stem + ".json"
+    """(data path, manifest path) of the checkpoint at `step`; the data is a file (keras, h5) or a folder (savedmodel)."""
+    folder = checkpoints_dir(run_dir)
+    return os.path.join(folder, metadata.checkpoint_filename(step, fmt)), os.path.join(folder, metadata.checkpoint_basename(step) + ".json")
 
 
 def sample_paths(run_dir, name):
@@ -208,26 +217,82 @@ def read_manifest(path, kind):
     return metadata.parse_manifest(text, kind)
 
 
-def _manifests(directory, kind):
-    """Every readable manifest of `kind` in `directory`, skipping temporary and unreadable ones."""
-    if not tf.io.gfile.isdir(directory):
+def read_manifest_or_none(path, kind):
+    """The manifest at `path`, or None (logged) if it is absent, unreadable or not a valid `kind` manifest."""
+    try:
+        return read_manifest(path, kind)
+    except XaiError as e:
+        logger.warning("tb-xai skips manifest %s: %s", path, e)
+        return None
+
+
+def list_names(folder):
+    """The file names in `folder`, sorted, without temporaries; none if it does not exist or cannot be listed."""
+    try:
+        names = tf.io.gfile.listdir(folder)
+    except (OSError, tf.errors.OpError):
         return []
+    return sorted(n.rstrip("/") for n in names if not is_temp(n))
+
+
+def _checkpoint_file(step, fmt):
+    """The data file name of a checkpoint at `step` in format `fmt`; None for an unknown format."""
+    return metadata.checkpoint_basename(step) + metadata.CHECKPOINT_FORMATS[fmt] if fmt in metadata.CHECKPOINT_FORMATS else None
+
+
+def checkpoint_listing(run_dir, read=read_manifest_or_none):
+    """[(data path, manifest)] by step: each step-N.json that `read` parses, whose step is N and file its format's step-N file."""
+    folder = checkpoints_dir(run_dir)
     found = []
-    for name in sorted(tf.io.gfile.listdir(directory)):
-        if name.endswith(".json") and not is_temp(name):
-            try:
-                found.append(read_manifest(os.path.join(directory, name), kind))
-            except XaiError:
-                continue  # a foreign or damaged file must not hide the others
+    for name in list_names(folder):
+        match = CHECKPOINT_MANIFEST.match(name)
+        if not match:
+            continue
+        step = int(match.group(1))
+        manifest = read(os.path.join(folder, name), metadata.KIND_CHECKPOINT)
+        if manifest is not None and manifest["step"] == step and manifest["file"] == _checkpoint_file(step, manifest["format"]):
+            found.append((os.path.join(folder, manifest["file"]), manifest))
+    return sorted(found, key=lambda entry: entry[1]["step"])
+
+
+def sample_listing(run_dir, read=read_manifest_or_none):
+    """[(data path, manifest)] by name: each <name>.json that `read` parses, naming itself and an existing <name>.npz."""
+    folder = samples_dir(run_dir)
+    names = list_names(folder)
+    found = []
+    for name in names:
+        match = SAMPLES_MANIFEST.match(name)
+        if not match or not metadata.NAME_PATTERN.match(match.group(1)):
+            continue
+        set_name = match.group(1)
+        manifest = read(os.path.join(folder, name), metadata.KIND_SAMPLES)
+        if manifest is not None and manifest["name"] == set_name and manifest["file"] == set_name + ".npz" and manifest["file"] in names:
+            found.append((os.path.join(folder, manifest["file"]), manifest))
     return found
 
 
 def checkpoint_manifests(run_dir):
     """The manifests of every checkpoint of a run, sorted by step (from the files, not the events)."""
-    found = _manifests(checkpoints_dir(run_dir), metadata.KIND_CHECKPOINT)
-    return sorted(found, key=lambda m: m["step"])
+    return [manifest for _, manifest in checkpoint_listing(run_dir)]
 
 
 def sample_manifests(run_dir):
     """The manifests of every sample set of a run, sorted by name."""
-    return sorted(_manifests(samples_dir(run_dir), metadata.KIND_SAMPLES), key=lambda m: m["name"])
+    return [manifest for _, manifest in sample_listing(run_dir)]
+
+
+def read_sample_set(path, sha256):
+    """(images, labels int64) of a sample set's .npz; XaiError if it is unreadable or its bytes do not match `sha256`."""
+    name = os.path.basename(path)
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            data = f.read()
+    except (OSError, tf.errors.OpError) as e:
+        raise XaiError("sample set %s is unreadable: %s" % (name, _reason(e))) from e
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise XaiError("sample set %s does not match its manifest's checksum" % name)
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return npz["images"], npz["labels"].astype(np.int64)
+    except Exception as e:  # noqa: BLE001  (a damaged file is the user's data: zipfile, KeyError, ValueError)
+        raise XaiError("sample set %s is unreadable: %s" % (name, e)) from e

@@ -4,26 +4,22 @@ The client names a run, a step and a sample-set name; only this module turns the
 always inside `<logdir>/<run>/plugins/xai/`, and only for runs the data provider lists and
 manifests that exist. Files are read with tf.io.gfile so remote logdirs work. Listings are
 cached for `ttl_s` seconds and manifests by modification time, so polling stays cheap while
-training keeps adding checkpoints. A manifest that is unreadable or inconsistent is skipped.
+training keeps adding checkpoints. Which manifests count, and how a sample set is read (its checksum
+checked), is `tb_xai_plugin.files`' rule, the same for the library and the CLI; a manifest that is
+unreadable or inconsistent is skipped.
 """
 
 import collections
 import dataclasses
-import io
 import logging
-import re
 import threading
 import time
 
-import numpy as np
-
-from tb_xai_plugin import metadata
+from tb_xai_plugin import files, metadata
 from tb_xai_plugin.errors import NotFoundError, XaiError
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_MANIFEST = re.compile(r"^step-(\d{9,})\.json$")
-SAMPLES_MANIFEST = re.compile(r"^(.+)\.json$")
 IMAGE_BYTES_KEPT = 512 << 20  # decoded sample sets kept for the image route (the latest one always)
 
 
@@ -117,19 +113,13 @@ class Catalog:
         return found
 
     def images(self, ref):
-        """(images, labels) of a sample set, read once and kept while the recent sets fit IMAGE_BYTES_KEPT."""
+        """(images, labels) of a sample set, read (checksum checked) once and kept while the recent sets fit IMAGE_BYTES_KEPT."""
         key = (ref.path, ref.manifest["sha256"])
         with self._lock:
             if key in self._images:
                 self._images.move_to_end(key)
                 return self._images[key]
-        try:
-            with _gfile().GFile(ref.path, "rb") as f:
-                data = f.read()
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                value = (npz["images"], npz["labels"])
-        except Exception as e:  # noqa: BLE001  (a damaged file is the user's data, not a server fault)
-            raise XaiError("sample set %r of run %r is unreadable: %s" % (ref.name, ref.run, e)) from e
+        value = files.read_sample_set(ref.path, ref.manifest["sha256"])
         with self._lock:
             self._images[key] = value
             while len(self._images) > 1 and sum(i.nbytes + l.nbytes for i, l in self._images.values()) > IMAGE_BYTES_KEPT:
@@ -137,9 +127,8 @@ class Catalog:
         return value
 
     def _run_dir(self, run):
-        """<logdir>/<run>/plugins/xai (run '.' is the logdir itself)."""
-        base = self.logdir if run == "." else join(self.logdir, run)
-        return join(base, *metadata.PLUGIN_DIR)
+        """<logdir>/<run> (run '.' is the logdir itself)."""
+        return self.logdir if run == "." else join(self.logdir, run)
 
     def _listing(self, run):
         """The run's RunListing, rebuilt when older than ttl_s."""
@@ -148,53 +137,13 @@ class Catalog:
             cached = self._listings.get(run)
         if cached is not None and now - cached[0] < self.ttl_s:
             return cached[1]
-        root = self._run_dir(run)
-        listing = RunListing(run, self._checkpoints(run, root), self._sample_sets(run, root))
+        run_dir = self._run_dir(run)
+        checkpoints = {m["step"]: CheckpointRef(run, m["step"], path, m) for path, m in files.checkpoint_listing(run_dir, self._manifest)}
+        sample_sets = {m["name"]: SampleSetRef(run, m["name"], path, m) for path, m in files.sample_listing(run_dir, self._manifest)}
+        listing = RunListing(run, checkpoints, sample_sets)
         with self._lock:
             self._listings[run] = (now, listing)
         return listing
-
-    def _checkpoints(self, run, root):
-        """{step: CheckpointRef} from the manifests in <root>/checkpoints."""
-        folder = join(root, metadata.CHECKPOINTS_DIR)
-        found = {}
-        for name in self._list(folder):
-            match = CHECKPOINT_MANIFEST.match(name)
-            if not match:
-                continue
-            manifest = self._manifest(join(folder, name), metadata.KIND_CHECKPOINT)
-            step = int(match.group(1))
-            stem = metadata.checkpoint_basename(step)
-            if manifest is None or manifest["step"] != step or manifest["file"] not in (stem + ".h5", stem):
-                continue
-            found[step] = CheckpointRef(run, step, join(folder, manifest["file"]), manifest)
-        return dict(sorted(found.items()))
-
-    def _sample_sets(self, run, root):
-        """{name: SampleSetRef} from the manifests in <root>/samples."""
-        folder = join(root, metadata.SAMPLES_DIR)
-        found = {}
-        names = set(self._list(folder))
-        for name in sorted(names):
-            match = SAMPLES_MANIFEST.match(name)
-            if not match or not metadata.NAME_PATTERN.match(match.group(1)):
-                continue
-            manifest = self._manifest(join(folder, name), metadata.KIND_SAMPLES)
-            set_name = match.group(1)
-            if manifest is None or manifest["name"] != set_name or manifest["file"] != set_name + ".npz":
-                continue
-            if manifest["file"] not in names:
-                continue  # a manifest whose data file was deleted
-            found[set_name] = SampleSetRef(run, set_name, join(folder, manifest["file"]), manifest)
-        return dict(sorted(found.items()))
-
-    def _list(self, folder):
-        """File names in `folder`, or none if it does not exist."""
-        gfile = _gfile()
-        try:
-            return sorted(n.rstrip("/") for n in gfile.listdir(folder))
-        except Exception:  # noqa: BLE001  (NotFoundError and friends: no xai data here)
-            return []
 
     def _manifest(self, path, kind):
         """The parsed manifest at `path` (cached by mtime), or None if it is unreadable or invalid."""

@@ -99,6 +99,26 @@ def test_a_checkpoint_without_its_manifest_is_not_listed(damaged):
     assert damaged.get("layers", run="cnn", step="8").status_code == 404
 
 
+def test_a_sample_set_changed_after_logging_is_refused_by_every_route(logdir, tmp_path):
+    root = str(tmp_path / "logdir")
+    shutil.copytree(logdir, root)
+    path = os.path.join(root, "cnn", *metadata.PLUGIN_DIR, metadata.SAMPLES_DIR, "val.npz")
+    with np.load(path) as data:
+        arrays = dict(data)
+    np.savez(path, **dict(arrays, images=255 - arrays["images"]))  # a valid sample set, not the one its manifest describes
+    server = Served(root, str(tmp_path / "cache"))
+    try:
+        image = server.get("image", run="cnn", samples="val", index="0")
+        assert image.status_code == 400 and "checksum" in body_of(image)["error"]
+        body = {"models": [{"run": "cnn", "step": 1}], "samples": VAL, "indices": [0]}
+        predictions = server.post("predictions", body)  # the labels are read in the server
+        assert predictions.status_code == 400 and "checksum" in body_of(predictions)["error"]
+        (cell,) = body_of(server.post("attributions", dict(body, methods=[{"id": "gradient"}])))["cells"]  # the images in a worker
+        assert cell["ok"] is False and "checksum" in cell["error"]
+    finally:
+        server.close()
+
+
 def test_checkpoints_written_while_the_catalog_reads(damaged):
     def train():
         writer = summary.create_file_writer(os.path.join(damaged.logdir, "cnn"))

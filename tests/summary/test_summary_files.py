@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tensorboard.compat import tf as tb_tf
 
-from summary_helpers import all_files, tiny_dense
+from summary_helpers import FORMAT, SUFFIX, all_files, tiny_dense
 from tb_xai_plugin import files, metadata, summary
 from tb_xai_plugin.errors import NotFoundError, XaiError
 
@@ -117,14 +117,18 @@ def test_copy_in_replaces_a_folder(tmp_path):
 def test_manifest_listing_skips_temporaries_and_foreign_files(tmp_path):
     folder = files.ensure_dir(files.checkpoints_dir(str(tmp_path)))
     good = {k: None for k in metadata.CHECKPOINT_KEYS}
-    good.update(kind="checkpoint", format_version=1, step=2)
+    good.update(kind="checkpoint", format_version=1, step=2, format="h5", file="step-000000002.h5")
     files.write_json(os.path.join(folder, "step-000000002.json"), good)
-    files.write_json(os.path.join(folder, "step-000000001.json"), dict(good, step=1))
-    files.write_json(os.path.join(folder, "step-000000003.json.tmp-abc"), dict(good, step=3))
+    files.write_json(os.path.join(folder, "step-000000001.json"), dict(good, step=1, format="savedmodel", file="step-000000001"))
+    files.write_json(os.path.join(folder, "step-000000003.json.tmp-abc"), dict(good, step=3, file="step-000000003.h5"))
+    files.write_json(os.path.join(folder, "step-000000005.json"), dict(good, step=6, file="step-000000006.h5"))  # not its name
+    files.write_json(os.path.join(folder, "step-000000007.json"), dict(good, step=7, file="../../elsewhere.h5"))
+    files.write_json(os.path.join(folder, "step-000000008.json"), dict(good, step=8, file="step-000000008"))  # h5 names a folder
     files.write_json(os.path.join(folder, "notes.json"), {"kind": "other"})
     with open(os.path.join(folder, "broken.json"), "w") as f:
         f.write("{")
     assert [m["step"] for m in files.checkpoint_manifests(str(tmp_path))] == [1, 2]
+    assert [path for path, _ in files.checkpoint_listing(str(tmp_path))] == [os.path.join(folder, "step-000000001"), os.path.join(folder, "step-000000002.h5")]
     assert files.sample_manifests(str(tmp_path)) == []
     with pytest.raises(NotFoundError):
         files.read_manifest(os.path.join(folder, "step-000000009.json"), metadata.KIND_CHECKPOINT)
@@ -154,7 +158,7 @@ def test_a_non_local_file_system(rng):
         assert summary.checkpoint(model)  # replaces step 2
     writer.close()
     (manifest,) = files.checkpoint_manifests(run_dir)
-    assert manifest["file_sha256"] == files.sha256(files.checkpoint_paths(run_dir, 2, "h5")[0])
+    assert manifest["file_sha256"] == files.sha256(files.checkpoint_paths(run_dir, 2, FORMAT)[0])
     (sample_set,) = files.sample_manifests(run_dir)
     assert sample_set["count"] == 3 and sample_set["sha256"] == files.sha256(files.sample_paths(run_dir, "val")[0])
-    assert sorted(tb_tf.io.gfile.listdir(files.checkpoints_dir(run_dir))) == ["step-000000002.h5", "step-000000002.json"]
+    assert sorted(tb_tf.io.gfile.listdir(files.checkpoints_dir(run_dir))) == sorted(["step-000000002" + SUFFIX, "step-000000002.json"])
