@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint, method, stack_module, keras_context
+from conftest import keras_context, layer_output, method, stack_module, write_checkpoint
 
 from tb_xai_plugin import engine
 from tb_xai_plugin.engine import registry
@@ -67,13 +67,10 @@ def test_patternattribution_puts_the_output_on_the_signal_pixel_and_sums_to_it(t
 
 
 def test_dense_layer_patterns_match_a_numpy_fit_both_estimators(cnn, images):
-    import tensorflow as tf
-
     fitted = pattern.fit_patterns(cnn, images)
+    x = layer_output(cnn, "flatten", cnn.preprocess(images))  # dense1's input
     with keras_context(cnn):
-        layer = cnn.keras_model.get_layer("dense1")
-        x = tf.keras.Model(cnn.keras_model.inputs, layer.get_input_at(0)).predict(cnn.preprocess(images), verbose=0)
-        kernel, bias = layer.get_weights()
+        kernel, bias = cnn.keras_model.get_layer("dense1").get_weights()
     x = x.astype(np.float64)
     y = x @ kernel + bias  # [N, K]
     for estimator, mask in (("linear", np.ones_like(y, bool)), ("relu", y > 0)):
@@ -149,13 +146,11 @@ def test_unsupported_networks_are_refused_with_a_reason(tmp_path, build, reason)
 
 def test_conv_layer_patterns_match_a_numpy_fit_over_patches(cnn, images):
     import reference as ref
-    import tensorflow as tf
 
     fitted = pattern.fit_patterns(cnn, images[:2])
+    x = layer_output(cnn, "pool1", cnn.preprocess(images[:2]))  # conv2's input
     with keras_context(cnn):
-        layer = cnn.keras_model.get_layer("conv2")
-        x = tf.keras.Model(cnn.keras_model.inputs, layer.get_input_at(0)).predict(cnn.preprocess(images[:2]), verbose=0)
-        kernel, bias = layer.get_weights()
+        kernel, bias = cnn.keras_model.get_layer("conv2").get_weights()
     padded = [ref.pad_same_3x3(a.astype(np.float64)) for a in x]
     patches = np.stack([p[i : i + 3, j : j + 3].ravel() for p in padded for i in range(x.shape[1]) for j in range(x.shape[2])])
     flat = kernel.reshape(-1, kernel.shape[-1])
