@@ -16,19 +16,14 @@ Pure Python at import; TensorFlow loads inside the functions that need it.
 
 import collections
 import contextlib
-import json
 import os
-import zipfile
 
 import numpy as np
 
+from tb_xai_plugin import safety
 from tb_xai_plugin.errors import NotFoundError, XaiError
 
 FORMATS = ("h5", "savedmodel", "keras")
-# Container classes whose config nests other layers; each nested layer is checked too.
-MODEL_CLASSES = ("Functional", "Model", "Sequential")
-# Keras layers whose configs carry Python bytecode or need code: refused unless allow_unsafe.
-UNSAFE_CLASSES = ("Lambda",)
 CACHE_SIZE = 64  # compiled functions / analyzers and small entries per model
 
 
@@ -122,12 +117,7 @@ def check_file(path, manifest, formats, allow_unsafe):
     fmt = manifest.get("format")
     if fmt not in formats:
         raise XaiError("unsupported checkpoint format %r (this engine backend reads %s)" % (fmt, ", ".join(formats)))
-    try:
-        from tb_xai_plugin import safety
-    except ImportError:  # until the shared safety module lands: the engine's own check
-        check_layers_safe(read_model_config(path, fmt), allow_unsafe)
-    else:
-        safety.check_file(path, fmt, allow_unsafe)
+    safety.check_file(path, fmt, allow_unsafe)
     return fmt
 
 
@@ -138,64 +128,3 @@ def check_matches_manifest(input_shape, output_shape, manifest):
         raise XaiError("model input %s differs from the manifest's %s" % (shape, manifest["input_shape"]))
     if len(output_shape) != 2 or output_shape[-1] != manifest["num_classes"]:
         raise XaiError("model output %s does not give the manifest's %s classes" % (tuple(output_shape), manifest["num_classes"]))
-
-
-def read_model_config(path, fmt):
-    """The model's Keras config (a dict) read from the file, without building or running anything."""
-    try:
-        if fmt == "h5":
-            import h5py
-
-            with h5py.File(path, "r") as f:
-                text = f.attrs.get("model_config")
-            if text is None:
-                raise XaiError("checkpoint %s has no model config (weights only?)" % os.path.basename(path))
-            return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
-        if fmt == "keras":
-            with zipfile.ZipFile(path) as archive:
-                return json.loads(archive.read("config.json").decode("utf-8"))
-        return _savedmodel_config(path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise XaiError("checkpoint %s is unreadable: %s" % (os.path.basename(path), e)) from e
-
-
-def _savedmodel_config(path):
-    """The top-level Keras config of a SavedModel dir, from keras_metadata.pb."""
-    from keras.protobuf import saved_metadata_pb2
-
-    metadata_path = os.path.join(path, "keras_metadata.pb")
-    if not os.path.exists(metadata_path):
-        raise XaiError("SavedModel %s has no Keras metadata" % os.path.basename(path))
-    metadata = saved_metadata_pb2.SavedMetadata()
-    with open(metadata_path, "rb") as f:
-        metadata.ParseFromString(f.read())
-    for node in metadata.nodes:
-        if node.node_path == "root":
-            return json.loads(node.metadata)
-    raise XaiError("SavedModel %s has no root model in its Keras metadata" % os.path.basename(path))
-
-
-def check_layers_safe(config, allow_unsafe):
-    """XaiError naming the first Lambda layer (unless allow_unsafe) or layer of an unknown class."""
-    import tensorflow as tf
-
-    for name, class_name in _walk_layers(config):
-        if class_name in UNSAFE_CLASSES:
-            if not allow_unsafe:
-                raise XaiError(
-                    "layer %r is a %s layer, which runs code stored in the file; refused "
-                    "(allow_unsafe=True, or TensorBoard's --xai_allow_unsafe_models, loads it)" % (name, class_name)
-                )
-        elif class_name not in MODEL_CLASSES and not isinstance(getattr(tf.keras.layers, class_name, None), type):
-            raise XaiError("layer %r has the unknown type %r (a custom object); refused" % (name, class_name))
-
-
-def _walk_layers(config):
-    """(layer name, class name) of every layer in a Keras model config, nested models included."""
-    inner = config.get("config", {}) if isinstance(config, dict) else {}
-    layers = inner.get("layers", []) if isinstance(inner, dict) else []
-    for layer in layers:
-        name = layer.get("config", {}).get("name", layer.get("name"))
-        yield name, layer.get("class_name")
-        if layer.get("class_name") in MODEL_CLASSES:
-            yield from _walk_layers(layer)
