@@ -11,7 +11,7 @@ cold: a fresh process per (model, method), from interpreter start to the first m
     python bench/engine_bench.py [warm|cold|all] [--batch 8] [--repeat 2] [--models resnet50,vgg16,xception]
         [--methods gradient,grad_cam,lrp.epsilon] [--plain-methods gradient] [--plain-timeout 300] [--no-report]
     python bench/engine_bench.py report LOG... [--batch 8 --repeat 2]   (a section from earlier runs' logs)
-Writes a section to docs/benchmarks.md unless --no-report.
+Replaces its sections of docs/benchmarks.md unless --no-report.
 """
 
 import argparse
@@ -254,12 +254,13 @@ def fmt_cold(result):
         result["total"], result["import"], result["load"], result["first_map"], result["mutations"])
 
 
-def report(warm_result, cold_rows, batch, repeat):
-    """The markdown section for docs/benchmarks.md."""
+def report(warm_result, cold_rows, batch, repeat, warm_methods):
+    """{section key: markdown} for docs/benchmarks.md: the warm table (keyed by its methods) and the cold one."""
     when = time.strftime("%Y-%m-%d %H:%M")
     host = "%s, %d CPUs" % (platform.machine(), os.cpu_count())
-    lines = []
+    sections = {}
     if warm_result is not None:
+        lines = []
         forward, rows = warm_result
         gradient = dict((m, e) for m, e, _ in rows).get("gradient")
         lines += [
@@ -277,9 +278,9 @@ def report(warm_result, cold_rows, batch, repeat):
         ]
         if gradient:
             lines += ["", "Plain Keras forward pass on the batch: %.3f s; engine gradient / forward = **%.2f** (goal <= 3)." % (forward, gradient / forward)]
-        lines.append("")
+        sections["engine warm" if warm_methods == ",".join(PLAIN) else "engine warm " + warm_methods] = "\n".join(lines)
     if cold_rows:
-        lines += [
+        lines = [
             "### Engine, cold: first map of one image in a fresh process (%s, %s)" % (host, when),
             "",
             "From interpreter start (imports included) to the first map; 'warnings' counts TensorFlow's",
@@ -289,8 +290,8 @@ def report(warm_result, cold_rows, batch, repeat):
             "|---|---|---|---|",
         ]
         lines += ["| %s | %s | %s | %s |" % (n, m, fmt_cold(e), fmt_cold(p)) for n, m, e, p in cold_rows]
-        lines.append("")
-    return "\n".join(lines)
+        sections["engine cold"] = "\n".join(lines)
+    return sections
 
 
 def main(argv=None):
@@ -308,7 +309,7 @@ def main(argv=None):
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     if args.mode == "report":
-        return report_from_logs(args.logs, args.batch, args.repeat)
+        return report_from_logs(args.logs, args.batch, args.repeat, args.warm_methods)
     warm_result = cold_rows = None
     if args.mode in ("cold", "all"):
         cold_rows = cold(args.models.split(","), args.methods.split(","), args.plain_methods.split(","), args.plain_timeout, args.dir)
@@ -317,15 +318,14 @@ def main(argv=None):
 
         engine.enable_graph_mode()
         warm_result = warm(args.batch, args.repeat, args.warm_methods.split(","), args.dir)
-    text = report(warm_result, cold_rows, args.batch, args.repeat)
-    print(text)
+    sections = report(warm_result, cold_rows, args.batch, args.repeat, args.warm_methods)
+    print("\n".join(sections.values()))
     if not args.no_report:
-        with open(os.path.join(ROOT, "docs", "benchmarks.md"), "a") as f:
-            f.write("\n" + text)
+        write_sections(sections)
 
 
-def report_from_logs(paths, batch, repeat):
-    """Append the section built from the WARM / FORWARD / COLD lines of earlier runs' logs."""
+def report_from_logs(paths, batch, repeat, warm_methods):
+    """Write the sections built from the WARM / FORWARD / COLD lines of earlier runs' logs."""
     forward, rows, cold_rows = None, [], []
     for path in paths:
         with open(path, errors="replace") as f:
@@ -337,10 +337,17 @@ def report_from_logs(paths, batch, repeat):
                     rows.append(tuple(json.loads(payload)))
                 elif kind == "COLD":
                     cold_rows.append(tuple(json.loads(payload)))
-    text = report((forward, rows) if rows else None, cold_rows, batch, repeat)
-    print(text)
-    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "a") as f:
-        f.write("\n" + text)
+    sections = report((forward, rows) if rows else None, cold_rows, batch, repeat, warm_methods)
+    print("\n".join(sections.values()))
+    write_sections(sections)
+
+
+def write_sections(sections):
+    """Replace each of this bench's sections in docs/benchmarks.md by this run's."""
+    from bench import report as report_sections
+
+    for key, text in sections.items():
+        report_sections.replace_section(key, text)
 
 
 def child(argv):

@@ -8,7 +8,7 @@ regressing the copies costs little beside the network itself.
 
     python bench/perturbation_bench.py [--batch 2] [--no-report]
 
-Writes a section to docs/benchmarks.md unless --no-report. PatternNet is not measured here:
+Replaces its section of docs/benchmarks.md unless --no-report. PatternNet is not measured here:
 it refuses VGG16 (fitting would keep ~10 GB of statistics; see pattern.MAX_FIT_BYTES).
 """
 
@@ -25,6 +25,7 @@ import numpy as np
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
+from bench import report as report_sections  # noqa: E402
 from tb_xai_plugin import engine, model_info  # noqa: E402
 
 # (method, params, model evaluations per image under those params)
@@ -114,7 +115,7 @@ def report(rows, plain, batch):
 
 
 def main(argv=None):
-    """Measure, print, and append the section to docs/benchmarks.md unless --no-report."""
+    """Measure, print, and replace this bench's section of docs/benchmarks.md unless --no-report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--no-report", action="store_true")
@@ -124,8 +125,7 @@ def main(argv=None):
     section = report(rows, plain, args.batch)
     print(section)
     if not args.no_report:
-        with open(os.path.join(ROOT, "docs", "benchmarks.md"), "a") as f:
-            f.write(section)
+        report_sections.replace_section("table2 batch %d" % args.batch, section)
 
 
 if __name__ == "__main__":

@@ -161,26 +161,11 @@ def run_direct(logdir, method):
         print(time.perf_counter() - start, flush=True)
 
 
-SECTION = "## Server (bench/server_bench.py)"
-SECTION_TEXT = (
-    "One warm attribution through a real `tensorboard` (HTTP, validation, cache lookup, worker pipe,\n"
-    "base64 answer) against `engine.attribute` on the same batch in a plain graph-mode process; the\n"
-    "two sides alternate call by call, so load from other processes hits both alike. Each measured\n"
-    "request explains another class (same work, new cache key); 'repeated' asks one again (cache).\n"
-    "Run: `.venv/bin/python bench/server_bench.py`; each run appends a table below."
-)
+def write_report(key, lines):
+    """Replace this bench's section `key` in docs/benchmarks.md by this run's lines."""
+    from bench import report
 
-
-def append_report(lines, section=SECTION, section_text=SECTION_TEXT):
-    """Append this run's lines to docs/benchmarks.md, under the section's heading and text (written once)."""
-    path = os.path.join(ROOT, "docs", "benchmarks.md")
-    existing = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if section not in existing:
-        lines = ["", section, "", section_text] + lines
-    if not existing.strip():
-        lines = ["# Benchmarks"] + lines
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    report.replace_section(key, "\n".join(lines))
 
 
 def main():
@@ -191,7 +176,7 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=7, choices=range(1, 9), help="1-8 (one class each)")
     parser.add_argument("--direct", metavar="LOGDIR", help=argparse.SUPPRESS)
-    parser.add_argument("--no-report", action="store_true", help="do not append to docs/benchmarks.md")
+    parser.add_argument("--no-report", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args()
     if args.direct:
         return run_direct(args.direct, args.method)
@@ -216,7 +201,7 @@ def main():
     ]
     print("\n".join(lines))
     if not args.no_report:
-        append_report(lines)
+        write_report("server %s batch %d size %d" % (args.method, args.batch, args.size), lines)
 
 
 if __name__ == "__main__":

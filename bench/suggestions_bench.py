@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.server_bench import append_report, free_port, post, wait_ready  # noqa: E402
+from bench.server_bench import free_port, post, wait_ready, write_report  # noqa: E402
 
 ARCHITECTURES = ("cnn", "resnet", "sepconv")
 SHAPE = (28, 28, 1)
@@ -194,18 +194,6 @@ def measure(logdir, cache_dir, count, repeats, batch, layer):
     return out
 
 
-SECTION = "## Suggestions (bench/suggestions_bench.py)"
-SECTION_TEXT = (
-    "POST suggestions for 10,000 samples x 3 models (the demo's cnn / resnet / sepconv models,\n"
-    "28x28x1, 10 classes, random weights) through a real `tensorboard` with one worker, against plain\n"
-    "Keras `model.predict` (batch 256) of the same three `.h5` checkpoints on the same images, scaling\n"
-    "included, both eager (TF2's default, in the bench process) and in graph mode (the worker's mode, in\n"
-    "a subprocess). 'warm' asks for a sample set the server has not seen (worker and models loaded,\n"
-    "nothing cached); direct and HTTP calls alternate. 'cold' is the first request: worker start and\n"
-    "three model loads. Run: `.venv/bin/python bench/suggestions_bench.py`; each run appends a table."
-)
-
-
 def report_lines(args, out):
     """The markdown table of one run."""
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -240,7 +228,7 @@ def main():
     parser.add_argument("--batch", type=int, default=256, help="model.predict's batch size (the worker's chunk)")
     parser.add_argument("--layer", default="conv2b", help="first model's layer for the activation row; '' for none")
     parser.add_argument("--direct", metavar="LOGDIR", help=argparse.SUPPRESS)
-    parser.add_argument("--no-report", action="store_true", help="do not append to docs/benchmarks.md")
+    parser.add_argument("--no-report", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args()
     if args.direct:
         return run_direct(args.direct, args.batch)
@@ -251,7 +239,7 @@ def main():
     lines = report_lines(args, out)
     print("\n".join(lines))
     if not args.no_report:
-        append_report(lines, SECTION, SECTION_TEXT)
+        write_report("suggestions %d samples" % args.count, lines)
 
 
 if __name__ == "__main__":
