@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import write_checkpoint
+from conftest import innvestigate_only, write_checkpoint
 
 from tb_xai_plugin import engine
 from tb_xai_plugin.errors import XaiError
@@ -65,6 +65,7 @@ def depthwise_net():
     return tf.keras.Model(inputs, tf.keras.layers.Dense(3, activation="softmax")(h))
 
 
+@innvestigate_only  # the native LRP explains depthwise convolutions; its refusals: test_non_relu_models
 def test_architectures_iNNvestigate_refuses_are_reported_per_method(tmp_path):
     model = engine.load_checkpoint(*write_checkpoint(depthwise_net(), tmp_path))
     applicable = engine.applicable_methods(model)
