@@ -47,8 +47,9 @@ CHECKPOINT_KEYS = (
     "layers",  # [{"name", "type", "output_shape", "conv"}], in model order
     "weights_sha256",  # sha256 over the model's weight arrays, see model_info.weights_checksum
     "file_sha256",  # sha256 of the data file's bytes (of a SavedModel's saved_model.pb)
-    "versions",  # {"tensorflow", "keras", "tb_xai_plugin", "python"}; "keras" is the version of the
-    # Keras that wrote the checkpoint (readers take a manifest without it as Keras 2)
+    "versions",  # {"tensorflow", "keras", "keras_backend", "tb_xai_plugin", "python"}: "keras" is the version of
+    # the Keras that wrote the checkpoint (readers take a manifest without it as Keras 2), "keras_backend" the
+    # backend it trained on (tensorflow, jax, torch; absent before tb-xai recorded it)
     "wall_time",  # float, seconds since epoch
 )
 

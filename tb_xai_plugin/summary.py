@@ -12,19 +12,24 @@ Heavy data goes to files under `<run>/plugins/xai/` (layout in `metadata`), each
 temporary name and renamed into place, its manifest after it; only then the event file gets a
 small index summary (JSON text, `plugin_name="xai"`, `DATA_CLASS_TENSOR`).
 
-Where the files go: `tf.summary` has no public API for a writer's folder, so the run folder is
-`logdir=` when given, otherwise the folder of the default writer if that writer was made by
-`create_file_writer` here (a thin wrapper that remembers it). A default writer made by plain
+Where the files go: a tf.summary writer keeps its folder inside its C++ resource, and no public
+API (TensorFlow 2.14 to 2.21) reads it back (docs/logging.md), so the run folder is `logdir=` when
+given, otherwise the folder of the default writer if that writer was made by `create_file_writer`
+here (a thin wrapper that remembers it). A default writer made by plain
 `tf.summary.create_file_writer` needs `logdir=`; the ops say so instead of guessing. Which writer
 is the default is read from tf.summary's own thread-local state (there is no public getter), so
 the files always follow the writer that receives the index summary.
+
+Which Keras: a Keras 3 model (any Keras backend: TensorFlow, JAX, PyTorch) is stored as a `.keras`
+file (format "keras"), a Keras 2 model as `.h5` (or a SavedModel folder if h5 cannot hold it); the
+manifest records the writing Keras' version in versions.keras. Only a graph of layers (Functional or
+Sequential, nested ones included) can be stored and explained: a subclassed model is refused.
 
 The ops validate everything before writing anything: bad input raises XaiError and leaves the run
 as it was. They run eagerly only (they save files); in graph mode they raise XaiError.
 """
 
 import collections
-import importlib.metadata
 import json
 import os
 import sys
@@ -43,6 +48,8 @@ from tb_xai_plugin.errors import XaiError
 
 # writer -> the folder it writes to, for writers made by create_file_writer below.
 _WRITER_LOGDIRS = weakref.WeakKeyDictionary()
+
+KERAS_PACKAGES = ("keras", "tf_keras")
 
 SampleSet = collections.namedtuple("SampleSet", "images labels ids class_names")
 
@@ -69,8 +76,8 @@ def _run_dir(logdir):
     if logdir is None:
         if known is None:
             raise XaiError(
-                "cannot tell which folder the default summary writer writes to: create it with "
-                "tb_xai_plugin.summary.create_file_writer(logdir), or pass logdir="
+                "cannot tell which folder the default summary writer writes to (a tf.summary writer does not "
+                "expose it): create the writer with tb_xai_plugin.summary.create_file_writer(logdir), or pass logdir="
             )
         return known
     logdir = os.fspath(logdir)
@@ -115,11 +122,33 @@ def _write_index(tag, fields, step, kind):
     return bool(tf.summary.write(tag=tag, tensor=tf.constant(json.dumps(fields)), step=step, metadata=summary_metadata))
 
 
-def _versions():
-    """Library versions recorded in each checkpoint manifest."""
+def _keras_package(model):
+    """The Keras package (keras 2 or 3, or tf_keras) whose Model class `model` is, or None if it is no Keras model."""
+    for cls in type(model).__mro__:
+        package = cls.__module__.split(".")[0]
+        if cls.__name__ == "Model" and package in KERAS_PACKAGES:
+            return sys.modules[package]
+    return None
+
+
+def keras_version(model):
+    """The version of the Keras that `model` belongs to, or None if it is no Keras model."""
+    package = _keras_package(model)
+    return None if package is None else package.__version__
+
+
+def _keras_backend(model):
+    """The backend a Keras 3 `model` runs on ("tensorflow", "jax", "torch"); "tensorflow" for Keras 2."""
+    package = _keras_package(model)
+    return package.backend.backend() if package.__version__.startswith("3") else "tensorflow"
+
+
+def _versions(model):
+    """Library versions recorded in each checkpoint manifest; keras: the Keras `model` belongs to."""
     return {
         "tensorflow": tf.__version__,
-        "keras": importlib.metadata.version("keras"),
+        "keras": keras_version(model),
+        "keras_backend": _keras_backend(model),
         "tb_xai_plugin": tb_xai_plugin.__version__,
         "python": "%d.%d.%d" % sys.version_info[:3],
     }
@@ -148,13 +177,16 @@ def _single_shape(shape, what):
 
 def describe_model(model, class_names=None, preprocessing=None):
     """The manifest fields that come from the model itself; XaiError if it is not an image classifier."""
-    if not isinstance(model, tf.keras.Model):
-        raise XaiError("expected a tf.keras.Model, got %s" % type(model).__name__)
+    if keras_version(model) is None:
+        raise XaiError("expected a Keras model, got %s" % type(model).__name__)
     try:
         input_shape = _single_shape(model.input_shape, "input")
         output_shape = _single_shape(model.output_shape, "output")
     except AttributeError as e:
-        raise XaiError("model %r has no known input shape: build it as a Functional or Sequential model" % model.name) from e
+        raise XaiError(
+            "model %r is a subclassed Keras model (its call() is Python code, not a graph of layers), which "
+            "cannot be saved and reloaded as a graph: build it as a Functional or Sequential model" % model.name
+        ) from e
     if len(input_shape) != 4 or any(d is None for d in input_shape[1:]):
         raise XaiError("the model's input must be images [batch, H, W, C] of known size, not %s" % (input_shape,))
     if len(output_shape) != 2 or output_shape[1] is None:
@@ -182,7 +214,9 @@ def _check_keras_app(preprocessing):
 
 
 def _save_model(model, folder):
-    """Save `model` into local `folder` as h5, or as a SavedModel if h5 cannot hold it: (path, format)."""
+    """Save `model` into local `folder`: (path, format); .keras from Keras 3, else h5 or a SavedModel."""
+    if keras_version(model).startswith("3"):
+        return _save_keras3(model, folder)
     path = os.path.join(folder, "model.h5")
     try:
         with warnings.catch_warnings():
@@ -201,11 +235,26 @@ def _save_model(model, folder):
     return path, "savedmodel"
 
 
+def _save_keras3(model, folder):
+    """Save a Keras 3 `model` into local `folder` as a .keras file, without its optimizer: (path, "keras")."""
+    path = os.path.join(folder, "model.keras")
+    optimizer = getattr(model, "optimizer", None)
+    try:
+        model.optimizer = None  # Keras 3 saves an optimizer it finds (3x the weights with Adam), and has no switch
+        model.save(path)
+    except Exception as e:  # noqa: BLE001 - any failure to save is the model's problem, told to the user
+        raise XaiError("cannot save model %r as .keras: %s" % (model.name, e)) from e
+    finally:
+        model.optimizer = optimizer
+    return path, "keras"
+
+
 def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=None, logdir=None, allow_unsafe=False):
     """Log `model` as the checkpoint at `step` of the current run.
 
     Arguments:
-      model: a Functional or Sequential `tf.keras.Model` from images [N, H, W, C] to class scores [N, K].
+      model: a Functional or Sequential Keras model (Keras 2, or Keras 3 on any backend) from images
+        [N, H, W, C] to class scores [N, K].
       step: the training step; defaults to `tf.summary.experimental.get_step()`.
       class_names: K strings; default '0'..'K-1'.
       preprocessing: how a stored image becomes the model's input (`metadata.PREPROCESSING_TYPES`);
@@ -243,13 +292,14 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
         file=os.path.basename(data_path),
         format=fmt,
         file_sha256=file_sha256,
-        versions=_versions(),
+        versions=_versions(model),
         wall_time=time.time(),
     )
     if unsafe_layers:
         manifest["unsafe_layers"] = unsafe_layers
     _publish_manifest(manifest_path, manifest, data_path)
-    files.remove_quietly(files.checkpoint_paths(run_dir, step, "savedmodel" if fmt == "h5" else "h5")[0])
+    for other in metadata.CHECKPOINT_FORMATS.keys() - {fmt}:  # a step logged again in another format
+        files.remove_quietly(files.checkpoint_paths(run_dir, step, other)[0])
     index = {k: manifest[k] for k in ("step", "file", "format", "model_name", "input_shape", "num_classes")}
     index.update(weights_sha256=manifest["weights_sha256"], wall_time=manifest["wall_time"])
     with tf.name_scope(name or "xai_checkpoint"):
