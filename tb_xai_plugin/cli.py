@@ -7,10 +7,10 @@ sample set) into a run, so models trained elsewhere can be explained beside logg
 Models load eagerly with `compile=False`. Before Keras loads a model, `safety.check_file` reads its
 config (.h5, .keras or SavedModel) and refuses a layer holding Python code (a Lambda, at any depth)
 unless `--allow-unsafe` is given, and a layer of a class it does not know always (Keras' own
-`safe_mode` covers only .keras). The checkpoint it logs then records the allowed code layers. A Keras application records
-`{"type": "keras_app", "module": ...}` as its preprocessing and ImageNet's class names: from
-`--class-names` when given, else from Keras' class index (downloaded, or cached in ~/.keras),
-else "class 0".."class 999" with a warning. TensorFlow is imported only when needed.
+`safe_mode` covers only .keras); the checkpoint it logs lists the code layers allowed.
+A Keras application records `{"type": "keras_app", "module": ...}` as its preprocessing and
+ImageNet's class names: from `--class-names` when given, else from Keras' class index (downloaded,
+or cached in ~/.keras), else "class 0".."class 999" with a warning. TensorFlow is imported only when needed.
 Everything is checked before anything is written, so a bad argument leaves the logdir as it was.
 """
 

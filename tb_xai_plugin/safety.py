@@ -66,9 +66,11 @@ LAYER_CLASSES = MODEL_CLASSES | CODE_CLASSES | TF_OP_CLASSES | frozenset({
     "TimeDistributed", "Bidirectional", "LSTM", "GRU", "SimpleRNN", "ConvLSTM2D",
     # attention (vision transformers)
     "MultiHeadAttention", "Attention", "AdditiveAttention",
-    # the Keras applications' own layers (Keras' code, not the file's): InceptionResNetV2, ConvNeXt
-    "CustomScaleLayer", "LayerScale", "StochasticDepth",
 })
+# The Keras applications' own layer classes (Keras' code, not the file's): InceptionResNetV2, ConvNeXt.
+# Keras registers them as "Custom>" + their name.
+APPLICATION_LAYERS = frozenset({"CustomScaleLayer", "LayerScale", "StochasticDepth"})
+LAYER_CLASSES |= APPLICATION_LAYERS
 # Keras 3 operations a Functional model records as nodes (module keras.src.ops.*), e.g. from `x / 127.5 - 1`
 # or the applications' preprocess_input: pure tensor arithmetic (their names may equal layers' names).
 KERAS_OPS = frozenset({
@@ -93,8 +95,9 @@ SUBOBJECT_CLASSES = frozenset({
     "__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__ellipsis__", "__slice__", "__tuple__",
     "TensorShape", "function",
 })
-# Keras 3 record "module"s that are Keras' own (a custom class names its own module).
-KERAS_MODULE_PREFIXES = ("keras.", "keras_core.")
+# Record "module"s that are Keras' own (a custom class names its own module); Keras 2 also records
+# TensorFlow's initializers (tf.constant_initializer in EfficientNetV2) under their TF module.
+KERAS_MODULE_PREFIXES = ("keras.", "tensorflow.python.ops.init_ops")
 FORMATS = ("h5", "savedmodel", "keras")
 
 
@@ -169,14 +172,13 @@ def _tf_op(record):
 
 
 def _check_keras_origin(where, record):
-    """XaiError for a Keras 3 record whose module or registered name is not Keras' own."""
-    module, registered = record.get("module"), record.get("registered_name")
+    """XaiError for a record whose "module" or "registered_name" (Keras 2.14 and 3 write them) is not Keras' own."""
+    class_name, module, registered = record.get("class_name"), record.get("module"), record.get("registered_name")
     if module is not None and not (module in ("keras", "builtins") or str(module).startswith(KERAS_MODULE_PREFIXES)):
-        raise XaiError("layer %r has the unknown type %r (a custom object, from module %r); refused"
-                       % (where, record.get("class_name"), module))
-    if registered not in (None, record.get("class_name")) and record.get("class_name") != "function":
-        raise XaiError("layer %r has the unknown type %r (a custom object, registered as %r); refused"
-                       % (where, record.get("class_name"), registered))
+        raise XaiError("layer %r has the unknown type %r (a custom object, from module %r); refused" % (where, class_name, module))
+    own = (None, class_name, "Custom>%s" % class_name if class_name in APPLICATION_LAYERS else None)
+    if registered not in own and class_name != "function":
+        raise XaiError("layer %r has the unknown type %r (a custom object, registered as %r); refused" % (where, class_name, registered))
 
 
 def _check_subobjects(where, value, is_model, key=None):

@@ -156,14 +156,21 @@ def test_hand_written_configs_are_refused(record, message):
         safety.check_config(_functional(record))
 
 
-def test_pure_tensor_arithmetic_passes():
+def test_what_keras_itself_writes_passes():
+    constant = {"module": "tensorflow.python.ops.init_ops_v2", "class_name": "Constant", "config": {"value": 0.1}}
     layers = [
         _layer("TFOpLambda", "scale", function="math.truediv"),
         _layer("SlicingOpLambda", "bgr", function="__operators__.getitem"),
         dict(_layer("TrueDivide", "div"), module="keras.src.ops.numpy", registered_name="TrueDivide"),
         dict(_layer("Dense", "d", units=2), module="keras.layers", registered_name=None),
+        _layer("Dense", "v2", units=2, bias_initializer=constant),  # Keras 2 EfficientNetV2's head
+        dict(_layer("CustomScaleLayer", "s"), module="keras.src.applications.inception_resnet_v2",
+             registered_name="Custom>CustomScaleLayer"),  # fmt: skip
     ]
     assert safety.check_config(_functional(*layers)) == []
+    impostor = dict(_layer("Dense", "d", units=2), module="keras.layers", registered_name="Custom>Dense")
+    with pytest.raises(XaiError, match="registered as 'Custom>Dense'"):
+        safety.check_config(_functional(impostor))
 
 
 def test_keras_applications_and_their_preprocessing_pass(tmp_path):
