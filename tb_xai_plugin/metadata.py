@@ -52,6 +52,8 @@ CHECKPOINT_KEYS = (
     # backend it trained on (tensorflow, jax, torch; absent before tb-xai recorded it)
     "wall_time",  # float, seconds since epoch
 )
+# Optional checkpoint key: "unsafe_layers", the paths of the layers holding code (e.g. ["td/lam"]) of a
+# model logged with allow_unsafe=True (see safety); the plugin loads it only with --xai_allow_unsafe_models.
 
 # Checkpoint format -> data file suffix: "keras" (a Keras 3 .keras zip), "h5" and "savedmodel"
 # (a folder) from Keras 2.
