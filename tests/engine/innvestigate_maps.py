@@ -5,8 +5,8 @@
 Runs in the Keras 2 stack, in graph mode (tests/engine/conftest.py), as its own process. job.json:
 {"directory", "checkpoints": {name: {"build": "module:function" importable from tests/engine, "kwargs",
 "preprocessing"}}, "jobs": [{"id", "checkpoint", "method", "params", "target", "images": .npy name,
-"fit": .npy name or null}]}. Each checkpoint is built and written under directory/<name>; each job's
-raw maps [N, H, W, C] go to directory/maps.npz under its id (patterns fitted on "fit" first, by the
+"fit": .npy name or null, "layer"?}]}. Each checkpoint is built and written under directory/<name>; each job's
+raw maps [N, H, W, C] (or maps [N, H, W] for methods without channels) go to directory/maps.npz under its id (patterns fitted on "fit" first, by the
 backend's pattern.fit_patterns; each fitted pattern [D, K] goes there too, as "<id>:<estimator>:<layer>").
 stdout: {name: [path, manifest]} of the checkpoints.
 `run(directory, checkpoints, jobs)` does all that from the test process (any stack).
@@ -66,7 +66,8 @@ def main():
             for estimator in ("linear", "relu"):
                 maps.update({"%s:%s:%s" % (one["id"], estimator, name): a for name, a in getattr(fitted, estimator).items()})
         images = np.load(os.path.join(directory, one["images"]))
-        maps[one["id"]] = engine.attribute(model, one["method"], images, params=one.get("params"), target=one.get("target")).raw
+        out = engine.attribute(model, one["method"], images, params=one.get("params"), target=one.get("target"), layer=one.get("layer"))
+        maps[one["id"]] = out.raw if out.raw is not None else out.maps  # CAM and perturbation maps have no channels
     np.savez(os.path.join(directory, "maps.npz"), **maps)
     json.dump(written, sys.stdout)
 
