@@ -1,24 +1,32 @@
 """Hostile input on every route (hypothesis): wrong types, huge and negative numbers, NaN, enormous and
 deeply nested bodies, unknown fields, run names with '..', '/', '%2e%2e', NUL or any Unicode, steps
 that do not exist. Always a JSON answer with a 4xx for bad input, never a 500; a secret file next to
-the logdir never appears in an answer, and no path outside the logdir (and the plugin's own static
-and cache folders) is ever opened or listed: every open() and every tf.io.gfile call is recorded."""
+the logdir never appears in an answer, and no path outside the logdir and cache (beside the code of
+the interpreter, TensorFlow and tb-xai) is ever opened, listed or stat'ed by the server or its workers:
+a sitecustomize on PYTHONPATH (path_audit/) records every open() and listing, h5py file and
+tf.io.gfile call of every process, the spawned workers included."""
 
+import glob
 import http.client
+import importlib.util
 import json
 import os
 import shutil
 import sys
+import tempfile
 import urllib.parse
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import tb_xai_plugin
 from tests.plugin.conftest import body_of
 from tests.reliability.conftest import SAMPLES, HttpServed
 
 SECRET = b"tb-xai-secret-4f9c2e"
+AUDIT_SITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "path_audit")  # its sitecustomize.py records paths
+SYSTEM_FOLDERS = ["/proc", "/sys", "/dev", "/etc", "/usr/lib", "/usr/share", "/lib", os.path.expanduser("~/.keras")]
 ALLOWED_STATUS = {200, 400, 403, 404, 405, 409, 413}
 EXAMPLES = int(os.environ.get("XAI_FUZZ_EXAMPLES", "40"))  # per route; raise it for a longer hunt
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -31,63 +39,80 @@ NASTY_NAMES = [
 
 @pytest.fixture(scope="module")
 def hostile(three_models, tmp_path_factory):
-    """A server on a private logdir copy with a secret file beside it; yields (server, opened paths)."""
+    """A server on a private logdir copy with a secret file beside it; yields (server, path audit, parent folder)."""
     parent = tmp_path_factory.mktemp("hostile")
     logdir = str(parent / "logdir")
     shutil.copytree(three_models, logdir)
     (parent / "secret.txt").write_bytes(SECRET)
     os.makedirs(os.path.join(logdir, "..", "m1"), exist_ok=True)
     (parent / "m1" / "secret.txt").write_bytes(SECRET)
-    opened = []
-    server = HttpServed(logdir, str(parent / "cache"))
-    with PathRecorder(opened):
-        yield server, opened, str(parent)
-    server.close()
+    with PathAudit(str(parent / "audit.log"), str(parent)) as audit:
+        server = HttpServed(logdir, str(parent / "cache"))
+        yield server, audit, str(parent)
+        server.close()
 
 
-class PathRecorder:
-    """Context: append every path given to open() (audit hook) or to tf.io.gfile to `opened`."""
+class PathAudit:
+    """Context: every path this process and the worker processes it spawns open, list or stat, checked against
+    the places a server may read: its logdir and cache, and the code of the interpreter, TensorFlow and tb-xai."""
 
-    active = None
-
-    def __init__(self, opened):
-        self.opened = opened
+    def __init__(self, log_path, parent):
+        self.log_path, self.parent = log_path, parent
+        self.allowed = [os.path.join(parent, "logdir"), os.path.join(parent, "cache"), log_path]  # the test reads the log
+        package = os.path.dirname(tb_xai_plugin.__file__)
+        tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # pytest and hypothesis run in this process too
+        repo = os.path.dirname(tests)
+        metadata = glob.glob(os.path.join(repo, "*.egg-info"))  # an editable install's version, for cache keys
+        self.code = [sys.prefix, sys.base_prefix, sys.exec_prefix, package, tests, os.path.join(repo, ".hypothesis")] + metadata
         self.patch = pytest.MonkeyPatch()
+        self.site, self.checked = None, 0
 
     def __enter__(self):
-        from tensorboard.compat import tf
-
-        if PathRecorder.active is None:
-            sys.addaudithook(lambda event, args: PathRecorder.hook(event, args))
-        PathRecorder.active = self.opened
-        for name in ("GFile", "listdir", "stat", "exists", "isdir", "glob", "walk"):
-            original = getattr(tf.io.gfile, name)
-            self.patch.setattr(tf.io.gfile, name, self.spy(original))
+        self.patch.setenv("XAI_PATH_AUDIT_LOG", self.log_path)  # inherited by the spawned workers, with PYTHONPATH
+        self.patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [AUDIT_SITE, os.environ.get("PYTHONPATH")])))
+        spec = importlib.util.spec_from_file_location("xai_path_audit", os.path.join(AUDIT_SITE, "sitecustomize.py"))
+        self.site = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.site)
+        self.site.install(self.log_path)
         return self
 
     def __exit__(self, *exc):
-        PathRecorder.active = None
+        self.site.stop()
         self.patch.undo()
 
-    def spy(self, original):
-        """`original` wrapped to record its first argument, the path."""
+    def entries(self, start=0):
+        """([(pid, event, path)] recorded by every process from byte `start` of the log, the offset after them)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(start)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        lines = complete.decode("utf-8").splitlines()
+        return [tuple(line.split("\t", 2)) for line in lines if line.count("\t") >= 2], start + len(complete)
 
-        def call(path, *args, **kwargs):
-            self.opened.append(os.fsdecode(path) if isinstance(path, (str, bytes)) else str(path))
-            return original(path, *args, **kwargs)
+    def outside(self):
+        """The entries since the last call whose path is neither in the logdir or cache, nor (outside the hostile
+        folder) code, the system's or temporary files; each entry is judged once, so one finding fails one check."""
+        entries, self.checked = self.entries(self.checked)
+        import_path = {os.path.abspath(folder or ".") for folder in sys.path} | {os.getcwd()}
+        temp = tempfile.gettempdir()
 
-        return call
+        def fine(event, path):
+            if any(inside(path, folder) for folder in self.allowed):
+                return True
+            if inside(path, self.parent):
+                return False
+            if event in ("os.listdir", "os.scandir", "os.chdir") and path in import_path:
+                return True  # the import system lists sys.path; a spawned worker enters its parent's folder
+            if path == temp or os.path.dirname(path) in (temp, os.path.join(temp, "__pycache__")):
+                return True  # tempfile's own files, autograph's generated modules
+            return any(inside(path, folder) for folder in self.code + SYSTEM_FOLDERS)
 
-    @staticmethod
-    def hook(event, args):
-        """The audit hook: record the path of every open() while a recorder is active."""
-        if event == "open" and PathRecorder.active is not None and isinstance(args[0], (str, bytes)):
-            PathRecorder.active.append(os.fsdecode(args[0]))
+        return [entry for entry in entries if not fine(entry[1], entry[2])]
 
 
 def check(response, hostile_state):
     """The answer is an allowed status, JSON with an error message when 4xx, and holds no secret."""
-    server, opened, parent = hostile_state
+    server, audit, parent = hostile_state
     assert response.status_code in ALLOWED_STATUS, (response.status_code, response.get_data()[:300])
     data = response.get_data()
     assert SECRET not in data
@@ -96,8 +121,7 @@ def check(response, hostile_state):
     elif response.status_code >= 400:
         body = json.loads(data)
         assert isinstance(body["error"], str) and body["error"]
-    outside = [p for p in opened if inside(p, parent) and not inside(p, os.path.join(parent, "logdir"))
-               and not inside(p, os.path.join(parent, "cache"))]  # fmt: skip
+    outside = audit.outside()
     assert outside == [], outside[:5]
 
 
@@ -270,4 +294,8 @@ def test_enormous_chunked_body_without_a_length_is_cut_at_the_limit(hostile):
 def test_valid_requests_still_answer_after_the_fuzz(hostile):
     response = hostile[0].post("predictions", dict(VALID, top_k=2))
     assert response.status_code == 200 and body_of(response)["models"][0]["ok"] is True
-    assert any(inside(p, os.path.join(hostile[2], "logdir")) for p in hostile[1])  # the recorder saw real reads
+    seen = hostile[1].entries()[0]
+    logdir = os.path.join(hostile[2], "logdir")
+    workers = {pid for pid, event, path in seen if event == "h5py.File" and inside(path, logdir) and int(pid) != os.getpid()}
+    assert workers and any(inside(path, logdir) and int(pid) == os.getpid() for pid, _, path in seen)  # both sides audited
+    assert hostile[1].outside() == []
