@@ -20,39 +20,20 @@ pooling, flatten, reshape and dropout layers; other layers (batch norm, branches
 nonlinearities) have no pattern estimator in the paper, and `applies` says so.
 """
 
-import dataclasses
 import hashlib
 
 import numpy as np
 
-from tb_xai_plugin.engine import batching
+from tb_xai_plugin.engine import batching, pattern_fit
 from tb_xai_plugin.engine.attribution import DEFAULT_MEMORY_BUDGET
 from tb_xai_plugin.engine.backends.innvestigate import implements
 from tb_xai_plugin.errors import XaiError
 
-KERNEL_LAYERS = ("Dense", "Conv2D")
-PASS_LAYERS = (
-    "InputLayer", "Flatten", "Reshape", "Dropout", "MaxPooling2D", "AveragePooling2D",
-    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ReLU", "Activation",
-)
-ACTIVATIONS = ("relu", "linear", "softmax")  # softmax only as the model's output (explained as logits)
-FIT_KEY = ("pattern", "fitted")
-PATCH_EXPANSION = 9  # a 3x3 convolution's patches hold 9 copies of its input
-# Fitting keeps, per kernel weight, 4 float64 sums per estimator for the run's batch and the running
-# totals, and 2 float32 patterns: 72 bytes. VGG16 (138M weights) would need ~10 GB.
-FIT_BYTES_PER_WEIGHT = 72
-MAX_FIT_BYTES = 2 * 2**30
-
-
-@dataclasses.dataclass
-class FittedPatterns:
-    """Patterns of every kernel layer, fitted on one set of images."""
-
-    fingerprint: str  # sha256 of the fitting set (preprocessed float32 bytes)
-    count: int  # images in the fitting set
-    weights_sha256: str  # the checkpoint they belong to
-    linear: dict  # layer name -> a [D, K] (linear estimator)
-    relu: dict  # layer name -> a [D, K] (two-component estimator, positive regime)
+# What both backends share (the layer lists, the fitted patterns, the estimator math): engine/pattern_fit.py.
+KERNEL_LAYERS, PASS_LAYERS, ACTIVATIONS = pattern_fit.KERNEL_LAYERS, pattern_fit.PASS_LAYERS, pattern_fit.ACTIVATIONS
+FIT_KEY, PATCH_EXPANSION, FIT_BYTES_PER_WEIGHT = pattern_fit.FIT_KEY, pattern_fit.PATCH_EXPANSION, pattern_fit.FIT_BYTES_PER_WEIGHT
+MAX_FIT_BYTES = pattern_fit.MAX_FIT_BYTES  # read at each check: a test may lower it
+uses_relu_estimator, _activation = pattern_fit.uses_relu_estimator, pattern_fit.activation_name
 
 
 def reason_unsupported(model):
@@ -62,12 +43,10 @@ def reason_unsupported(model):
         return "patterns are estimated for dense / conv layers with ReLU or linear activations, not %s" % ", ".join(unknown)
     if getattr(model, "keras_model", None) is not None:
         try:
-            weights = sum(int(np.prod(layer.kernel.shape)) for layer in kernel_layers(model))
+            shapes = [tuple(layer.kernel.shape) for layer in kernel_layers(model)]
         except XaiError as e:
             return str(e)
-        if weights * FIT_BYTES_PER_WEIGHT > MAX_FIT_BYTES:
-            return "fitting patterns for %.1fM weights needs ~%.1f GB of statistics (at most %.0f GB here)" % (
-                weights / 1e6, weights * FIT_BYTES_PER_WEIGHT / 1e9, MAX_FIT_BYTES / 1e9)
+        return pattern_fit.reason_too_large(shapes, MAX_FIT_BYTES)
     return None
 
 
@@ -127,15 +106,6 @@ def _stat_tensors(model):
     return model.cache[key]
 
 
-def patterns_from_stats(kernel, n, sum_x, sum_y, sum_xy):
-    """a [D, K] = cov(x, y) / (w^T cov(x, y)) per unit; 0 for units with < 2 samples or no variance."""
-    count = np.maximum(n, 1)
-    cov = sum_xy / count - (sum_x / count) * (sum_y / count)  # [D, K]
-    denominator = np.sum(kernel * cov, axis=0)  # w^T cov(x, y) = var(y): [K]
-    usable = (n >= 2) & (np.abs(denominator) > 1e-12 * np.maximum(1.0, np.abs(cov).max(axis=0)))
-    return np.where(usable, cov / np.where(usable, denominator, 1.0), 0.0).astype(np.float32)
-
-
 def fit_patterns(model, images, progress=None, memory_budget=DEFAULT_MEMORY_BUDGET, preprocessed=False):
     """Fit every kernel layer's patterns on `images` and keep them for `model`; returns FittedPatterns."""
     reason = reason_unsupported(model)
@@ -149,51 +119,17 @@ def fit_patterns(model, images, progress=None, memory_budget=DEFAULT_MEMORY_BUDG
     size = batching.batch_size(model, len(x), memory_budget, expansion=PATCH_EXPANSION)
     for part in batching.batches(len(x), size):
         stats = model.run(tensors, {model.input: x[part]})
-        totals = stats if totals is None else _add(totals, stats)
+        totals = stats if totals is None else pattern_fit.add(totals, stats)
         if progress is not None:
             progress(part.stop, len(x))
-    fitted = FittedPatterns(
-        fingerprint=hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest(),
-        count=len(x),
-        weights_sha256=str(model.manifest.get("weights_sha256", "")),
-        linear={},
-        relu={},
-    )
     with model.in_graph():
         kernels = {layer.name: layer.get_weights()[0] for layer in kernel_layers(model)}
-    weights = {name: kernel.reshape(-1, kernel.shape[-1]) for name, kernel in kernels.items()}
-    for name, by_estimator in totals.items():
-        for estimator, stats in by_estimator.items():
-            getattr(fitted, estimator)[name] = patterns_from_stats(weights[name], *stats)
-        if not fitted.linear[name].any():
-            raise XaiError("no pattern of layer %r can be fitted on these %d images: its units do not vary over them" % (name, len(x)))
+    fitted = pattern_fit.fitted_from_totals(
+        totals, kernels, hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest(), len(x),
+        str(model.manifest.get("weights_sha256", "")),
+    )  # fmt: skip
     model.cache[FIT_KEY] = fitted
     return fitted
-
-
-def _add(a, b):
-    """Elementwise sum of two nested dicts / tuples of arrays."""
-    if isinstance(a, dict):
-        return {k: _add(a[k], b[k]) for k in a}
-    if isinstance(a, tuple):
-        return tuple(_add(u, v) for u, v in zip(a, b))
-    return a + b
-
-
-def uses_relu_estimator(layers, index, estimator):
-    """True if layers[index] gets the two-component estimator: estimator 'relu' and a ReLU on its output."""
-    layer = layers[index]
-    follower = layers[index + 1] if index + 1 < len(layers) else None
-    return estimator == "relu" and (
-        _activation(layer) == "relu"
-        or type(follower).__name__ == "ReLU"
-        or (type(follower).__name__ == "Activation" and _activation(follower) == "relu")
-    )
-
-
-def _activation(layer):
-    """The name of a layer's activation function ('linear' if it has none)."""
-    return getattr(getattr(layer, "activation", None), "__name__", "linear")
 
 
 def _kernel_op(layer, inputs, kernel):

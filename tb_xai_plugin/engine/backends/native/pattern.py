@@ -23,6 +23,7 @@ import hashlib
 import numpy as np
 
 from tb_xai_plugin.engine import batching, pattern_fit
+from tb_xai_plugin.engine.attribution import DEFAULT_MEMORY_BUDGET
 from tb_xai_plugin.engine.backends.native import implements, walk
 from tb_xai_plugin.errors import XaiError
 
@@ -32,7 +33,6 @@ PASS_LAYERS = pattern_fit.PASS_LAYERS
 ACTIVATIONS = pattern_fit.ACTIVATIONS
 FIT_BYTES_PER_WEIGHT = pattern_fit.FIT_BYTES_PER_WEIGHT
 MAX_FIT_BYTES = pattern_fit.MAX_FIT_BYTES  # read at each check: a test may lower it
-DEFAULT_MEMORY_BUDGET = 256 * 2**20  # as engine.attribution's
 
 
 _activation = pattern_fit.activation_name
