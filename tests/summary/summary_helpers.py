@@ -7,9 +7,12 @@ import tensorflow as tf
 from tensorboard import context
 from tensorboard.backend.event_processing import data_ingester, data_provider, plugin_event_multiplexer
 
-from tb_xai_plugin import metadata
+from tb_xai_plugin import metadata, summary
 
 CTX = context.RequestContext()
+KERAS3 = summary.keras_version(tf.keras.Model()).startswith("3")  # this stack's Keras: 3 in .venv, 2 in .venv-innvestigate
+FORMAT = "keras" if KERAS3 else "h5"  # how this stack's Keras stores a checkpoint
+SUFFIX = metadata.CHECKPOINT_FORMATS[FORMAT]
 
 
 def tiny_cnn(input_shape=(28, 28, 1), classes=3, name="tiny_cnn"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from summary_helpers import CTX, all_files, multiplexer_provider, run_names, tiny_cnn, tiny_dense, wait_for, xai_tensors
+from summary_helpers import CTX, FORMAT, SUFFIX, all_files, multiplexer_provider, run_names, tiny_cnn, tiny_dense, wait_for, xai_tensors
 from tb_xai_plugin import files, metadata, model_info, summary
 from tb_xai_plugin.errors import XaiError
 
@@ -35,7 +35,8 @@ def test_every_checkpoint_has_complete_files_and_manifest(many_checkpoints):
     assert not [f for f in all_files(many_checkpoints) if files.is_temp(f)]
     last = manifests[-1]
     assert set(metadata.CHECKPOINT_KEYS) <= set(last)
-    assert last["format"] == "h5" and last["file"] == "step-000000150.h5"
+    assert last["format"] == FORMAT and last["file"] == "step-000000150" + SUFFIX
+    assert last["versions"]["keras"] == summary.keras_version(tf.keras.Model())
     assert last["class_names"] == ["cat", "dog"] and last["num_classes"] == 2
     assert last["input_shape"] == [4, 4, 1] and last["preprocessing"] == {"type": "none"}
     assert last["output_activation"] == "softmax"
@@ -54,7 +55,7 @@ def _check_index(tensors, run):
     assert steps and set(steps) <= set(range(1, MANY + 1)) and steps[-1] == MANY
     for datum in data:
         index = json.loads(datum.numpy.item().decode("utf-8"))
-        assert index["step"] == datum.step and index["file"] == metadata.checkpoint_basename(datum.step) + ".h5"
+        assert index["step"] == datum.step and index["file"] == metadata.checkpoint_basename(datum.step) + SUFFIX
     return steps
 
 
@@ -103,11 +104,11 @@ def test_relogging_a_step_replaces_it(tmp_path):
 def test_plain_tf_writer_needs_logdir(tmp_path):
     writer = tf.summary.create_file_writer(str(tmp_path))
     with writer.as_default(step=1):
-        with pytest.raises(XaiError, match="create_file_writer"):
+        with pytest.raises(XaiError, match="does not expose it.*create_file_writer"):
             summary.checkpoint(tiny_dense())
         assert summary.checkpoint(tiny_dense(), logdir=str(tmp_path))
     writer.close()
-    assert all_files(files.checkpoints_dir(str(tmp_path))) == ["step-000000001.h5", "step-000000001.json"]
+    assert all_files(files.checkpoints_dir(str(tmp_path))) == sorted(["step-000000001.json", "step-000000001" + SUFFIX])
 
 
 def test_logdir_other_than_the_writers_is_refused(tmp_path):
@@ -133,7 +134,7 @@ class Factor:
 
 
 class Scale(tf.keras.layers.Layer):
-    """A layer whose config cannot be serialized: h5 cannot hold it, a SavedModel can."""
+    """A layer whose config cannot be serialized: no file format can rebuild it."""
 
     def __init__(self, factor):
         super().__init__()
@@ -143,25 +144,14 @@ class Scale(tf.keras.layers.Layer):
         return x * self.factor.value
 
 
-def test_savedmodel_fallback_for_what_h5_cannot_save(tmp_path):
+def test_a_layer_without_config_is_refused_before_writing(tmp_path):
     inputs = tf.keras.Input((4, 4, 1))
     outputs = tf.keras.layers.Dense(2, activation="softmax")(tf.keras.layers.Flatten()(Scale(Factor(2.0))(inputs)))
     model = tf.keras.Model(inputs, outputs, name="custom")
     writer = summary.create_file_writer(str(tmp_path))
-    with writer.as_default(step=3):
-        assert summary.checkpoint(model)
-    (manifest,) = files.checkpoint_manifests(str(tmp_path))
-    assert manifest["format"] == "savedmodel" and manifest["file"] == "step-000000003"
-    folder = os.path.join(files.checkpoints_dir(str(tmp_path)), manifest["file"])
-    assert files.sha256(os.path.join(folder, "saved_model.pb")) == manifest["file_sha256"]
-    loaded = tf.saved_model.load(folder)
-    x = np.random.default_rng(0).random((2, 4, 4, 1), dtype=np.float32)
-    np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x).numpy(), rtol=1e-5)
-    assert not [f for f in all_files(str(tmp_path)) if files.is_temp(f)]
-    with writer.as_default(step=3):
-        assert summary.checkpoint(tiny_dense())  # the same step again, now as h5: the folder goes
-    assert all_files(files.checkpoints_dir(str(tmp_path))) == ["step-000000003.h5", "step-000000003.json"]
-    assert files.checkpoint_manifests(str(tmp_path))[0]["format"] == "h5"
+    with writer.as_default(step=3), pytest.raises(XaiError, match="'custom' has no config"):
+        summary.checkpoint(model)
+    assert not os.path.exists(files.plugin_dir(str(tmp_path)))
 
 
 def test_inside_tf_function_is_refused(tmp_path):

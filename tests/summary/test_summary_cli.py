@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from summary_helpers import multiplexer_provider, tiny_cnn, xai_tensors
+from summary_helpers import FORMAT, KERAS3, multiplexer_provider, tiny_cnn, xai_tensors
 from tb_xai_plugin import cli, files, metadata, model_info
 
 OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}  # nothing listens on port 9
@@ -20,7 +20,7 @@ def saved(tmp_path_factory):
     """A tiny CNN saved as .h5 and as .keras, and its weights checksum."""
     folder = tmp_path_factory.mktemp("models")
     model = tiny_cnn(classes=3)
-    model.save(str(folder / "cnn.h5"), save_format="h5")
+    model.save(str(folder / "cnn.h5"))
     model.save(str(folder / "cnn.keras"))
     return folder, model_info.weights_checksum(model.get_weights()), model
 
@@ -54,7 +54,7 @@ def test_h5_with_an_image_folder_through_the_console_script(tmp_path, saved):
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = str(logdir / "sweep" / "cnn")
     manifest = _only_checkpoint(run_dir)
-    assert manifest["step"] == 5 and manifest["weights_sha256"] == checksum and manifest["format"] == "h5"
+    assert manifest["step"] == 5 and manifest["weights_sha256"] == checksum and manifest["format"] == FORMAT
     (sample_set,) = files.sample_manifests(run_dir)
     assert sample_set["name"] == "photos" and sample_set["count"] == 4 and sample_set["image_shape"] == [28, 28, 1]
     assert sample_set["class_names"] == ["0", "1", "2"]  # folders named like the model's classes keep its indices
@@ -66,7 +66,7 @@ def test_h5_with_an_image_folder_through_the_console_script(tmp_path, saved):
     assert sorted(tensors["sweep/cnn"]) == [metadata.CHECKPOINT_TAG, metadata.SAMPLES_TAG_PREFIX + "photos"]
 
 
-def test_keras_file_with_an_npz_becomes_h5(tmp_path, saved):
+def test_keras_file_with_an_npz(tmp_path, saved):
     folder, checksum, model = saved
     rng = np.random.default_rng(0)
     images = rng.random((5, 28, 28), dtype=np.float32)
@@ -76,7 +76,7 @@ def test_keras_file_with_an_npz_becomes_h5(tmp_path, saved):
     assert code == 0
     run_dir = str(tmp_path / "logs" / "cnn")
     manifest = _only_checkpoint(run_dir)
-    assert manifest["format"] == "h5" and manifest["weights_sha256"] == checksum
+    assert manifest["format"] == FORMAT and manifest["weights_sha256"] == checksum
     assert manifest["preprocessing"] == {"type": "scale", "scale": 0.5, "offset": 0.0}
     loaded = tf.keras.models.load_model(os.path.join(files.checkpoints_dir(run_dir), manifest["file"]), compile=False)
     np.testing.assert_allclose(loaded(images[..., None]).numpy(), model(images[..., None]).numpy(), rtol=1e-5, atol=1e-6)
@@ -84,12 +84,22 @@ def test_keras_file_with_an_npz_becomes_h5(tmp_path, saved):
     assert sample_set["count"] == 5 and sample_set["has_labels"] and sample_set["dtype"] == "float32"
 
 
+@pytest.mark.skipif(KERAS3, reason="Keras 2 only: Keras 3 neither saves nor loads a SavedModel as a model (next test)")
 def test_savedmodel_folder_becomes_h5(tmp_path, saved):
     _, checksum, model = saved
     model.save(str(tmp_path / "sm"), save_format="tf")
     assert cli.main(["import", "--logdir", str(tmp_path / "logs"), "--run", "r", "--model", str(tmp_path / "sm")]) == 0
     manifest = _only_checkpoint(str(tmp_path / "logs" / "r"))
     assert manifest["format"] == "h5" and manifest["weights_sha256"] == checksum
+
+
+@pytest.mark.skipif(not KERAS3, reason="Keras 3 only: Keras 2 imports a SavedModel folder (previous test)")
+def test_savedmodel_folder_is_refused_in_keras3_with_what_to_do(tmp_path, saved, capsys):
+    _, _, model = saved
+    model.export(str(tmp_path / "sm"))
+    assert cli.main(["import", "--logdir", str(tmp_path / "logs"), "--run", "r", "--model", str(tmp_path / "sm")]) == 2
+    assert "Keras 3 cannot load as a model: save the model as .keras" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "logs")
 
 
 def test_folders_with_other_names_are_classes_in_sorted_order(tmp_path, saved):
@@ -138,12 +148,18 @@ def test_imagenet_weights_offline_says_how_to_pass_a_file(tmp_path):
     assert not os.path.exists(tmp_path / "logs")
 
 
-def _lambda_model(path, save_format="h5"):
-    """Save a model with a Lambda layer (code that would run on load) to `path`."""
+def _lambda_model(path, save_format=None):
+    """Save a model with a Lambda layer (code that would run on load) to `path` (format from its suffix, or 'tf')."""
     inputs = tf.keras.Input((4, 4, 1))
     x = tf.keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
-    tf.keras.Model(inputs, tf.keras.layers.Dense(2)(tf.keras.layers.Flatten()(x))).save(path, save_format=save_format)
+    kwargs = {"save_format": save_format} if save_format else {}
+    tf.keras.Model(inputs, tf.keras.layers.Dense(2)(tf.keras.layers.Flatten()(x))).save(path, **kwargs)
     return path
+
+
+LAMBDA_SAVEDMODEL = [] if KERAS3 else [  # Keras 3 cannot save a SavedModel that keeps the layers
+    (lambda t, m: ["--model", _lambda_model(str(t / "lambda_sm"), "tf")], "is a Lambda layer")
+]
 
 
 def _bad_npz(tmp_path, **arrays):
@@ -163,9 +179,8 @@ def _bad_npz(tmp_path, **arrays):
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--run", "/abs"], "invalid run name"),
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--samples-name", "a b"], "invalid name"),
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--step", "-1"], "--step must be >= 0"),
-        (lambda t, m: ["--model", _lambda_model(str(t / "lambda.h5"))], "Lambda layers (double)"),
-        (lambda t, m: ["--model", _lambda_model(str(t / "lambda_sm"), "tf")], "Lambda layers (double)"),
-        (lambda t, m: ["--model", _lambda_model(str(t / "lambda.keras"), None)], "Lambda layers (double)"),
+        (lambda t, m: ["--model", _lambda_model(str(t / "lambda.h5"))], "is a Lambda layer"),
+        (lambda t, m: ["--model", _lambda_model(str(t / "lambda.keras"))], "is a Lambda layer"),
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--preprocessing", "{oops"], "not JSON"),
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--images", str(t)], "no class subfolders"),
         (lambda t, m: ["--model", str(m / "cnn.h5"), "--images", str(m / "cnn.h5")], "folder of class subfolders or an .npz"),
@@ -176,7 +191,8 @@ def _bad_npz(tmp_path, **arrays):
             lambda t, m: ["--model", str(m / "cnn.h5"), "--images", _bad_npz(t, images=np.zeros((2, 28, 28)), labels=np.array([0, 7]))],
             "labels must lie in 0..2",
         ),
-    ],
+    ]
+    + LAMBDA_SAVEDMODEL,
 )
 def test_bad_input_writes_nothing(tmp_path, saved, capsys, extra, message):
     args = extra(tmp_path, saved[0])

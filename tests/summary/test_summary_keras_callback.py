@@ -1,5 +1,6 @@
 """XaiCallback during a real `fit`, beside Keras' TensorBoard callback in the same log_dir; the
-checkpoints are then loaded in a fresh graph-mode process, as the engine's workers load them."""
+checkpoints are then loaded in a fresh process as the engine's workers load them: in graph mode
+on Keras 2 (the iNNvestigate backend), eagerly with safe_mode on Keras 3 (the native backend)."""
 
 import json
 import os
@@ -18,11 +19,13 @@ from tb_xai_plugin.keras import XaiCallback
 CLASSES = ["zero", "one", "two"]
 EPOCHS = 3
 
-GRAPH_MODE_CHECK = r"""
+WORKER_LOAD_CHECK = r"""
 import json, os, sys
 import numpy as np
 import tensorflow as tf
-tf.compat.v1.disable_eager_execution()
+KERAS3 = getattr(tf.keras, "__version__", "2").startswith("3")
+if not KERAS3:
+    tf.compat.v1.disable_eager_execution()
 from tb_xai_plugin import files, model_info
 run_dir, expected_path = sys.argv[1], sys.argv[2]
 expected = json.load(open(expected_path))
@@ -30,13 +33,14 @@ with np.load(os.path.join(files.samples_dir(run_dir), "validation.npz")) as data
     images = data["images"]
 out = {}
 for manifest in files.checkpoint_manifests(run_dir):
-    model = tf.keras.models.load_model(os.path.join(files.checkpoints_dir(run_dir), manifest["file"]), compile=False)
+    path = os.path.join(files.checkpoints_dir(run_dir), manifest["file"])
+    model = tf.keras.models.load_model(path, compile=False, **({"safe_mode": True} if KERAS3 else {}))
     predictions = model.predict(images, verbose=0)
     out[str(manifest["step"])] = {
         "same_predictions": bool(np.allclose(predictions, np.array(expected[str(manifest["step"])]), atol=1e-5)),
         "same_checksum": model_info.weights_checksum(model.get_weights()) == manifest["weights_sha256"],
     }
-assert not tf.executing_eagerly()
+assert tf.executing_eagerly() == KERAS3
 print(json.dumps(out))
 """
 
@@ -109,12 +113,12 @@ def test_the_xai_run_is_named_after_the_training_run(trained, data_server):
         assert "cnn/train" in scalars and "cnn" not in scalars
 
 
-def test_checkpoints_load_in_graph_mode_with_the_same_predictions(trained, tmp_path):
+def test_checkpoints_load_as_the_workers_load_them_with_the_same_predictions(trained, tmp_path):
     _, run_dir, reference = trained
     expected = tmp_path / "expected.json"
     expected.write_text(json.dumps({str(k): v for k, v in reference.items()}))
     result = subprocess.run(
-        [sys.executable, "-c", GRAPH_MODE_CHECK, run_dir, str(expected)],
+        [sys.executable, "-c", WORKER_LOAD_CHECK, run_dir, str(expected)],
         capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
