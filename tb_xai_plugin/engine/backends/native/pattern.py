@@ -27,14 +27,10 @@ from tb_xai_plugin.engine.attribution import DEFAULT_MEMORY_BUDGET
 from tb_xai_plugin.engine.backends.native import implements, walk
 from tb_xai_plugin.errors import XaiError
 
-FIT_KEY = pattern_fit.FIT_KEY
-KERNEL_LAYERS = pattern_fit.KERNEL_LAYERS
-PASS_LAYERS = pattern_fit.PASS_LAYERS
-ACTIVATIONS = pattern_fit.ACTIVATIONS
-FIT_BYTES_PER_WEIGHT = pattern_fit.FIT_BYTES_PER_WEIGHT
+# What both backends share (the layer lists, the fitted patterns, the estimator math): engine/pattern_fit.py.
+KERNEL_LAYERS, PASS_LAYERS, ACTIVATIONS = pattern_fit.KERNEL_LAYERS, pattern_fit.PASS_LAYERS, pattern_fit.ACTIVATIONS
+FIT_KEY, FIT_BYTES_PER_WEIGHT = pattern_fit.FIT_KEY, pattern_fit.FIT_BYTES_PER_WEIGHT
 MAX_FIT_BYTES = pattern_fit.MAX_FIT_BYTES  # read at each check: a test may lower it
-
-
 _activation = pattern_fit.activation_name
 
 
