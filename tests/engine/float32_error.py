@@ -54,3 +54,8 @@ def log2_odds_gap(p, logit_error):
     Each run's logit gap is within 2 dz, and each float32 softmax (exp, sum, divide: 3 roundings of eps/2) within 2 eps p."""
     p = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
     return (4 * logit_error + 4 * EPS / (p * (1 - p))) / np.log(2)
+
+
+def probability_gap(logit_error):
+    """|dp| between two float32 runs of a two-class softmax: p (1 - p) 4 dz + 4 eps p <= dz + 4 eps (see log2_odds_gap)."""
+    return logit_error + 4 * EPS
