@@ -132,4 +132,7 @@ def test_a_neuron_without_a_layer_is_a_400(served):
 
 
 def test_bad_requests_start_no_worker(served):
+    for body, status, _ in BAD_BODIES:  # again here: run alone, this test must still have sent every bad body
+        assert served.post("attributions", body).status_code == status
+    assert served.post("attributions", GOOD, headers={}).status_code == 403
     assert served.plugin.pool.stats["submitted"] == 0 and served.plugin.pool.stats["started"] == 0
