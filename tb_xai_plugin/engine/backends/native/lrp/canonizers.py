@@ -55,12 +55,9 @@ def batch_norm_affine(layer):
     """(k, c) with BN(z) = k * z + c at inference: k = gamma / sqrt(var + eps), c = beta - mean * k."""
     from keras import ops
 
-    k = 1.0 / ops.sqrt(layer.moving_variance + layer.epsilon)
-    if layer.scale:
-        k = k * layer.gamma
-    c = -layer.moving_mean * k
-    if layer.center:
-        c = c + layer.beta
+    root = ops.sqrt(layer.moving_variance + layer.epsilon)
+    k = layer.gamma / root if layer.scale else 1.0 / root
+    c = layer.beta - layer.moving_mean * k if layer.center else -layer.moving_mean * k
     return ops.convert_to_tensor(k), ops.convert_to_tensor(c)
 
 

@@ -20,7 +20,8 @@ class Composite:
 
     merge: how Add and average pooling pass relevance: "z" (LRP-z over their inputs, iNNvestigate's
         LRP) or "gradient" (copied back through the op's gradient, iNNvestigate's Deep Taylor);
-    activation_layers: Activation layers: "pass" (relevance unchanged, LRP) or "gradient" (Deep Taylor);
+    activation_layers: activations that are layers of their own (Activation, ReLU): "pass" (relevance
+        unchanged, LRP) or "gradient" (Deep Taylor); a linear layer's fused activation always passes;
     head: the relevance the target logit starts with: "value" (the logit) or "relu" (max(logit, 0)).
     """
 

@@ -6,8 +6,10 @@
 The target logit's value (Deep Taylor: max(value, 0)) starts the pass; every other output starts at 0.
 Each step maps the relevance at its outputs to its inputs; a value read by several steps sums theirs:
 - linear steps (dense, convolutions, batch norms made linear): the composite's rule;
-- activations split off a linear layer: relevance unchanged (the rule of the layer covers them);
-  Activation layers: unchanged in LRP, by gradient in Deep Taylor; ReLU layers: by gradient;
+- activations (ReLU, ReLU6, linear): relevance unchanged in LRP, whether fused into a linear layer,
+  an Activation layer or a ReLU layer (iNNvestigate passes fused and Activation ones, and refuses
+  ReLU layers; Zennit passes every activation); Deep Taylor: fused ones unchanged (the layer's rule
+  covers them), the others by gradient (iNNvestigate's DeepTaylor);
 - Add and average pooling: LRP-z over their inputs (Deep Taylor: by gradient);
 - Rescaling and Normalization (in-model preprocessing, elementwise): relevance unchanged;
 - max pooling, Flatten, Reshape, Concatenate, padding, cropping, Dropout: by gradient (the
@@ -64,7 +66,7 @@ def backward(step, composite, ins, outs, first, bounds):
     name = type(step.layer).__name__
     if step.kind == "activation":
         split_off = type(step.layer).__name__ in LINEAR_CLASSES
-        if split_off or (step.fused and composite.activation_layers == "pass"):
+        if split_off or composite.activation_layers == "pass":
             return outs
         return gradient(step, ins, outs)
     if name in PASS_LAYERS:
