@@ -97,3 +97,40 @@ def test_an_unsupported_layer_is_refused_before_any_compute_naming_it(tmp_path, 
     with pytest.raises(XaiError, match="'conv'"):
         engine.attribute(model, method_id, images.astype(np.uint8))
     assert not any(key[:2] == ("fn", "lrp") for key in model.cache), "nothing may be compiled for a refused model"
+
+
+@pytest.mark.parametrize("method_id", ["lrp.sequential_preset_a_flat", "deep_taylor.bounded", "lrp.epsilon"])
+def test_in_model_preprocessing_passes_relevance_and_bounds_through(images, method_id):
+    """Rescaling + Normalization first: the map equals the plain net's on the preprocessed input (bounds carried too)."""
+    import keras
+
+    from tb_xai_plugin.engine.backends.native import lrp
+
+    L = keras.layers
+    keras.utils.set_random_seed(4)
+    body = [L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dense(3)]
+    mean, variance = np.array([0.1, 0.2, 0.3]), np.array([0.5, 1.0, 2.0])
+    inputs = keras.Input((8, 8, 3))
+    h = L.Normalization(mean=mean, variance=variance)(L.Rescaling(1 / 255.0)(inputs))
+    for layer in body:
+        h = layer(h)
+    model = keras.Model(inputs, h)
+    plain_in = keras.Input((8, 8, 3))
+    h = plain_in
+    for layer in body:
+        h = layer(h)
+    plain = keras.Model(plain_in, h)
+    preprocessed = (images / 255.0 - mean) / np.sqrt(variance)
+    targets = np.array([0, 2])
+    low, high = (0 - mean) / np.sqrt(variance), (1 - mean) / np.sqrt(variance)
+    ours = lrp.explain(model, images, targets, method_id, {}, (0.0, 255.0))
+    if method_id == "deep_taylor.bounded":  # per-channel bounds: the plain net gets them as the walk carries them
+        from tb_xai_plugin.engine.backends.native.lrp import composites, propagation
+
+        reference = propagation.relevance(
+            lrp.prepare(plain), composites.composite(method_id, {}), preprocessed.astype(np.float32), targets,
+            bounds=(low.astype(np.float32), high.astype(np.float32))).numpy()
+    else:
+        reference = lrp.explain(plain, preprocessed.astype(np.float32), targets, method_id, {})
+    assert np.abs(reference).max() > 0
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-5 * np.abs(reference).max())
