@@ -17,6 +17,7 @@ attention) are not covered: `applies` refuses the layer types that make them.
 import numpy as np
 
 from tb_xai_plugin.engine.backends.innvestigate import implements
+from tb_xai_plugin.engine.deeplift_reference import reference
 
 EPSILON = 1e-6
 ELEMENTWISE_OPS = ("Relu", "Relu6", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus")
@@ -109,21 +110,6 @@ def _deeplift_tensors(model):
             multipliers = tf.gradients(target_logit, both)[0][: tf.shape(x)[0]]
             model.cache[key] = (x, x0, targets, (x - x0) * multipliers)
     return model.cache[key]
-
-
-def reference(model, x, params):
-    """[N, H, W, C] reference x0: zeros, a black image preprocessed, x blurred, or each image's channel means."""
-    kind = params["reference"]
-    if kind == "zero":
-        return np.zeros_like(x)
-    if kind == "black":
-        return np.broadcast_to(model.preprocess(np.zeros((1,) + model.input_shape, np.float32)), x.shape).copy()
-    if kind == "image_mean":
-        return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).copy()
-    from scipy.ndimage import gaussian_filter
-
-    sigma = params["blur_sigma"]
-    return gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest").astype(np.float32)
 
 
 @implements("deeplift", applies=lambda model: reason_unsupported(model))

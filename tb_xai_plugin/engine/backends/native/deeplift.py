@@ -17,6 +17,7 @@ engine/backends/innvestigate/deeplift.py (which overrides graph-mode op gradient
 import numpy as np
 
 from tb_xai_plugin.engine.backends.native import implements, walk
+from tb_xai_plugin.engine.deeplift_reference import reference
 
 EPSILON = 1e-6
 # Layer types the rescale rule covers: linear, elementwise, or max-pooling (containers are walked into).
@@ -137,21 +138,6 @@ def _contributions_function(model):
         return (x - x0) * multipliers
 
     return contributions
-
-
-def reference(model, x, params):
-    """[N, H, W, C] reference x0: zeros, a black image preprocessed, x blurred, or each image's channel means."""
-    kind = params["reference"]
-    if kind == "zero":
-        return np.zeros_like(x)
-    if kind == "black":
-        return np.broadcast_to(model.preprocess(np.zeros((1,) + tuple(model.input_shape), np.float32)), x.shape).copy()
-    if kind == "image_mean":
-        return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).copy()
-    from scipy.ndimage import gaussian_filter
-
-    sigma = params["blur_sigma"]
-    return gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest").astype(np.float32)
 
 
 def reason_unsupported(model):
