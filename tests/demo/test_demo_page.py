@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from demo import check_page, data, train
+from tb_xai_plugin import files
 from tests.browser.conftest import browser_context, bundle, serve_tensorboard  # noqa: F401  (fixtures)
 from tests.conftest import free_port
 
@@ -61,8 +62,15 @@ def test_each_cell_shows_the_models_top_predictions(seen):
         scores = [score for _, score in cell["predictions"]]
         assert len(names) >= 3 and set(names) <= set(data.CLASS_NAMES), cell
         assert scores == sorted(scores, reverse=True) and sum(scores) <= 1.0 + 1e-2, cell
-        assert ("right" in cell["mark"]) or ("wrong" in cell["mark"]), cell
     assert len(seen["samples"]) == 1 and seen["samples"][0].startswith("#0"), seen["samples"]  # the first sample
+
+
+def test_each_cell_marks_its_top_prediction_by_the_stored_label(seen, tiny_sweep):
+    for cell in seen["cells"]:
+        sample, run = cell["key"][:2]
+        (path, manifest), = [e for e in files.sample_listing(os.path.join(tiny_sweep[0], run)) if e[1]["name"] == train.SAMPLES_NAME]
+        label = data.CLASS_NAMES[files.read_sample_set(path, manifest["sha256"])[1][sample]]
+        assert cell["mark"].endswith("right" if cell["predictions"][0][0] == label else "wrong"), (cell, label)
 
 
 def test_a_run_the_picker_lacks_is_named_in_the_error(demo_board, page):
