@@ -22,8 +22,8 @@ def run(argv, timeout=900, **kwargs):
 
 
 def pip(python, *args):
-    """`python -m pip install ...` (quiet), finding wheels in WHEELHOUSE before the index."""
-    return run([python, "-m", "pip", "install", "-q", "--find-links", WHEELHOUSE, *args])
+    """`python -m pip install ...` (quiet, no .pyc compiling: TensorFlow's thousands of files), wheels from WHEELHOUSE first."""
+    return run([python, "-m", "pip", "install", "-q", "--no-compile", "--find-links", WHEELHOUSE, *args])
 
 
 def fill_wheelhouse(*requirements):
