@@ -12,8 +12,9 @@ a Keras 2 TFOpLambda calling a TensorFlow function outside TF_OPS, Keras 3's "__
 unless `allow_unsafe`; a class outside the allowlist is a custom object and is refused always (its code
 is not in the file, and Keras could not rebuild it without it). Keras 3 records also name a "module":
 it must be Keras' own, so a custom class cannot borrow a built-in's name. Nothing is built or run:
-files are read with h5py, zipfile and the SavedModel metadata protobuf. XaiError names the layer by
-its path of names from the outermost model (e.g. "outer/td/lam") and its class.
+files are read with h5py, zipfile and the SavedModel metadata protobuf (every node of it, not only the
+root; a compiled model's metric nodes must be Keras' built-in metrics). XaiError names the layer by its
+path of names below the outermost model (e.g. "td/inner/lam") and its class.
 """
 
 import json
@@ -95,6 +96,19 @@ SUBOBJECT_CLASSES = frozenset({
     "__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__ellipsis__", "__slice__", "__tuple__",
     "TensorShape", "function",
 })
+# Keras' built-in metrics: a compiled Keras 2 model's SavedModel holds one metadata node per metric.
+METRIC_CLASSES = frozenset({
+    "Mean", "Sum", "MeanTensor", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
+    "SparseCategoricalAccuracy", "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "AUC",
+    "Precision", "Recall", "TruePositives", "TrueNegatives", "FalsePositives", "FalseNegatives",
+    "PrecisionAtRecall", "RecallAtPrecision", "SensitivityAtSpecificity", "SpecificityAtSensitivity",
+    "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError",
+    "RootMeanSquaredError", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
+    "KLDivergence", "Poisson", "CosineSimilarity", "LogCoshError", "Hinge", "SquaredHinge", "CategoricalHinge",
+    "MeanIoU", "IoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU", "MeanRelativeError", "F1Score", "FBetaScore",
+    "R2Score",
+})
+METRIC_NODE = "_tf_keras_metric"  # a SavedModel metadata node's identifier for a metric
 # Record "module"s that are Keras' own (a custom class names its own module); Keras 2 also records
 # TensorFlow's initializers (tf.constant_initializer in EfficientNetV2) under their TF module.
 KERAS_MODULE_PREFIXES = ("keras.", "tensorflow.python.ops.init_ops")
@@ -210,9 +224,20 @@ def check_file(path, fmt, allow_unsafe=False):
     if fmt != "savedmodel":
         return check_config(read_config(path, fmt), allow_unsafe)
     unsafe = []
-    for node_path, record in savedmodel_layers(path):
-        unsafe += [p for p in _check_tree(record, node_path, allow_unsafe) if p not in unsafe]
+    for node_path, identifier, record in savedmodel_nodes(path):
+        if identifier == METRIC_NODE:
+            _check_metric(node_path, record)
+        else:
+            unsafe += [p for p in _check_tree(record, node_path, allow_unsafe) if p not in unsafe]
     return unsafe
+
+
+def _check_metric(path, record):
+    """XaiError unless a SavedModel metric node is one of Keras' built-in metrics."""
+    where = "/".join(path)
+    _check_keras_origin(where, record)
+    if record.get("class_name") not in METRIC_CLASSES:
+        raise XaiError("metric %r has the unknown type %r (a custom object); refused" % (where, record.get("class_name")))
 
 
 def read_config(path, fmt):
@@ -233,34 +258,32 @@ def read_config(path, fmt):
         raise XaiError("checkpoint %s is unreadable: %s" % (name, e)) from e
 
 
-def savedmodel_layers(path):
-    """(path of names, record) of every node of a SavedModel's keras_metadata.pb, the root's path ()."""
-    nodes = _savedmodel_nodes(path)
-    names = {node_path: _name(record) for node_path, record in nodes if isinstance(record, dict)}
-    found = []
-    for node_path, record in nodes:
-        parts = node_path.split(".")
-        ancestors = [".".join(parts[:i]) for i in range(2, len(parts) + 1)]  # below "root", itself included
-        found.append((tuple(names.get(a, a) for a in ancestors if a in names), record))
-    if not any(node_path == "root" for node_path, _ in nodes):
-        raise XaiError("SavedModel %s has no root model in its Keras metadata" % os.path.basename(path))
-    return found
-
-
-def _savedmodel_nodes(path):
-    """[(node path, metadata dict)] of a SavedModel folder's keras_metadata.pb."""
+def savedmodel_nodes(path):
+    """(path of names, identifier, record) of every node of a SavedModel's keras_metadata.pb; the root's path is ()."""
     from google.protobuf.message import DecodeError
 
+    name = os.path.basename(path)
     metadata_path = os.path.join(path, "keras_metadata.pb")
     if not os.path.exists(metadata_path):
-        raise XaiError("SavedModel %s has no Keras metadata" % os.path.basename(path))
+        raise XaiError("SavedModel %s has no Keras metadata" % name)
     saved = _saved_metadata_proto()
     try:
         with open(metadata_path, "rb") as f:
             saved.ParseFromString(f.read())
-        return [(node.node_path, json.loads(node.metadata)) for node in saved.nodes]
+        nodes = [(node.node_path, node.identifier, json.loads(node.metadata)) for node in saved.nodes]
     except (OSError, ValueError, DecodeError) as e:
-        raise XaiError("SavedModel %s has unreadable Keras metadata: %s" % (os.path.basename(path), e)) from e
+        raise XaiError("SavedModel %s has unreadable Keras metadata: %s" % (name, e)) from e
+    if not any(node_path == "root" for node_path, _, _ in nodes):
+        raise XaiError("SavedModel %s has no root model in its Keras metadata" % name)
+    names = {node_path: _name(record) for node_path, _, record in nodes if isinstance(record, dict)}
+    return [(_node_names(node_path, names), identifier, record) for node_path, identifier, record in nodes]
+
+
+def _node_names(node_path, names):
+    """The path of names of a node ("root.layer-1.layer" -> ("td", "lam")): its and its ancestors' below the root."""
+    parts = node_path.split(".")
+    ancestors = (".".join(parts[:i]) for i in range(2, len(parts) + 1))
+    return tuple(names[a] for a in ancestors if a in names)
 
 
 def _saved_metadata_proto():

@@ -4,6 +4,7 @@ holding code is refused, named by its path, and the marker its function would wr
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -67,21 +68,42 @@ def test_every_nesting_is_refused_in_memory(nestings, key):
 
 
 @pytest.mark.skipif(um.KERAS_3, reason="Keras 3 writes no SavedModel with Keras metadata (model.export has none)")
-def test_every_node_of_a_savedmodel_is_checked_not_only_the_root(saved):
-    path = saved["model_in_time_distributed", "savedmodel"]
-    proto = safety._saved_metadata_proto()
-    with open(os.path.join(path, "keras_metadata.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
-    for node in proto.nodes:  # no model's or wrapper's config shows the Lambda any more: only its own node does
-        record = json.loads(node.metadata)
+def test_every_node_of_a_savedmodel_is_checked_not_only_the_root(saved, tmp_path):
+    path = shutil.copytree(saved["model_in_time_distributed", "savedmodel"], str(tmp_path / "savedmodel"))
+
+    def hide(identifier, record):  # no model's or wrapper's config shows the Lambda any more: only its own node
         if record["class_name"] in safety.MODEL_CLASSES:
             record["config"]["layers"] = []
         if record["class_name"] == "TimeDistributed":
             record["config"]["layer"] = {"class_name": "Dense", "config": {"name": "inner", "units": 1}}
+
+    _edit_savedmodel(path, hide)
+    with pytest.raises(XaiError, match="layer 'td/inner/lam' %s" % REFUSED):
+        safety.check_file(path, "savedmodel")
+
+
+def _edit_savedmodel(path, edit):
+    """Rewrite every node record of a SavedModel's keras_metadata.pb with edit(identifier, record)."""
+    proto = safety._saved_metadata_proto()
+    with open(os.path.join(path, "keras_metadata.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    for node in proto.nodes:
+        record = json.loads(node.metadata)
+        edit(node.identifier, record)
         node.metadata = json.dumps(record)
     with open(os.path.join(path, "keras_metadata.pb"), "wb") as f:
         f.write(proto.SerializeToString())
-    with pytest.raises(XaiError, match="layer 'td/inner/lam' %s" % REFUSED):
+
+
+@pytest.mark.skipif(um.KERAS_3, reason="Keras 3 writes no SavedModel with Keras metadata (model.export has none)")
+def test_a_compiled_savedmodel_passes_with_builtin_metrics_only(tmp_path):
+    model = um.safe_time_distributed()
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy", tf.keras.metrics.SparseTopKCategoricalAccuracy(2)])
+    model.fit(um.images() / 255.0, np.array([0, 1, 2, 0]), epochs=1, verbose=0)  # metrics exist once used
+    path = um.save(model, tmp_path, "savedmodel")
+    assert safety.check_file(path, "savedmodel") == []
+    _edit_savedmodel(path, lambda identifier, record: record.update(class_name="Sneaky") if identifier == safety.METRIC_NODE else None)
+    with pytest.raises(XaiError, match="metric 'loss' has the unknown type 'Sneaky'"):
         safety.check_file(path, "savedmodel")
 
 
