@@ -46,6 +46,7 @@ def relevance(walk, composite, x, targets, bounds=None):
     mask = tf.one_hot(targets, tf.shape(logits)[-1], dtype=logits.dtype)
     incoming = {walk.outputs[0]: start * mask}
     first = first_layers(walk)
+    nonnegative = nonnegative_values(walk)
     layer_bounds = _bounds_at(walk, first, x, bounds) if composite.needs_bounds else {}
     for step in reversed(walk.steps):
         outs = [incoming.pop(k, None) for k in step.outputs]
@@ -53,16 +54,20 @@ def relevance(walk, composite, x, targets, bounds=None):
             continue
         outs = [tf.zeros_like(values[k]) if r is None else r for r in outs]
         ins = [values[k] for k in step.inputs]
-        for key, r in zip(step.inputs, backward(step, composite, ins, outs, step in first, layer_bounds.get(step))):
+        zs = [values[k] for k in step.outputs]
+        known = (step in first, layer_bounds.get(step), step.inputs[0] in nonnegative)
+        for key, r in zip(step.inputs, backward(step, composite, ins, zs, outs, *known)):
             incoming[key] = r if key not in incoming else incoming[key] + r
     r = incoming.get(walk.inputs[0])
     return tf.zeros_like(x) if r is None else r
 
 
-def backward(step, composite, ins, outs, first, bounds):
-    """The relevance at a step's inputs from the relevance at its outputs (module docstring)."""
+def backward(step, composite, ins, ys, outs, first, bounds, nonnegative=False):
+    """The relevance at a step's inputs (values ins) from the relevance outs at its outputs (values ys)."""
     if step.kind == "linear":
-        return [composite.rule(step, first).relevance(step, ins[0], outs[0], bounds)]
+        rule = composite.rule(step, first)
+        rule = rule.for_nonnegative_inputs() if nonnegative else rule
+        return [rule.relevance(step, ins[0], outs[0], bounds, ys[0])]
     name = type(step.layer).__name__
     if step.kind == "activation":
         split_off = type(step.layer).__name__ in LINEAR_CLASSES
@@ -97,6 +102,23 @@ def z_through(step, ins, outs):
     scaled = [tf.stop_gradient(r / rules.safe(y)) for r, y in zip(outs, ys)]
     grads = tape.gradient(list(ys), ins, output_gradients=scaled)
     return [x * g for x, g in zip(ins, grads)]
+
+
+# Layers whose output is >= 0 when all their inputs are (they select, move, or average).
+SIGN_KEEPING_LAYERS = GRADIENT_LAYERS + MERGE_LAYERS
+
+
+def nonnegative_values(walk):
+    """Keys of the values that are >= 0 by construction: ReLU / ReLU6 outputs and what sign-keeping layers make of them."""
+    found = set()
+    for step in walk.steps:
+        if step.kind == "activation":
+            keeps = _activation_name(step) in ("relu", "relu6")
+        else:
+            keeps = step.kind == "layer" and type(step.layer).__name__ in SIGN_KEEPING_LAYERS and all(k in found for k in step.inputs)
+        if keeps:
+            found.update(step.outputs)
+    return found
 
 
 def first_layers(walk):

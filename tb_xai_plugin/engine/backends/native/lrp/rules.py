@@ -129,18 +129,56 @@ class Rule:
     terms: tuple
     needs_bounds: bool = False
 
-    def relevance(self, step, x, relevance, bounds=None):
-        """R_in for a linear walk step with input x and relevance R at its output (module formula)."""
+    def for_nonnegative_inputs(self):
+        """The same rule for inputs known to be >= 0: parts on x- dropped (their bias kept in the x+ part)."""
+        terms = tuple(t for t in (_without_negative_inputs(t) for t in self.terms) if t is not None)
+        return dataclasses.replace(self, terms=terms)
+
+    def relevance(self, step, x, relevance, bounds=None, z=None):
+        """R_in for a linear walk step with input x and relevance R at its output (z: its output, if known)."""
         total = None
         for term in self.terms:
-            r = term_relevance(step, term, x, relevance, bounds)
+            r = term_relevance(step, term, x, relevance, bounds, z if _is_plain(term) else None)
             r = r if term.coefficient == 1 else term.coefficient * r
             total = r if total is None else total + r
         return total
 
 
-def term_relevance(step, term, x, relevance, bounds):
-    """sum_k x'_k * grad_{x'_k}(sum(sign_k f'_k(x'_k) * stop_gradient(R / stab(z)))) for one term."""
+def _without_negative_inputs(term):
+    """`term` without its parts on x- (x- = 0 gives them no relevance); their biases join the x+ part; None if none is left."""
+    kept = [p for p in term.parts if p.inputs is not input_negative]
+    dropped = [p for p in term.parts if p.inputs is input_negative]
+    if not dropped:
+        return term
+    if not kept:
+        return None
+    biases = [p.bias for p in dropped if p.bias is not None]
+    if biases:
+        if len(kept) != 1 or kept[0].bias is None:
+            return term
+        kept[0] = dataclasses.replace(kept[0], bias=_bias_sum((kept[0].bias,) + tuple(biases)))
+    return dataclasses.replace(term, parts=tuple(kept))
+
+
+def _bias_sum(modifiers):
+    """b -> the sum of the modifiers applied to b (b+ + b- = b is identity)."""
+    if set(modifiers) == {positive, negative} and len(modifiers) == 2:
+        return identity
+    return lambda b: sum(m(b) for m in modifiers)
+
+
+def _is_plain(term):
+    """Whether the term's z is the layer's own output (one unmodified part: z and epsilon rules)."""
+    part = term.parts[0]
+    return len(term.parts) == 1 and (part.weights, part.bias, part.inputs, part.sign) == (identity, identity, input_x, 1.0)
+
+
+def term_relevance(step, term, x, relevance, bounds, known_z=None):
+    """sum_k x'_k * grad_{x'_k}(sum(sign_k f'_k(x'_k) * stop_gradient(R / stab(z)))) for one term.
+
+    known_z: the term's z when the forward pass has it already; the recomputed one then feeds only the
+    gradient, which needs no forward values, so tf.function prunes the recomputation.
+    """
     import tensorflow as tf
 
     inputs = [part.inputs(x, bounds) for part in term.parts]
@@ -153,7 +191,7 @@ def term_relevance(step, term, x, relevance, bounds):
             zk = step.linear(xk, kernels, bias)
             zk = zk if part.sign == 1 else part.sign * zk
             z = zk if z is None else z + zk
-    scale = tf.stop_gradient(relevance / term.stabilize(z))
+    scale = tf.stop_gradient(relevance / term.stabilize(z if known_z is None else known_z))
     grads = tape.gradient(z, inputs, output_gradients=scale)
     total = None
     for xk, g in zip(inputs, grads):
