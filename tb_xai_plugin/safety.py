@@ -24,7 +24,10 @@ import zipfile
 from tb_xai_plugin.errors import XaiError
 
 MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
-# Config keys under which a layer's config holds other layers' records (wrappers: TimeDistributed, Bidirectional).
+# Classes whose config lists other layers' records under "layers" (Keras 3's augmentation Pipeline too).
+LAYER_LIST_CLASSES = MODEL_CLASSES | {"Pipeline"}
+# Config keys under which a layer's config holds other layers' records (wrappers: TimeDistributed,
+# Bidirectional, SpectralNormalization).
 NESTED_LAYER_KEYS = ("layer", "forward_layer", "backward_layer")
 # Layers whose config holds Python code: Keras rebuilds them by running it.
 CODE_CLASSES = frozenset({"Lambda"})
@@ -41,7 +44,7 @@ TF_OPS = frozenset({
     "reshape", "concat", "stack", "squeeze", "expand_dims", "transpose", "cast", "clip_by_value",
     "compat.v1.transpose", "image.resize", "identity", "reverse", "split",
 })
-LAYER_CLASSES = MODEL_CLASSES | CODE_CLASSES | TF_OP_CLASSES | frozenset({
+LAYER_CLASSES = LAYER_LIST_CLASSES | CODE_CLASSES | TF_OP_CLASSES | frozenset({
     # core and activations
     "InputLayer", "Dense", "EinsumDense", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
     "ThresholdedReLU", "Identity", "Embedding", "Masking",
@@ -52,12 +55,17 @@ LAYER_CLASSES = MODEL_CLASSES | CODE_CLASSES | TF_OP_CLASSES | frozenset({
     "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
     # normalization and regularization
-    "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
+    "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization", "RMSNormalization",
+    "SpectralNormalization",
     "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
     "GaussianDropout", "AlphaDropout", "ActivityRegularization",
     # preprocessing and augmentation
     "Normalization", "Rescaling", "Resizing", "CenterCrop", "RandomCrop", "RandomFlip", "RandomRotation",
     "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomHeight", "RandomWidth",
+    "RandomGrayscale", "RandomHue", "RandomSaturation", "RandomSharpness", "RandomShear", "RandomColorJitter",
+    "RandomColorDegeneration", "RandomPosterization", "Solarization", "AutoContrast", "Equalization",
+    "RandomInvert", "RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomElasticTransform",
+    "RandAugment", "AugMix", "MixUp", "CutMix",
     # merging
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
     # reshaping
@@ -140,7 +148,7 @@ def _layer_records(record, path):
     """(path, record) of `record` and of every layer record nested in it, at any depth."""
     yield path, record
     config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    layers = config.get("layers") if record.get("class_name") in MODEL_CLASSES else None
+    layers = config.get("layers") if record.get("class_name") in LAYER_LIST_CLASSES else None
     children = [layer for layer in (layers if isinstance(layers, list) else [])]
     children += [config[key] for key in NESTED_LAYER_KEYS if config.get(key) is not None]
     for child in children:
@@ -158,7 +166,7 @@ def _check_layer(path, record, allow_unsafe, unsafe):
     if class_name not in known:
         raise XaiError("layer %r has the unknown type %r (a custom object); refused" % (where, class_name))
     reason = _code_reason(class_name, record)
-    nested_code = _check_subobjects(where, record.get("config"), class_name in MODEL_CLASSES)
+    nested_code = _check_subobjects(where, record.get("config"), class_name in LAYER_LIST_CLASSES)
     nested_code = _check_subobjects(where, record.get("inbound_nodes"), False, "inbound_nodes") or nested_code
     reason = reason or (nested_code and "%s layer holding a Python function" % class_name)
     if reason:

@@ -170,6 +170,8 @@ def _layer(class_name, name, **config):
             "'d' is a Dense layer holding a Python function",
         ),
         (_layer("TimeDistributed", "td", layer=_layer("Sequential", "seq", layers=[_layer("Lambda", "lam")])), "'td/seq/lam' is a Lambda"),
+        (_layer("Pipeline", "aug", layers=[_layer("RandomFlip", "flip"), _layer("Lambda", "lam")]), "'aug/lam' is a Lambda"),
+        (_layer("SpectralNormalization", "sn", layer=_layer("Lambda", "lam")), "'sn/lam' is a Lambda"),
         (_layer("TimeDistributed", "td", layer=["not", "a", "record"]), "'td' holds a nested layer that is not a Keras object record"),
     ],
 )
