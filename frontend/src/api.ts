@@ -90,6 +90,9 @@ export async function getSessionGroups(): Promise<SessionGroup[]> {
   return body.sessionGroups ?? [];
 }
 
+/** TensorBoard's own run list (`data/runs`, two folders above our routes), in the order its run colours follow. */
+export const getTensorBoardRuns = (): Promise<string[]> => getJson("../../runs");
+
 export const getProgress = (requestId: string): Promise<ProgressResponse> =>
   getJson(`progress?request_id=${encodeURIComponent(requestId)}`);
 

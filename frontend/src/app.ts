@@ -1,12 +1,14 @@
 // Wiring: state changes -> requests -> views. Responses for a selection that changed meanwhile are dropped.
-import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, imageUrl, postSuggestions } from "./api";
+import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, getTensorBoardRuns, imageUrl, postSuggestions } from "./api";
 import { classNames, sampleCount } from "./catalog";
 import { sessionHparams, type Hparams } from "./hparams";
 import { scaleGroup, sharedScales } from "./heatmap";
 import { download, npyBytes, toCsv } from "./export";
 import { columnName, mapsNpz, predictionsCsv } from "./gridExport";
 import { DataModel, messageOf, type MapQuery } from "./model";
+import { colorIds, colorOf, parseColorGroup, urlColorGroup } from "./runColors";
 import { initialState, readUrlState, sameModel, Store, writeUrlState, type ViewState } from "./state";
+import { currentTheme, type Theme } from "./theme";
 import type { LayersResponse, MethodInfo, ModelRef, RunInfo, SuggestionsResponse } from "./types";
 import type { CellView } from "./views/cell";
 import { h, replaceChildren } from "./views/dom";
@@ -56,6 +58,8 @@ export class App {
   private suggestGeneration = 0;
   private stats: SuggestionsResponse | null = null;
   private images = new Map<string, HTMLImageElement>();
+  private colorIds = new Map<string, number>();
+  private theme: Theme = currentTheme();
   readonly el: HTMLElement;
 
   constructor(root: HTMLElement) {
@@ -92,8 +96,9 @@ export class App {
   /** Load runs and methods, fill defaults for what the URL did not say, draw everything. */
   async start(): Promise<void> {
     try {
-      const [runs, methods, groups] = await Promise.all([getRuns(), getMethods(), getSessionGroups().catch(() => [])]);
+      const [runs, methods, groups, tbRuns] = await Promise.all([getRuns(), getMethods(), getSessionGroups().catch(() => []), getTensorBoardRuns().catch(() => [])]);
       this.runs = runs.runs;
+      this.assignColors(tbRuns);
       this.methods = methods.methods;
       this.sessions = sessionHparams(groups);
     } catch (e) {
@@ -107,6 +112,24 @@ export class App {
     this.store.replace({ ...s, ...this.withDefaults(s) });
     const nothing: ViewState = { ...initialState(), models: [], methods: [], rows: [], timelineStep: -1 };
     this.changed(this.store.get(), nothing);
+  }
+
+  /** TensorBoard's colour per run: its own run order, then any run it did not list, in ours. */
+  private assignColors(tbRuns: string[]): void {
+    const order = [...tbRuns, ...this.runs.map((r) => r.run).filter((r) => !tbRuns.includes(r))];
+    this.colorIds = colorIds(order, parseColorGroup(urlColorGroup()));
+  }
+
+  /** A run's colour in the current theme. */
+  runColor(run: string): string {
+    return colorOf(this.colorIds.get(run), this.theme);
+  }
+
+  /** Switch light / dark: run swatches and the canvases that draw theme colours follow. */
+  setTheme(theme: Theme): void {
+    this.theme = theme;
+    this.el.querySelectorAll<HTMLElement>(".xai-swatch[data-run]").forEach((el) => (el.style.background = this.runColor(el.dataset.run!)));
+    this.suggestions.redraw();
   }
 
   /** The state with unknown runs, steps and methods dropped and empty choices given defaults. */
@@ -153,7 +176,10 @@ export class App {
 
   /** Redraw the setup bar from the data loaded so far and the state. */
   private renderSetup(): void {
-    this.setup.render({ runs: this.runs, sessions: this.sessions, methods: this.methods, layers: this.layers, classNames: this.classNames() }, this.store.get());
+    this.setup.render(
+      { runs: this.runs, sessions: this.sessions, methods: this.methods, layers: this.layers, classNames: this.classNames(), runColor: (r) => this.runColor(r) },
+      this.store.get(),
+    );
   }
 
   /** Fetch the first model's layers (for the layer picker and method applicability), dropping outdated answers. */
@@ -196,7 +222,9 @@ export class App {
    * errors, and draw everything again: what failed is asked for again, what is cached stays. */
   private async refresh(): Promise<void> {
     try {
-      this.runs = (await getRuns()).runs;
+      const [runs, tbRuns] = await Promise.all([getRuns(), getTensorBoardRuns().catch(() => [])]);
+      this.runs = runs.runs;
+      this.assignColors(tbRuns);
     } catch (e) {
       this.progress.tell(`Cannot reload the runs: ${messageOf(e)}`);
     }
@@ -238,8 +266,10 @@ export class App {
         className: (c) => this.className(c),
         onHover: (u, v) => this.forEachCell((c) => c.setHover(u, v)),
         onDownload: () => this.exportCellNpy(index, column),
+        label: `sample ${index}, ${column.model.run} at step ${column.model.step}, ${column.methodLabel}`,
       }),
       onRemoveRow: (i) => this.store.update({ rows: this.store.get().rows.filter((r) => r !== i) }),
+      runColor: (r) => this.runColor(r),
     });
   }
 
@@ -335,6 +365,7 @@ export class App {
       step,
       onRun: (r) => this.store.update({ timelineRun: r, timelineStep: null }),
       onStep: (st) => this.store.update({ timelineRun: run!.run, timelineStep: st }),
+      runColor: (r) => this.runColor(r),
     });
     const gen = ++this.timelineGeneration;
     if (!run || step === null || !s.samples || !s.methods.length) {

@@ -146,3 +146,38 @@ export function selectionTable(
 
 /** x to 4 decimals, as a number ('' for NaN). */
 const round = (x: number): number | string => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : "");
+
+/** The keyboard's next point from `from` in direction (dx, dy): the nearest point ahead, counting sideways
+ * distance twice (score = along + 2 |across|); with no `from`, the point nearest (cx, cy). */
+export function nextPoint(points: Point[], from: Point | null, dx: number, dy: number, cx = 0, cy = 0): Point | null {
+  if (!from) {
+    let best: Point | null = null;
+    for (const p of points) if (!best || (p.x - cx) ** 2 + (p.y - cy) ** 2 < (best.x - cx) ** 2 + (best.y - cy) ** 2) best = p;
+    return best;
+  }
+  let best: Point | null = null;
+  let bestScore = Infinity;
+  for (const p of points) {
+    const along = (p.x - from.x) * dx + (p.y - from.y) * dy;
+    const across = Math.abs((p.x - from.x) * dy - (p.y - from.y) * dx);
+    if (p.index === from.index || along <= 0) continue;
+    const score = along + 2 * across;
+    if (score < bestScore) [best, bestScore] = [p, score];
+  }
+  return best ?? from;
+}
+
+/** A keyboard rectangle [x0, y0, x1, y1]: its moving corner (x1, y1) shifted by (dx, dy), kept inside `bounds`. */
+export function growRect(rect: [number, number, number, number], dx: number, dy: number, bounds: [number, number, number, number]): [number, number, number, number] {
+  const [x0, y0, x1, y1] = rect;
+  const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+  return [x0, y0, clamp(x1 + dx, bounds[0], bounds[2]), clamp(y1 + dy, bounds[1], bounds[3])];
+}
+
+/** [min, max] corners of a rectangle given by any two opposite corners. */
+export const normalRect = ([x0, y0, x1, y1]: [number, number, number, number]): [number, number, number, number] => [
+  Math.min(x0, x1),
+  Math.min(y0, y1),
+  Math.max(x0, x1),
+  Math.max(y0, y1),
+];

@@ -40,10 +40,17 @@ test("defaults come from the method's own schema", () => {
   assert.deepEqual(defaultParams(m), { steps: 64, reference: "black" });
 });
 
-test("runs filter by name, case-insensitively; the latest step is the last checkpoint", () => {
+test("runs filter by a case-insensitive regex as in TensorBoard; the latest step is the last checkpoint", () => {
   const runs = [run("sweep/lr_0.1", [1, 5]), run("Sweep/lr_0.01", [2]), run("baseline", [])];
-  assert.deepEqual(filterRuns(runs, "SWEEP").map((r) => r.run), ["sweep/lr_0.1", "Sweep/lr_0.01"]);
-  assert.deepEqual(filterRuns(runs, "  ").length, 3);
+  const names = (pattern: string) => filterRuns(runs, pattern).runs.map((r) => r.run);
+  assert.deepEqual(names("SWEEP"), ["sweep/lr_0.1", "Sweep/lr_0.01"]);
+  assert.deepEqual(names("lr_0\\.1$"), ["sweep/lr_0.1"]);
+  assert.deepEqual(names("^base|0\\.01"), ["Sweep/lr_0.01", "baseline"]);
+  assert.deepEqual(names(""), ["sweep/lr_0.1", "Sweep/lr_0.01", "baseline"]);
+  const bad = filterRuns(runs, "lr_(0");
+  assert.deepEqual(bad.runs, []);
+  assert.match(bad.error!, /^not a valid regular expression: /);
+  assert.equal(filterRuns(runs, "lr").error, null);
   assert.equal(latestStep(runs[0]), 5);
   assert.equal(latestStep(runs[2]), null);
 });

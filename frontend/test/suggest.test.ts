@@ -6,9 +6,12 @@ import {
   buildQuadtree,
   extent,
   histogram,
+  growRect,
   hitTest,
   jitter,
   lossOfTruth,
+  nextPoint,
+  normalRect,
   pointsInRect,
   selectionTable,
   verdict,
@@ -103,4 +106,26 @@ test("selection table names classes and lists each usable model", () => {
     [1, "one", 0.55, 2, "one", 0.6, "two", 0.5],
     [4, "zero", 0.97, 1, "two", 0.95, "two", 0.99],
   ]);
+});
+
+test("the keyboard's next point is the nearest one ahead, sideways distance counting twice", () => {
+  const pts = [
+    { index: 0, x: 10, y: 10 },
+    { index: 1, x: 20, y: 10 },
+    { index: 2, x: 14, y: 30 },
+    { index: 3, x: 30, y: 11 },
+  ];
+  assert.equal(nextPoint(pts, null, 1, 0, 12, 12)!.index, 0); // no cursor yet: the point nearest the centre
+  assert.equal(nextPoint(pts, pts[0], 1, 0)!.index, 1);
+  assert.equal(nextPoint(pts, pts[1], 1, 0)!.index, 3);
+  assert.equal(nextPoint(pts, pts[3], 1, 0)!.index, 3); // nothing further right: stays
+  assert.equal(nextPoint(pts, pts[0], 0, 1)!.index, 2);
+  assert.equal(nextPoint([], null, 1, 0), null);
+});
+
+test("a keyboard rectangle grows from its anchor and stays inside the plot", () => {
+  const bounds: [number, number, number, number] = [0, 0, 100, 50];
+  assert.deepEqual(growRect([40, 20, 40, 20], 10, 0, bounds), [40, 20, 50, 20]);
+  assert.deepEqual(growRect([40, 20, 95, 20], 10, -30, bounds), [40, 20, 100, 0]);
+  assert.deepEqual(normalRect([40, 20, 10, 5]), [10, 5, 40, 20]);
 });

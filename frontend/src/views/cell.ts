@@ -1,6 +1,7 @@
 // One grid cell: the sample image, its map overlaid, the value under the pointer, top-k predictions.
 import { colorize, isConstant, scaleFor, type ColorScale } from "../heatmap";
 import { h, replaceChildren } from "./dom";
+import { cssColor } from "../theme";
 import { formatValue, legend } from "./legend";
 
 export interface CellMap {
@@ -26,7 +27,13 @@ export interface CellOptions {
   className: (c: number) => string;
   onHover: (u: number | null, v: number | null) => void; // pointer position as fractions of width and height
   onDownload?: () => void;
+  label: string; // what the cell shows, for assistive technology
 }
+
+let nextId = 0;
+
+/** Probe moves of the arrow keys, in map pixels. */
+const PROBE_KEYS: Record<string, [number, number]> = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
 
 /** The overlay of a map no colour scale can show (constant, or a shared range of one value): one flat grey. */
 const FLAT_GREY = [158, 158, 158];
@@ -52,13 +59,20 @@ export class CellView {
   state: "loading" | "ready" | "error" = "loading";
 
   constructor(private readonly opts: CellOptions) {
-    this.canvas = h("canvas", { class: "xai-map" });
-    this.readout = h("div", { class: "xai-readout" });
+    const readoutId = `xai-readout-${nextId++}`;
+    this.canvas = h("canvas", {
+      class: "xai-map",
+      tabindex: 0,
+      role: "img",
+      "aria-label": `${opts.label}. Arrow keys move a probe over the map (Shift: 4 pixels), Escape hides it.`,
+      "aria-describedby": readoutId,
+    });
+    this.readout = h("div", { class: "xai-readout", id: readoutId });
     this.status = h("div", { class: "xai-loading" }, "computing…");
     this.preds = h("ul", { class: "xai-preds" });
     this.legendSlot = h("div");
     const tools = opts.onDownload
-      ? h("button", { class: "xai-btn xai-cell-npy", title: "Download this map as .npy", onclick: () => opts.onDownload!() }, ".npy")
+      ? h("button", { class: "xai-btn xai-cell-npy", title: "Download this map as .npy", "aria-label": `Download the map of ${opts.label} as .npy`, onclick: () => opts.onDownload!() }, ".npy")
       : null;
     if (tools) tools.style.cssText = "position:absolute;right:4px;top:4px;padding:0 4px;font-size:10px";
     this.el = h("td", { class: "xai-cell", "data-state": "loading" }, tools, this.canvas, this.readout, this.status, this.legendSlot, this.preds);
@@ -67,6 +81,12 @@ export class CellView {
       opts.onHover((e.clientX - r.left) / r.width, (e.clientY - r.top) / r.height);
     });
     this.canvas.addEventListener("mouseleave", () => opts.onHover(null, null));
+    this.canvas.addEventListener("keydown", (e) => this.probeKey(e));
+    this.canvas.addEventListener("focus", () => this.readout.setAttribute("aria-live", "polite"));
+    this.canvas.addEventListener("blur", () => {
+      this.readout.removeAttribute("aria-live");
+      opts.onHover(null, null);
+    });
     this.resize(opts.size);
     if (opts.image.complete) this.draw();
     else opts.image.addEventListener("load", () => this.draw(), { once: true });
@@ -187,6 +207,25 @@ export class CellView {
     this.draw();
   }
 
+  /** The keyboard's hover: arrows move the probe one map pixel (Shift: 4), Escape hides it; the grid's own
+   * arrow-key navigation waits while a map has the focus. */
+  private probeKey(e: KeyboardEvent): void {
+    const move = PROBE_KEYS[e.key];
+    if (e.key === "Escape") this.opts.onHover(null, null);
+    else if (!move) return;
+    else {
+      const w = this.map?.width ?? 16;
+      const ht = this.map?.height ?? 16;
+      const step = e.shiftKey ? 4 : 1;
+      const [x, y] = this.hover ? [Math.floor(this.hover[0] * w), Math.floor(this.hover[1] * ht)] : [Math.floor(w / 2) - move[0] * step, Math.floor(ht / 2) - move[1] * step];
+      const nx = Math.min(w - 1, Math.max(0, x + move[0] * step));
+      const ny = Math.min(ht - 1, Math.max(0, y + move[1] * step));
+      this.opts.onHover((nx + 0.5) / w, (ny + 0.5) / ht);
+    }
+    e.preventDefault();
+    e.stopPropagation();
+  }
+
   private setState(state: "loading" | "ready" | "error"): void {
     this.state = state;
     this.el.dataset.state = state;
@@ -208,7 +247,7 @@ export class CellView {
     if (this.hover && this.map) {
       const cw = width / this.map.width;
       const ch = height / this.map.height;
-      ctx.strokeStyle = "#f57c00";
+      ctx.strokeStyle = cssColor("--xai-accent", this.el) || "#f57c00";
       ctx.lineWidth = 1.5;
       ctx.strokeRect(Math.floor(this.hover[0] * this.map.width) * cw, Math.floor(this.hover[1] * this.map.height) * ch, cw, ch);
     }

@@ -2,6 +2,7 @@
 import type { ModelRef } from "../types";
 import { CellView, type CellOptions } from "./cell";
 import { h } from "./dom";
+import { cssColor } from "../theme";
 
 export interface Column {
   model: ModelRef;
@@ -15,6 +16,7 @@ export interface GridOptions {
   rowLabel: (index: number) => string;
   cell: (row: number, column: Column) => CellOptions;
   onRemoveRow: (index: number) => void;
+  runColor: (run: string) => string;
 }
 
 /** Key of the cell at (sample index, column). */
@@ -29,7 +31,17 @@ export class GridView {
       "tr",
       {},
       h("th", {}, "sample"),
-      ...opts.columns.map((c) => h("th", { title: `${c.model.run} at step ${c.model.step}, ${c.methodLabel}` }, `${c.model.run} `, h("span", { class: "xai-sub" }, `@${c.model.step}`), h("br"), c.methodLabel)),
+      ...opts.columns.map((c) =>
+        h(
+          "th",
+          { title: `${c.model.run} at step ${c.model.step}, ${c.methodLabel}`, scope: "col" },
+          h("span", { class: "xai-swatch", "aria-hidden": "true", "data-run": c.model.run, style: `background:${opts.runColor(c.model.run)}` }),
+          `${c.model.run} `,
+          h("span", { class: "xai-sub" }, `@${c.model.step}`),
+          h("br"),
+          c.methodLabel,
+        ),
+      ),
     );
     const body = opts.rows.map((index) => {
       const cells = opts.columns.map((c) => {
@@ -38,8 +50,11 @@ export class GridView {
         this.cells.set(cellKey(index, c), view);
         return view.el;
       });
-      const remove = opts.rows.length > 1 ? h("button", { class: "xai-btn", title: "remove this row", onclick: () => opts.onRemoveRow(index) }, "×") : null;
-      return h("tr", { "data-index": index }, h("td", { class: "xai-rowhead" }, opts.rowLabel(index), h("br"), remove), ...cells);
+      const remove =
+        opts.rows.length > 1
+          ? h("button", { class: "xai-btn", title: "remove this row", "aria-label": `remove sample ${index} from the grid`, onclick: () => opts.onRemoveRow(index) }, "×")
+          : null;
+      return h("tr", { "data-index": index }, h("th", { class: "xai-rowhead", scope: "row" }, opts.rowLabel(index), h("br"), remove), ...cells);
     });
     this.el = h("table", { class: "xai-grid", id: "xai-grid" }, h("thead", {}, head), h("tbody", {}, ...body));
   }
@@ -60,9 +75,9 @@ export class GridView {
     out.width = left + columns.length * (cw + pad) + pad;
     out.height = top + rows.length * (ch + pad) + pad;
     const ctx = out.getContext("2d")!;
-    ctx.fillStyle = "#fff";
+    ctx.fillStyle = cssColor("--xai-surface");
     ctx.fillRect(0, 0, out.width, out.height);
-    ctx.fillStyle = "#212121";
+    ctx.fillStyle = cssColor("--xai-text");
     ctx.font = "11px Roboto, Arial, sans-serif";
     columns.forEach((c, j) => {
       const x = left + j * (cw + pad);

@@ -1,16 +1,25 @@
 // The suggestion panel's two plots on canvas: a scatter for several models, a histogram for one.
 // Points are drawn in batches per colour; hover goes through a d3 quadtree; d3-brush selects.
 import { axisBottom, axisLeft } from "d3-axis";
-import { brush, brushX, type D3BrushEvent } from "d3-brush";
+import { brush, brushX, type BrushBehavior, type D3BrushEvent } from "d3-brush";
 import type { Quadtree } from "d3-quadtree";
 import { scaleLinear, type ScaleLinear } from "d3-scale";
-import { pointer, select } from "d3-selection";
-import { buildQuadtree, extent, histogram, hitTest, jitter, pointsInRect, verdict, type Bin, type Point } from "../suggest";
+import { pointer, select, type Selection } from "d3-selection";
+import { buildQuadtree, extent, growRect, histogram, hitTest, jitter, nextPoint, normalRect, pointsInRect, verdict, type Bin, type Point } from "../suggest";
+import { cssColor } from "../theme";
 import type { SuggestionsResponse } from "../types";
 import { h } from "./dom";
 
 const SVG = "http://www.w3.org/2000/svg";
-const COLORS = { right: "#2e7d32", wrong: "#c62828", unknown: "#757575" } as const;
+/** Point colours: the theme's variables (light defaults until the stylesheet is there). */
+const COLORS = { right: ["--xai-good", "#2e7d32"], wrong: ["--xai-bad", "#c62828"], unknown: ["--xai-muted", "#616161"] } as const;
+const themed = (el: Element, [name, fallback]: readonly [string, string]) => cssColor(name, el) || fallback;
+/** Keyboard directions of the arrow keys. */
+const ARROWS: Record<string, [number, number]> = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+/** One Shift+arrow grows a keyboard brush by this fraction of the plot. */
+const BRUSH_STEP = 0.05;
+
+type BrushGroup = Selection<SVGGElement, unknown, null, undefined>;
 const MARGIN = { top: 12, right: 12, bottom: 34, left: 44 };
 
 export interface PlotOptions {
@@ -18,15 +27,17 @@ export interface PlotOptions {
   height: number;
   onHover: (index: number | null, x: number, y: number) => void; // x, y: pointer in plot pixels
   onPick: (indices: number[], how: "add" | "replace") => void;
+  onStatus: (text: string) => void; // what a keyboard user should hear after a key
 }
 
 /** A canvas under an SVG (axes, labels, brush) in one positioned box. */
-function frame(width: number, height: number, id: string) {
-  const canvas = h("canvas", { width, height });
+function frame(width: number, height: number, id: string, label: string) {
+  const canvas = h("canvas", { width, height, "aria-hidden": "true" });
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("width", String(width));
   svg.setAttribute("height", String(height));
-  const el = h("div", { class: "xai-plot", id, style: `width:${width}px;height:${height}px` }, canvas);
+  svg.setAttribute("aria-hidden", "true");
+  const el = h("div", { class: "xai-plot", id, style: `width:${width}px;height:${height}px`, tabindex: 0, role: "application", "aria-label": label }, canvas);
   el.appendChild(svg);
   return { el, canvas, svg };
 }
@@ -41,9 +52,18 @@ export class ScatterPlot {
   private tree: Quadtree<Point> | null = null;
   private stats: SuggestionsResponse | null = null;
   private highlighted = new Set<number>();
+  private cursor: Point | null = null;
+  private keyRect: [number, number, number, number] | null = null;
+  private brushBehavior: BrushBehavior<unknown> | null = null;
+  private brushGroup: BrushGroup | null = null;
 
   constructor(private readonly o: PlotOptions) {
-    const f = frame(o.width, o.height, "xai-scatter");
+    const f = frame(
+      o.width,
+      o.height,
+      "xai-scatter",
+      "Suggestion scatter. Arrow keys move between points and show one; Enter adds it to the grid. Shift with arrow keys draws a selection rectangle; Enter sends its samples to the grid; Escape clears.",
+    );
     this.el = f.el;
     this.canvas = f.canvas;
     this.svg = f.svg;
@@ -55,6 +75,45 @@ export class ScatterPlot {
       o.onHover(hit ? hit.index : null, px, py);
     });
     this.svg.addEventListener("mouseleave", () => o.onHover(null, 0, 0));
+    this.el.addEventListener("keydown", (e) => this.key(e));
+  }
+
+  /** Keyboard: arrows move a cursor over the points (its read-out as on hover), Enter picks it; Shift+arrows
+   * draw a rectangle from the cursor, Enter sends its points; Escape clears both. */
+  private key(e: KeyboardEvent): void {
+    const dir = ARROWS[e.key];
+    const { width, height } = this.o;
+    const bounds: [number, number, number, number] = [MARGIN.left, MARGIN.top, width - MARGIN.right, height - MARGIN.bottom];
+    if (dir && e.shiftKey) {
+      const start = this.keyRect ?? (this.cursor ? [this.cursor.x, this.cursor.y, this.cursor.x, this.cursor.y] : [width / 2, height / 2, width / 2, height / 2]);
+      this.keyRect = growRect(start as [number, number, number, number], dir[0] * BRUSH_STEP * (bounds[2] - bounds[0]), dir[1] * BRUSH_STEP * (bounds[3] - bounds[1]), bounds);
+      const [x0, y0, x1, y1] = normalRect(this.keyRect);
+      this.brushGroup?.call(this.brushBehavior!.move, [[x0, y0], [x1, y1]]);
+      const n = this.tree ? pointsInRect(this.tree, x0, y0, x1, y1).length : 0;
+      this.o.onStatus(`${n} sample${n === 1 ? "" : "s"} in the rectangle; Enter sends them to the grid`);
+    } else if (dir) {
+      this.cursor = nextPoint(this.points, this.cursor, dir[0], dir[1], width / 2, height / 2);
+      this.draw();
+      if (this.cursor) this.o.onHover(this.cursor.index, this.cursor.x, this.cursor.y);
+    } else if (e.key === "Enter" || e.key === " ") {
+      if (this.keyRect && this.tree) {
+        const [x0, y0, x1, y1] = normalRect(this.keyRect);
+        this.o.onPick(pointsInRect(this.tree, x0, y0, x1, y1), "replace");
+        this.clearKeyRect();
+      } else if (this.cursor) this.o.onPick([this.cursor.index], "add");
+    } else if (e.key === "Escape") {
+      this.clearKeyRect();
+      this.cursor = null;
+      this.draw();
+      this.o.onHover(null, 0, 0);
+    } else return;
+    e.preventDefault();
+    e.stopPropagation();
+  }
+
+  private clearKeyRect(): void {
+    this.keyRect = null;
+    this.brushGroup?.call(this.brushBehavior!.move, null);
   }
 
   /** Show `visible` samples of `stats`: x = mean top score, y = distinct predicted classes (jittered). */
@@ -65,6 +124,8 @@ export class ScatterPlot {
     const mts = stats.per_sample.mean_top_score;
     const dc = stats.per_sample.distinct_classes;
     this.points = visible.map((i) => ({ index: i, x: this.x(mts[i]), y: this.y(dc[i] + jitter(i, 0.3)) }));
+    this.cursor = this.cursor ? (this.points.find((p) => p.index === this.cursor!.index) ?? null) : null;
+    this.keyRect = null;
     this.tree = buildQuadtree(this.points);
     this.decorate(maxDistinct);
     return this.draw();
@@ -89,12 +150,12 @@ export class ScatterPlot {
     const r = many ? 1.5 : 2.5;
     ctx.globalAlpha = many ? 0.5 : 0.8;
     for (const key of Object.keys(groups) as (keyof typeof COLORS)[]) {
-      ctx.fillStyle = COLORS[key];
+      ctx.fillStyle = themed(this.el, COLORS[key]);
       for (const p of groups[key]) ctx.fillRect(p.x - r, p.y - r, 2 * r, 2 * r);
     }
     ctx.globalAlpha = 1;
     if (this.highlighted.size) {
-      ctx.strokeStyle = "#f57c00";
+      ctx.strokeStyle = themed(this.el, ["--xai-accent", "#f57c00"]);
       ctx.lineWidth = 1.5;
       ctx.beginPath();
       for (const p of this.points)
@@ -102,6 +163,13 @@ export class ScatterPlot {
           ctx.moveTo(p.x + 4, p.y);
           ctx.arc(p.x, p.y, 4, 0, 2 * Math.PI);
         }
+      ctx.stroke();
+    }
+    if (this.cursor) {
+      ctx.strokeStyle = themed(this.el, ["--xai-focus", "#1a73e8"]);
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      ctx.arc(this.cursor.x, this.cursor.y, 7, 0, 2 * Math.PI);
       ctx.stroke();
     }
     return performance.now() - t0;
@@ -131,7 +199,7 @@ export class ScatterPlot {
       .text("distinct predicted classes");
     const midX = this.x(0.5);
     const midY = this.y(1.5);
-    const guide = svg.append("g").attr("stroke", "#9e9e9e").attr("stroke-dasharray", "3,3");
+    const guide = svg.append("g").attr("class", "xai-guide").attr("stroke-dasharray", "3,3");
     guide.append("line").attr("x1", midX).attr("x2", midX).attr("y1", MARGIN.top).attr("y2", height - MARGIN.bottom);
     guide.append("line").attr("x1", MARGIN.left).attr("x2", width - MARGIN.right).attr("y1", midY).attr("y2", midY);
     const labels: [number, number, string, string][] = [
@@ -149,8 +217,6 @@ export class ScatterPlot {
         .attr("text-anchor", anchor)
         .attr("font-size", 11)
         .attr("font-weight", 500)
-        .attr("fill", "#424242")
-        .attr("stroke", "#fff")
         .attr("stroke-width", 3)
         .attr("paint-order", "stroke")
         .text(text);
@@ -160,7 +226,8 @@ export class ScatterPlot {
         [width - MARGIN.right, height - MARGIN.bottom],
       ])
       .on("end", (e: D3BrushEvent<unknown>) => this.brushed(e));
-    svg.append("g").attr("class", "xai-brush").call(b);
+    this.brushBehavior = b;
+    this.brushGroup = svg.append("g").attr("class", "xai-brush").call(b);
   }
 
   /** A brushed rectangle picks its points; a click without a drag picks the nearest point. */
@@ -183,9 +250,19 @@ export class HistogramPlot {
   private readonly svg: SVGSVGElement;
   private x: ScaleLinear<number, number> = scaleLinear();
   private bins: Bin[] = [];
+  private last: Parameters<HistogramPlot["setData"]> | null = null;
+  private cursor: number | null = null; // a bin's position in this.bins
+  private keyRange: [number, number] | null = null; // bins from the cursor to the range's moving end
+  private brushBehavior: BrushBehavior<unknown> | null = null;
+  private brushGroup: BrushGroup | null = null;
 
   constructor(private readonly o: PlotOptions) {
-    const f = frame(o.width, o.height, "xai-histogram");
+    const f = frame(
+      o.width,
+      o.height,
+      "xai-histogram",
+      "Suggestion histogram. Left and right arrow keys move between bars and show one; Enter sends its samples to the grid. Shift with arrow keys selects a range of bars; Enter sends them; Escape clears.",
+    );
     this.el = f.el;
     this.canvas = f.canvas;
     this.svg = f.svg;
@@ -195,10 +272,60 @@ export class HistogramPlot {
       o.onHover(bin && bin.indices.length ? bin.indices[0] : null, px, py);
     });
     this.svg.addEventListener("mouseleave", () => o.onHover(null, 0, 0));
+    this.el.addEventListener("keydown", (e) => this.key(e));
+  }
+
+  /** Keyboard: left / right move over the non-empty bars (read-out as on hover), Enter sends the bar's samples;
+   * Shift+left / right extend a range of bars from the cursor, Enter sends them; Escape clears. */
+  private key(e: KeyboardEvent): void {
+    const filled = this.bins.flatMap((b, k) => (b.indices.length ? [k] : []));
+    const dir = e.key === "ArrowLeft" ? -1 : e.key === "ArrowRight" ? 1 : 0;
+    const move = (from: number | null) => {
+      if (from === null) return filled[0] ?? null;
+      const ahead = filled.filter((k) => (dir > 0 ? k > from : k < from));
+      return ahead.length ? (dir > 0 ? ahead[0] : ahead[ahead.length - 1]) : from;
+    };
+    if (dir && e.shiftKey) {
+      const anchor = this.keyRange?.[0] ?? this.cursor ?? filled[0];
+      if (anchor === undefined) return;
+      const end = move(this.keyRange?.[1] ?? anchor)!;
+      this.keyRange = [anchor, end];
+      const [a, b] = [Math.min(anchor, end), Math.max(anchor, end)];
+      this.brushGroup?.call(this.brushBehavior!.move, [this.x(this.bins[a].x0), this.x(this.bins[b].x1)]);
+      const n = this.bins.slice(a, b + 1).reduce((t, bin) => t + bin.indices.length, 0);
+      this.o.onStatus(`${b - a + 1} bars, ${n} samples selected; Enter sends them to the grid`);
+    } else if (dir) {
+      this.cursor = move(this.cursor);
+      if (this.cursor !== null) {
+        const bin = this.bins[this.cursor];
+        this.o.onHover(bin.indices[0], this.x((bin.x0 + bin.x1) / 2), this.o.height - MARGIN.bottom - 20);
+        this.o.onStatus(`bar ${formatBin(bin)}: ${bin.indices.length} samples`);
+      }
+    } else if (e.key === "Enter" || e.key === " ") {
+      const [a, b] = this.keyRange ? [Math.min(...this.keyRange), Math.max(...this.keyRange)] : this.cursor !== null ? [this.cursor, this.cursor] : [-1, -2];
+      const picked = this.bins.slice(Math.max(a, 0), b + 1).flatMap((bin) => bin.indices).sort((i, j) => i - j);
+      if (picked.length) this.o.onPick(picked, "replace");
+      this.keyRange = null;
+      this.brushGroup?.call(this.brushBehavior!.move, null);
+    } else if (e.key === "Escape") {
+      this.keyRange = null;
+      this.cursor = null;
+      this.brushGroup?.call(this.brushBehavior!.move, null);
+      this.o.onHover(null, 0, 0);
+    } else return;
+    e.preventDefault();
+    e.stopPropagation();
+  }
+
+  /** Draw again with the same data (the theme changed). */
+  redraw(): void {
+    if (this.last) this.setData(...this.last);
   }
 
   /** Bars of `values` over the `visible` samples, labelled `xLabel`. */
   setData(values: ArrayLike<number>, visible: number[], xLabel: string, domain: [number, number] | null = null, bins = 20): void {
+    if (this.last?.[0] !== values || this.last?.[1] !== visible) [this.cursor, this.keyRange] = [null, null];
+    this.last = [values, visible, xLabel, domain, bins];
     const [lo, hi] = domain ?? extent(values, visible);
     this.bins = histogram(values, visible, bins, lo, hi);
     const { width, height } = this.o;
@@ -207,7 +334,7 @@ export class HistogramPlot {
     const y = scaleLinear().domain([0, most]).nice().range([height - MARGIN.bottom, MARGIN.top]);
     const ctx = this.canvas.getContext("2d")!;
     ctx.clearRect(0, 0, width, height);
-    ctx.fillStyle = "#f57c00";
+    ctx.fillStyle = themed(this.el, ["--xai-accent", "#f57c00"]);
     for (const b of this.bins) {
       const x0 = this.x(b.x0) + 1;
       const x1 = this.x(b.x1) - 1;
@@ -227,7 +354,8 @@ export class HistogramPlot {
         [width - MARGIN.right, height - MARGIN.bottom],
       ])
       .on("end", (e: D3BrushEvent<unknown>) => this.brushed(e));
-    svg.append("g").attr("class", "xai-brush").call(b);
+    this.brushBehavior = b;
+    this.brushGroup = svg.append("g").attr("class", "xai-brush").call(b);
   }
 
   /** The bin under plot x, if any. */
@@ -257,3 +385,6 @@ export class HistogramPlot {
       .map((b) => ({ x: (this.x(b.x0) + this.x(b.x1)) / 2, y: this.o.height - MARGIN.bottom - 2, indices: b.indices.slice() }));
   }
 }
+
+/** A bin's value range, short. */
+const formatBin = (b: Bin): string => `${+b.x0.toPrecision(3)} to ${+b.x1.toPrecision(3)}`;

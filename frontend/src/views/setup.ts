@@ -10,6 +10,7 @@ export interface SetupData {
   methods: MethodInfo[];
   layers: LayersResponse | null;
   classNames: string[];
+  runColor: (run: string) => string;
 }
 
 export interface SetupActions {
@@ -22,9 +23,18 @@ export const latestStep = (run: RunInfo): number | null => (run.checkpoints.leng
 /** The default parameter values of a method, from its schema. */
 export const defaultParams = (m: MethodInfo): ParamValues => Object.fromEntries(m.params.map((p) => [p.name, p.default]));
 
-/** Runs whose name contains `filter` (case-insensitive). */
-export const filterRuns = (runs: RunInfo[], filter: string): RunInfo[] =>
-  runs.filter((r) => r.run.toLowerCase().includes(filter.trim().toLowerCase()));
+/** Runs whose name matches `pattern` as TensorBoard's run filter does (a case-insensitive regex, empty: all);
+ * an invalid pattern matches none and says why. */
+export function filterRuns(runs: RunInfo[], pattern: string): { runs: RunInfo[]; error: string | null } {
+  if (!pattern) return { runs, error: null };
+  let regex: RegExp;
+  try {
+    regex = new RegExp(pattern, "i");
+  } catch (e) {
+    return { runs: [], error: `not a valid regular expression: ${(e as Error).message}` };
+  }
+  return { runs: runs.filter((r) => regex.test(r.run)), error: null };
+}
 
 export class SetupView {
   readonly el: HTMLElement;
@@ -69,9 +79,8 @@ export class SetupView {
   }
 
   private modelsField(data: SetupData, s: ViewState): HTMLElement {
-    const shown = filterRuns(data.runs, this.runFilter).filter(
-      (r) => r.checkpoints.length && matchesHparams(runHparams(r.run, data.sessions), s.hparams),
-    );
+    const filtered = filterRuns(data.runs, this.runFilter);
+    const shown = filtered.runs.filter((r) => r.checkpoints.length && matchesHparams(runHparams(r.run, data.sessions), s.hparams));
     const isOn = (m: ModelRef) => s.models.some((x) => x.run === m.run && x.step === m.step);
     const toggle = (m: ModelRef) =>
       this.actions.update({ models: isOn(m) ? s.models.filter((x) => !(x.run === m.run && x.step === m.step)) : [...s.models, m] });
@@ -84,24 +93,36 @@ export class SetupView {
         "data-run": r.run,
         checked: any,
         title: "latest checkpoint of this run",
+        "aria-describedby": `xai-run-hint`,
         onchange: () => this.actions.update({ models: any ? s.models.filter((m) => m.run !== r.run) : [...s.models, { run: r.run, step: latest }] }),
       });
       const chips = r.checkpoints.map((c) =>
         h(
           "button",
-          { class: "xai-chip", "aria-pressed": String(isOn({ run: r.run, step: c.step })), "data-run": r.run, "data-step": c.step, title: `${c.model_name}, step ${c.step}`, onclick: () => toggle({ run: r.run, step: c.step }) },
+          {
+            class: "xai-chip",
+            "aria-pressed": String(isOn({ run: r.run, step: c.step })),
+            "aria-label": `${r.run} step ${c.step}`,
+            "data-run": r.run,
+            "data-step": c.step,
+            title: `${c.model_name}, step ${c.step}`,
+            onclick: () => toggle({ run: r.run, step: c.step }),
+          },
           String(c.step),
         ),
       );
       const hp = runHparams(r.run, data.sessions);
       const title = hp ? Object.entries(hp).map(([k, v]) => `${k} = ${v}`).join(", ") : "";
-      return h("div", { class: "xai-run" }, box, h("span", { title }, r.run), ...chips);
+      const swatch = h("span", { class: "xai-swatch", "aria-hidden": "true", "data-run": r.run, style: `background:${data.runColor(r.run)}` });
+      return h("div", { class: "xai-run" }, h("label", { title, class: "xai-run-name" }, box, swatch, r.run), ...chips);
     });
     const filter = h("input", {
       id: "xai-run-filter",
       type: "text",
-      placeholder: "filter runs",
+      placeholder: "regex",
       value: this.runFilter,
+      "aria-invalid": filtered.error ? "true" : null,
+      "aria-describedby": filtered.error ? "xai-run-filter-error" : null,
       oninput: (e) => {
         this.runFilter = (e.target as HTMLInputElement).value;
         this.render(data, s);
@@ -122,9 +143,11 @@ export class SetupView {
     const none = h("button", { class: "xai-btn", onclick: () => this.actions.update({ models: [] }) }, "Clear");
     return h(
       "div",
-      { class: "xai-field" },
-      h("label", {}, `Models (${s.models.length} chosen)`),
-      h("div", { style: "display:flex;gap:4px" }, filter, all, none),
+      { class: "xai-field", role: "group", "aria-labelledby": "xai-models-title" },
+      h("span", { class: "xai-label", id: "xai-models-title" }, `Models (${s.models.length} chosen)`),
+      h("span", { class: "xai-hidden", id: "xai-run-hint" }, "its latest checkpoint"),
+      h("div", { style: "display:flex;gap:4px;align-items:center" }, h("label", { for: "xai-run-filter" }, "Filter runs"), filter, all, none),
+      filtered.error ? h("div", { class: "xai-error", id: "xai-run-filter-error", role: "alert" }, filtered.error) : null,
       this.hparamFilters(data, s),
       h("div", { class: "xai-runs" }, ...(rows.length ? rows : [h("span", { class: "xai-empty" }, "no run with checkpoints matches")])),
     );
@@ -176,7 +199,12 @@ export class SetupView {
       );
     };
     const groups = families.map((f) => h("div", {}, h("div", { class: "xai-family" }, f), ...data.methods.filter((m) => m.family === f).map(item)));
-    return h("div", { class: "xai-field" }, h("label", {}, `Methods (${s.methods.length} chosen)`), h("div", { class: "xai-methods" }, ...groups));
+    return h(
+      "div",
+      { class: "xai-field", role: "group", "aria-labelledby": "xai-methods-title" },
+      h("span", { class: "xai-label", id: "xai-methods-title" }, `Methods (${s.methods.length} chosen)`),
+      h("div", { class: "xai-methods" }, ...groups),
+    );
   }
 
   /** Controls for the chosen methods that have parameters, built from their schemas. */
@@ -187,8 +215,8 @@ export class SetupView {
     if (!chosen.length) return null;
     return h(
       "div",
-      { class: "xai-field" },
-      h("label", {}, "Parameters"),
+      { class: "xai-field", role: "group", "aria-labelledby": "xai-params-title" },
+      h("span", { class: "xai-label", id: "xai-params-title" }, "Parameters"),
       ...chosen.map(({ c, m }) => h("div", {}, h("div", { class: "xai-family" }, m.label), this.paramControls(m, c, s))),
     );
   }
@@ -269,7 +297,15 @@ export class SetupView {
           })
         : null;
     const datalist = h("datalist", { id: listId }, ...data.classNames.map((_, i) => h("option", { value: classOption(i, data.classNames) })));
-    return h("div", { class: "xai-field" }, h("label", { for: "xai-target" }, "Target"), kind, search, search ? datalist : null);
+    return h(
+      "div",
+      { class: "xai-field" },
+      h("label", { for: "xai-target" }, "Target"),
+      kind,
+      search ? h("label", { for: "xai-class" }, "Class") : null,
+      search,
+      search ? datalist : null,
+    );
   }
 }
 

@@ -26,6 +26,7 @@ export class SuggestionPanel {
   private readonly tooltip: HTMLElement;
   private readonly selectionSlot: HTMLElement;
   private readonly note: HTMLElement;
+  private readonly status: HTMLElement;
   private stats: SuggestionsResponse | null = null;
   private selection: number[] = [];
   private scatter: ScatterPlot | null = null;
@@ -38,12 +39,14 @@ export class SuggestionPanel {
     this.plotSlot = h("div", { style: "position:relative" });
     this.note = h("div", { class: "xai-empty" }, "choose a sample set and models to see suggestions");
     this.selectionSlot = h("div", { class: "xai-selection", id: "xai-selection" });
+    this.status = h("div", { class: "xai-sr-only", id: "xai-plot-status", "aria-live": "polite" });
     this.el = h(
       "div",
       { class: "xai-panel", id: "xai-suggestions" },
       h("h3", {}, "Suggestions"),
       this.controls,
       this.note,
+      this.status,
       h("div", { class: "xai-suggest" }, h("div", { style: "position:relative" }, this.plotSlot, this.tooltip), this.selectionSlot),
     );
   }
@@ -73,14 +76,14 @@ export class SuggestionPanel {
     if (usable.length >= 2) {
       this.mode = "scatter";
       this.histogram = null;
-      this.scatter ??= new ScatterPlot({ width: WIDTH, height: HEIGHT, onHover: (i, x, y) => this.hover(i, x, y), onPick: (ix, how) => this.pick(ix, how) });
+      this.scatter ??= new ScatterPlot(this.plotOptions());
       replaceChildren(this.plotSlot, this.scatter.el);
       this.scatter.setData(stats, visible);
       this.scatter.highlight(this.selection);
     } else {
       this.mode = "histogram";
       this.scatter = null;
-      this.histogram ??= new HistogramPlot({ width: WIDTH, height: HEIGHT, onHover: (i, x, y) => this.hover(i, x, y), onPick: (ix, how) => this.pick(ix, how) });
+      this.histogram ??= new HistogramPlot(this.plotOptions());
       replaceChildren(this.plotSlot, this.histogram.el);
       const useActivation = source === "activation" && stats.activation;
       const values = useActivation ? stats.activation!.mean : lossOfTruth(stats);
@@ -91,6 +94,23 @@ export class SuggestionPanel {
     }
     this.el.dataset.mode = this.mode;
     this.renderSelection();
+  }
+
+  /** The plots' callbacks: hover read-out, picks, and what a keyboard user hears. */
+  private plotOptions() {
+    return {
+      width: WIDTH,
+      height: HEIGHT,
+      onHover: (i: number | null, x: number, y: number) => this.hover(i, x, y),
+      onPick: (ix: number[], how: "add" | "replace") => this.pick(ix, how),
+      onStatus: (text: string) => (this.status.textContent = text),
+    };
+  }
+
+  /** Draw the plot again in the current theme's colours. */
+  redraw(): void {
+    this.scatter?.draw();
+    this.histogram?.redraw();
   }
 
   /** The plot shown now (for tests and benches). */
@@ -163,6 +183,7 @@ export class SuggestionPanel {
     this.tooltip.style.left = `${Math.min(x + 12, WIDTH - 150)}px`;
     this.tooltip.style.top = `${Math.max(0, y - 40)}px`;
     this.tooltip.classList.remove("xai-hidden");
+    if (this.plot?.el.contains(document.activeElement)) this.status.textContent = [`sample #${index}, true: ${label}`, ...lines.map((l) => l.textContent)].join("; ");
   }
 
   private pick(indices: number[], how: "add" | "replace"): void {

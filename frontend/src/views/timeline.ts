@@ -8,6 +8,7 @@ export interface TimelineOptions {
   step: number | null;
   onRun: (run: string) => void;
   onStep: (step: number) => void;
+  runColor: (run: string) => string;
 }
 
 /** Controls: a run picker and a range input over the run's steps (by position, labelled by step). */
@@ -17,7 +18,8 @@ export function timelineControls(o: TimelineOptions): HTMLElement {
     { id: "xai-timeline-run", onchange: (e) => o.onRun((e.target as HTMLSelectElement).value) },
     ...o.runs.filter((r) => r.checkpoints.length).map((r) => h("option", { value: r.run, selected: r.run === o.run?.run }, r.run)),
   );
-  if (!o.run || !o.run.checkpoints.length) return h("div", { class: "xai-toolbar" }, runSelect, h("span", { class: "xai-empty" }, "no checkpoints"));
+  const runLabel = h("label", { for: "xai-timeline-run", class: "xai-label" }, "run");
+  if (!o.run || !o.run.checkpoints.length) return h("div", { class: "xai-toolbar" }, runLabel, runSelect, h("span", { class: "xai-empty" }, "no checkpoints"));
   const steps = o.run.checkpoints.map((c) => c.step);
   const pos = Math.max(0, o.step === null ? steps.length - 1 : steps.indexOf(o.step));
   const label = h("span", { id: "xai-timeline-step" }, `step ${steps[pos]} (${pos + 1} of ${steps.length})`);
@@ -28,13 +30,25 @@ export function timelineControls(o: TimelineOptions): HTMLElement {
     max: steps.length - 1,
     step: 1,
     value: pos,
+    "aria-valuetext": `step ${steps[pos]}`,
     oninput: (e) => {
       const p = +(e.target as HTMLInputElement).value;
       label.textContent = `step ${steps[p]} (${p + 1} of ${steps.length})`;
+      (e.target as HTMLInputElement).setAttribute("aria-valuetext", `step ${steps[p]}`);
     },
     onchange: (e) => o.onStep(steps[+(e.target as HTMLInputElement).value]),
   });
-  return h("div", { class: "xai-toolbar" }, h("span", { class: "xai-label" }, "run"), runSelect, slider, label);
+  const swatch = h("span", { class: "xai-swatch", "aria-hidden": "true", "data-run": o.run.run, style: `background:${o.runColor(o.run.run)}` });
+  return h(
+    "div",
+    { class: "xai-toolbar" },
+    runLabel,
+    swatch,
+    runSelect,
+    h("label", { for: "xai-timeline-slider", class: "xai-label" }, "checkpoint"),
+    slider,
+    label,
+  );
 }
 
 /** At most k steps spread evenly over `steps`, the first and the last always included. */

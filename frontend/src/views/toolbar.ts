@@ -26,9 +26,9 @@ const SCALE_LABELS: Record<ScaleChoice, string> = {
 export function gridToolbar(s: ViewState, count: number, a: ToolbarActions): HTMLElement[] {
   const value = (e: Event) => (e.target as HTMLInputElement | HTMLSelectElement).value;
   return [
-    h("button", { class: "xai-btn", id: "xai-prev", title: "previous sample (←)", onclick: () => a.step(-1) }, "◀"),
-    h("span", { id: "xai-rows" }, `sample${s.rows.length > 1 ? "s" : ""} ${s.rows.join(", ")} of ${count}`),
-    h("button", { class: "xai-btn", id: "xai-next", title: "next sample (→)", onclick: () => a.step(1) }, "▶"),
+    h("button", { class: "xai-btn", id: "xai-prev", title: "previous sample (←)", "aria-label": "previous sample", onclick: () => a.step(-1) }, "◀"),
+    h("span", { id: "xai-rows", "aria-live": "polite" }, `sample${s.rows.length > 1 ? "s" : ""} ${s.rows.join(", ")} of ${count}`),
+    h("button", { class: "xai-btn", id: "xai-next", title: "next sample (→)", "aria-label": "next sample", onclick: () => a.step(1) }, "▶"),
     h("label", {}, "opacity ", h("input", { id: "xai-opacity", type: "range", min: 0, max: 1, step: 0.05, value: s.opacity, oninput: (e) => a.update({ opacity: +value(e) }) })),
     h(
       "label",
