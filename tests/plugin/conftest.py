@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing import data_provider, plugin_event_mul
 from tensorboard.plugins import base_plugin
 from werkzeug import test as werkzeug_test
 
-from tb_xai_plugin import summary
+from tb_xai_plugin import files, metadata, summary
 from tb_xai_plugin.plugin.xai_plugin import XaiPlugin, default_flags
 
 PREFIX = "/data/plugin/xai/"
@@ -57,6 +57,13 @@ def cnn_images(count=6, seed=0):
 
 
 SCALE = {"type": "scale", "scale": 1.0 / 255.0, "offset": 0.0}
+
+
+def checkpoint_file(run_dir, step):
+    """The data file (or folder) of the checkpoint at `step` in `run_dir`, as its manifest names it (.keras, .h5, ...)."""
+    folder = files.checkpoints_dir(run_dir)
+    manifest = files.read_manifest(os.path.join(folder, metadata.checkpoint_basename(step) + ".json"), metadata.KIND_CHECKPOINT)
+    return os.path.join(folder, manifest["file"])
 
 
 def write_run(logdir, run, models_by_step, sample_sets=(), preprocessing=None):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tb_xai_plugin import metadata, summary
-from tests.plugin.conftest import CLASSES, SCALE, Served, body_of, tiny_cnn
+from tests.plugin.conftest import CLASSES, SCALE, Served, body_of, checkpoint_file, tiny_cnn
 
 VAL = {"run": "cnn", "name": "val"}
 
@@ -25,11 +25,11 @@ def damaged(logdir, tmp_path_factory):
     """A copy of the shared logdir whose cnn step-2 checkpoint holds garbage bytes."""
     root = str(tmp_path_factory.mktemp("damaged"))
     shutil.copytree(logdir, root, dirs_exist_ok=True)
-    path = os.path.join(checkpoints_dir(root, "cnn"), metadata.checkpoint_basename(2) + ".h5")
+    path = checkpoint_file(os.path.join(root, "cnn"), 2)
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
         f.seek(0)
-        f.write(b"not an hdf5 file" * 64)
+        f.write(b"not a model file" * 64)
     server = Served(root, str(tmp_path_factory.mktemp("cache")))
     server.plugin.catalog.ttl_s = 0.0
     yield server
@@ -88,7 +88,8 @@ def test_a_corrupted_checkpoint_fails_only_its_cells(damaged):
 
 def test_a_checkpoint_without_its_manifest_is_not_listed(damaged):
     folder = checkpoints_dir(damaged.logdir, "cnn")
-    shutil.copy(os.path.join(folder, "step-000000001.h5"), os.path.join(folder, "step-000000007.h5"))
+    first = checkpoint_file(os.path.join(damaged.logdir, "cnn"), 1)
+    shutil.copy(first, os.path.join(folder, os.path.basename(first).replace("000000001", "000000007")))
     with open(os.path.join(folder, "step-000000008.json"), "w") as f:
         f.write('{"kind": "checkpoint", "step": 8, "fi')  # a manifest cut short
     with open(os.path.join(folder, ".step-000000009.json.tmp"), "w") as f:
@@ -136,8 +137,7 @@ def test_checkpoints_written_while_the_catalog_reads(damaged):
         cnn = next(r for r in body_of(response)["runs"] if r["run"] == "cnn")
         for checkpoint in cnn["checkpoints"]:
             seen.add(checkpoint["step"])
-            path = os.path.join(checkpoints_dir(damaged.logdir, "cnn"), metadata.checkpoint_basename(checkpoint["step"]) + ".h5")
-            assert os.path.exists(path)  # whatever is listed is complete
+            assert os.path.exists(checkpoint_file(os.path.join(damaged.logdir, "cnn"), checkpoint["step"]))  # whatever is listed is complete
     trainer.join()
     final = next(r for r in body_of(damaged.get("runs"))["runs"] if r["run"] == "cnn")
     assert [c["step"] for c in final["checkpoints"]] == [1, 2, 20, 21, 22, 23, 24, 25]
