@@ -145,3 +145,18 @@ def test_smoothgrad_is_seeded_and_averages_noisy_gradients(smooth, x8):
     np.testing.assert_allclose(a[0], np.mean(grads, axis=0)[0], rtol=1e-4, atol=1e-7)
     zero_noise = engine.attribute(smooth, "smoothgrad", x8, params=dict(params, noise_scale=0.0)).raw
     np.testing.assert_allclose(zero_noise, engine.attribute(smooth, "gradient", x8, params={"postprocess": "none"}).raw, rtol=1e-5)
+
+
+def test_the_gradient_family_follows_one_another_on_a_branched_model(tmp_path):
+    import parity_models
+
+    # iNNvestigate 2.1.2 cannot build a second reverse analyzer on a branched model: the family shares one.
+    model = engine.load_checkpoint(*write_checkpoint(parity_models.mixed_net(seed=2), tmp_path))
+    x = np.random.default_rng(5).normal(size=(2, 10, 10, 2)).astype(np.float32)
+    target = {"kind": "class", "index": 1}
+    plain = engine.attribute(model, "gradient", x, params={"postprocess": "none"}, target=target).raw
+    for method_id, params in (("gradient", {}), ("integrated_gradients", {"steps": 4}), ("smoothgrad", {"augment_by_n": 2}),
+                              ("input_t_gradient", {}), ("gradient", {"postprocess": "square"})):  # fmt: skip
+        assert engine.attribute(model, method_id, x, params=params, target=target).maps.shape == (2, 10, 10), method_id
+    np.testing.assert_array_equal(engine.attribute(model, "gradient", x, target=target).raw, np.abs(plain))
+    np.testing.assert_array_equal(engine.attribute(model, "input_t_gradient", x, target=target).raw, x * plain)

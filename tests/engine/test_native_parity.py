@@ -23,14 +23,13 @@ MODELS = {
 }
 GRID = {"segmentation": "grid", "segments": 16}  # SLIC may differ between the stacks' scikit-image versions
 # (method, params, layer, the models it is compared on): mixed_net has tanh / sigmoid / ELU units, which the
-# ReLU rules refuse, and iNNvestigate's gradient analyzer cannot reverse its branches (a KeyError in its
-# reverse_model), so the gradient family is compared on chain_cnn alone.
+# ReLU rules refuse.
 CASES = [
-    ("gradient", {"postprocess": "none"}, None, ("chain",)),
+    ("gradient", {"postprocess": "none"}, None, ("chain", "mixed")),
     ("gradient", {"postprocess": "abs"}, None, ("chain",)),
-    ("smoothgrad", {"augment_by_n": 4, "postprocess": "none"}, None, ("chain",)),
-    ("input_t_gradient", {}, None, ("chain",)),
-    ("integrated_gradients", {"steps": 8, "reference": "zero"}, None, ("chain",)),
+    ("smoothgrad", {"augment_by_n": 4, "postprocess": "none"}, None, ("chain", "mixed")),
+    ("input_t_gradient", {}, None, ("chain", "mixed")),
+    ("integrated_gradients", {"steps": 8, "reference": "zero"}, None, ("chain", "mixed")),
     ("integrated_gradients", {"steps": 8, "reference": "black"}, None, ("chain",)),
     ("deconvnet", {}, None, ("chain",)),
     ("guided_backprop", {}, None, ("chain",)),

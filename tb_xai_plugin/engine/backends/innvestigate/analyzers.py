@@ -25,8 +25,10 @@ from tb_xai_plugin.errors import XaiError
 
 # Gradient-style backward passes that iNNvestigate starts from the output value instead of 1.
 START_FROM_ONE = ("deconvnet",)
+POSTPROCESS = {"none": lambda g: g, "abs": np.abs, "square": np.square}
+# Methods computed by their own iNNvestigate analyzer; the gradient family shares one plain gradient analyzer.
 ANALYZER_METHODS = (
-    "gradient", "deconvnet", "input_t_gradient", "lrp.z", "lrp.epsilon", "lrp.w_square", "lrp.flat",
+    "deconvnet", "lrp.z", "lrp.epsilon", "lrp.w_square", "lrp.flat",
     "lrp.alpha_beta", "lrp.alpha_2_beta_1", "lrp.alpha_1_beta_0", "lrp.z_plus", "lrp.z_plus_fast",
     "lrp.sequential_preset_a", "lrp.sequential_preset_b", "lrp.sequential_preset_a_flat",
     "lrp.sequential_preset_b_flat", "deep_taylor", "deep_taylor.bounded",
@@ -148,15 +150,36 @@ def compute_analyzer(method_id, model, x, targets, params, layer, neuron, rng):
 @implements("smoothgrad", applies=applies("gradient"))
 def compute_smoothgrad(model, x, targets, params, layer, neuron, rng):
     """SmoothGrad over iNNvestigate's gradient (gradient_averages.smoothgrad)."""
-    gradient = cached_analyzer(model, "gradient", analyzer_kwargs("gradient", params, model))
-    return gradient_averages.smoothgrad(gradient, x, targets, params, rng)
+    return gradient_averages.smoothgrad(plain_gradient(model, params["postprocess"]), x, targets, params, rng)
 
 
 @implements("integrated_gradients", applies=applies("gradient"))
 def compute_integrated_gradients(model, x, targets, params, layer, neuron, rng):
     """Integrated Gradients over iNNvestigate's plain gradient (gradient_averages.integrated_gradients)."""
-    gradient = cached_analyzer(model, "gradient", {"postprocess": None})
-    return gradient_averages.integrated_gradients(gradient, model, x, targets, params)
+    return gradient_averages.integrated_gradients(plain_gradient(model), model, x, targets, params)
+
+
+def plain_gradient(model, postprocess="none"):
+    """(x, targets) -> postprocess(d logit_t / d x) from the model's one plain iNNvestigate gradient analyzer.
+
+    One analyzer serves the whole gradient family: iNNvestigate 2.1.2 cannot build a second reverse
+    analyzer on a branched model (ResNet50) once one exists (a KeyError in its reverse_model), and
+    abs / square / x * gradient are elementwise, the same in numpy as in its graph.
+    """
+    analyzer = cached_analyzer(model, "gradient", {"postprocess": None})
+    return lambda x, targets: POSTPROCESS[postprocess](analyzer(x, targets))
+
+
+@implements("gradient", applies=applies("gradient"))
+def compute_gradient(model, x, targets, params, layer, neuron, rng):
+    """postprocess(d y_t / d x) (Simonyan et al. 2013)."""
+    return plain_gradient(model, params["postprocess"])(x, targets)
+
+
+@implements("input_t_gradient", applies=applies("input_t_gradient"))
+def compute_input_t_gradient(model, x, targets, params, layer, neuron, rng):
+    """x * d y_t / d x (Shrikumar et al. 2016), as iNNvestigate's InputTimesGradient."""
+    return x * plain_gradient(model)(x, targets)
 
 for _method_id in ANALYZER_METHODS:
     implements(_method_id, applies=applies(_method_id))(functools.partial(compute_analyzer, _method_id))
