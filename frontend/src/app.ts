@@ -80,12 +80,13 @@ export class App {
       onExportCsv: (header, rows) => download("xai-selection.csv", toCsv(header, rows), "text/csv"),
     });
     this.el = h(
-      "div",
+      "main",
       { class: "xai-root" },
+      h("h1", { class: "xai-sr-only" }, "XAI: explanations of the logged models"),
       this.setup.el,
       this.progress.el,
-      h("div", { class: "xai-panel", id: "xai-compare" }, h("h3", {}, "Comparison"), this.gridTools, this.gridSlot),
-      h("div", { class: "xai-panel" }, h("h3", {}, "Over training"), this.timelineSlot),
+      h("div", { class: "xai-panel", id: "xai-compare" }, h("h2", {}, "Comparison"), this.gridTools, this.gridSlot),
+      h("div", { class: "xai-panel" }, h("h2", {}, "Over training"), this.timelineSlot),
       this.suggestions.el,
     );
     root.appendChild(this.el);

@@ -9,7 +9,7 @@ body { margin: 0; font-family: Roboto, "Helvetica Neue", Arial, sans-serif; font
 :focus-visible { outline: 2px solid var(--xai-focus); outline-offset: 2px; }
 .xai-root { display: flex; flex-direction: column; gap: 12px; padding: 12px 16px; }
 .xai-panel { background: var(--xai-panel); border: 1px solid var(--xai-border); border-radius: 4px; padding: 8px 12px; }
-.xai-panel > h3 { margin: 0 0 8px; font-size: 14px; font-weight: 500; }
+.xai-panel > h2 { margin: 0 0 8px; font-size: 14px; font-weight: 500; }
 .xai-setup { display: flex; flex-wrap: wrap; gap: 12px 24px; align-items: flex-start; }
 .xai-field { display: flex; flex-direction: column; gap: 4px; min-width: 160px; }
 .xai-field > label, .xai-label { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: var(--xai-muted); }

@@ -292,8 +292,9 @@ export class HistogramPlot {
       this.keyRange = [anchor, end];
       const [a, b] = [Math.min(anchor, end), Math.max(anchor, end)];
       this.brushGroup?.call(this.brushBehavior!.move, [this.x(this.bins[a].x0), this.x(this.bins[b].x1)]);
-      const n = this.bins.slice(a, b + 1).reduce((t, bin) => t + bin.indices.length, 0);
-      this.o.onStatus(`${b - a + 1} bars, ${n} samples selected; Enter sends them to the grid`);
+      const chosen = this.bins.slice(a, b + 1).filter((bin) => bin.indices.length);
+      const n = chosen.reduce((t, bin) => t + bin.indices.length, 0);
+      this.o.onStatus(`${chosen.length} bars, ${n} samples selected; Enter sends them to the grid`);
     } else if (dir) {
       this.cursor = move(this.cursor);
       if (this.cursor !== null) {

@@ -43,7 +43,7 @@ export class SuggestionPanel {
     this.el = h(
       "div",
       { class: "xai-panel", id: "xai-suggestions" },
-      h("h3", {}, "Suggestions"),
+      h("h2", {}, "Suggestions"),
       this.controls,
       this.note,
       this.status,
