@@ -1,7 +1,8 @@
 """The native backend's LRP rules and presets and Deep Taylor: the registry's ids, computed by native/lrp.
 
 Each model's canonized walk is built once (model.cache); each (method, parameters) gets one
-tf.function over a batch of any size (model.function). A model with a layer the method has no rule
+tf.function over a batch of any size (model.function), which also returns the probabilities of its
+forward pass for the dispatcher's scores (model.offer_probs: no second forward pass). A model with a layer the method has no rule
 for is refused before any compute, naming the layer (applicable_methods shows that reason).
 """
 
@@ -59,9 +60,11 @@ def compute(method_id, model, x, targets, params, layer, neuron, rng):
 
     def build():
         signature = [model.input_spec(), tf.TensorSpec([None], tf.int32)]
-        return lrp.relevance_function(prepared_walk(model), method_id, composite_params, bounds, signature)
+        return lrp.relevance_function(prepared_walk(model), method_id, composite_params, bounds, signature, model.probabilities_from_logits)
 
-    return model.function(key, build)(np.asarray(x, np.float32), np.asarray(targets, np.int32)).numpy()
+    relevance, probs = model.function(key, build)(np.asarray(x, np.float32), np.asarray(targets, np.int32))
+    model.offer_probs(x, probs.numpy())
+    return relevance.numpy()
 
 
 for _method_id in lrp.METHOD_IDS:

@@ -1,7 +1,8 @@
 """LRP and Deep Taylor on Keras 3 without graph surgery: rules, composites, canonizers, one backward walk.
 
     explain(model, x, targets, method_id, params, bounds=None) -> np.ndarray, R at the input (x's shape), eager
-    relevance_function(prepared, method_id, params, bounds=None, input_signature=None) -> the same as a tf.function
+    relevance_function(prepared, method_id, params, bounds=None, input_signature=None, scores=None)
+                       -> the same as a tf.function (with scores(logits) of the same pass if given)
     prepare(model) -> the canonized Walk of a Keras 3 logits model (cache it per model)
     reason_unusable(prepared, method_id, params=None) -> None | the sentence naming the layer it cannot explain
 
@@ -32,8 +33,8 @@ def reason_unusable(prepared, method_id, params=None):
     return propagation.unsupported(prepared, composites.composite(method_id, dict(DEFAULT_PARAMS, **(params or {}))))
 
 
-def relevance_function(prepared, method_id, params, bounds=None, input_signature=None):
-    """f(x, targets) -> R at the input, as a tf.function (one trace per input signature)."""
+def relevance_function(prepared, method_id, params, bounds=None, input_signature=None, scores=None):
+    """f(x, targets) -> R at the input, as a tf.function (one trace per input signature); (R, scores(logits)) if scores is given."""
     import tensorflow as tf
 
     from tb_xai_plugin.engine.backends.native.lrp import composites, propagation
@@ -41,7 +42,8 @@ def relevance_function(prepared, method_id, params, bounds=None, input_signature
     composite = composites.composite(method_id, dict(DEFAULT_PARAMS, **(params or {})))
 
     def run(x, targets):
-        return propagation.relevance(prepared, composite, x, targets, bounds)
+        r, logits = propagation.relevance_and_logits(prepared, composite, x, targets, bounds)
+        return r if scores is None else (r, scores(logits))
 
     return tf.function(run, input_signature=input_signature, autograph=False, reduce_retracing=True)
 

@@ -1,6 +1,7 @@
 """The backward pass of LRP and Deep Taylor over a canonized walk: one small GradientTape per step.
 
     relevance(walk, composite, x, targets, bounds=None) -> R at the model input, same shape as x
+    relevance_and_logits(...) -> (R, the logits of the same forward pass)
     unsupported(walk, composite) -> None, or a sentence naming the first layer it cannot explain
 
 The target logit's value (Deep Taylor: max(value, 0)) starts the pass; every other output starts at 0.
@@ -37,6 +38,11 @@ ACTIVATIONS = ("relu", "relu6", "linear")
 
 def relevance(walk, composite, x, targets, bounds=None):
     """R at the model input for logit targets[i] of image i (bounds: (low, high) scalars at the model input)."""
+    return relevance_and_logits(walk, composite, x, targets, bounds)[0]
+
+
+def relevance_and_logits(walk, composite, x, targets, bounds=None):
+    """(R at the model input, the logits of the same forward pass); see relevance()."""
     import tensorflow as tf
 
     x = tf.convert_to_tensor(x, tf.float32)
@@ -59,7 +65,7 @@ def relevance(walk, composite, x, targets, bounds=None):
         for key, r in zip(step.inputs, backward(step, composite, ins, zs, outs, *known)):
             incoming[key] = r if key not in incoming else incoming[key] + r
     r = incoming.get(walk.inputs[0])
-    return tf.zeros_like(x) if r is None else r
+    return (tf.zeros_like(x) if r is None else r), logits
 
 
 def backward(step, composite, ins, ys, outs, first, bounds, nonnegative=False):
