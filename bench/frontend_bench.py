@@ -57,7 +57,7 @@ SCATTER = """async (n) => {
     per_sample: {mean_top_score: Array.from({length: n}, (_, i) => rand(i)),
                  distinct_classes: Array.from({length: n}, (_, i) => 1 + (i % 4)),
                  majority_right: Array.from({length: n}, (_, i) => rand(i + n) > 0.3)}, activation: null};
-  const plot = new mod.ScatterPlot({width: 560, height: 340, onHover: () => {}, onPick: () => {}});
+  const plot = new mod.ScatterPlot({width: 560, height: 340, onHover: () => {}, onPick: () => {}, onStatus: () => {}});
   document.body.appendChild(plot.el);
   const visible = Array.from({length: n}, (_, i) => i);
   const t0 = performance.now();

@@ -132,6 +132,18 @@ def test_dark_mode_follows_tensorboards_own_setting(tab):
     page.emulate_media(color_scheme="light")
 
 
+def test_without_tensorboard_above_the_browser_preference_decides(tb_url, browser_context):
+    page = browser_context.new_page()  # the plugin's page opened alone: no TensorBoard to follow
+    page.emulate_media(color_scheme="dark")
+    page.goto(tb_url + "/data/plugin_entry.html?name=xai")
+    page.wait_for_selector("#xai-setup input[data-method]", timeout=WAIT_MS)
+    assert theme_of(page.main_frame) == ["dark", "rgb(48, 48, 48)"]
+    page.emulate_media(color_scheme="light")
+    page.wait_for_function("document.documentElement.dataset.theme === 'light'", timeout=10_000)
+    assert theme_of(page.main_frame) == ["light", "rgb(255, 255, 255)"]
+    page.close()
+
+
 def test_nothing_light_is_left_in_dark_mode(tab):
     page, frame, _ = tab
     choose_theme(page, "Dark")
