@@ -117,7 +117,7 @@ def report(results, batch, steps, repeat):
     when = time.strftime("%Y-%m-%d %H:%M")
     lines = [
         "### Native backend vs iNNvestigate backend: batch %d at 224x224, weights=None, IG %d steps, best of %d "
-        "(%s, %d CPUs, %s)" % (batch, steps, repeat, platform.machine(), os.cpu_count(), when),
+        "(%s, %d CPUs, load %.1f, %s)" % (batch, steps, repeat, platform.machine(), os.cpu_count(), os.getloadavg()[0], when),
         "",
         "| model | method | native (Keras 3) | iNNvestigate (Keras 2) | ratio (goal <= 1.1x) |",
         "|---|---|---|---|---|",
