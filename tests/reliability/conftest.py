@@ -1,5 +1,5 @@
 """Fixtures of the reliability tests: a logdir of three tiny models, the plugin behind a real
-threaded HTTP server, and the engine called directly in a graph-mode subprocess as the reference.
+threaded HTTP server, and the engine called directly in a subprocess (graph mode for iNNvestigate) as the reference.
 """
 
 import json
@@ -31,7 +31,7 @@ def build_three_models(root):
 
 
 def engine_reference(logdir, jobs, timeout_s=300):
-    """{job id: answer} from the engine called directly in a spawned graph-mode process (engine_reference.py)."""
+    """{job id: answer} from the engine called directly in a spawned process, as a worker (engine_reference.py)."""
     request = json.dumps({"logdir": logdir, "jobs": jobs})
     done = subprocess.run(
         [sys.executable, "-m", "tests.reliability.engine_reference"],

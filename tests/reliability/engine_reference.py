@@ -2,8 +2,8 @@
 
     python -m tests.reliability.engine_reference < jobs.json > answers.json
 
-Runs in its own process because the engine needs eager execution disabled and the test process is
-eager. jobs.json: {"logdir", "jobs": [{"id", "op": "predict" | "attribute", "run", "step", "samples":
+Runs in its own process because the iNNvestigate backend needs eager execution disabled and the test
+process is eager (the native backend keeps it on). jobs.json: {"logdir", "jobs": [{"id", "op": "predict" | "attribute", "run", "step", "samples":
 [run, name], "indices", and for attribute "method", "params", "target", "layer", "neuron", "seed"}]}.
 Answers: {id: {"probs": [[...]]} or {"maps": [...], "targets": [...], "scores": [...]}}. Paths come
 from the logdir's manifests (tb_xai_plugin.files), not from the plugin under test.
@@ -61,7 +61,8 @@ def main():
     """Read the jobs from stdin, write the answers to stdout."""
     from tb_xai_plugin import engine
 
-    engine.enable_graph_mode()
+    if engine.backends.innvestigate_available():  # as the plugin's workers do: graph mode for iNNvestigate only
+        engine.enable_graph_mode()
     request = json.load(sys.stdin)
     models = {}
     answers = {job["id"]: answer(request["logdir"], job, models) for job in request["jobs"]}

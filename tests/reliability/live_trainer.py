@@ -21,9 +21,10 @@ def main(logdir, out, seconds):
     import tensorflow as tf
 
     from tb_xai_plugin import files, summary
+    from tests.plugin.conftest import checkpoint_file
 
     run_dir = os.path.join(logdir, "live")
-    model = tf.keras.models.load_model(files.checkpoint_paths(run_dir, 0, "h5")[0])
+    model = tf.keras.models.load_model(checkpoint_file(run_dir, 0))
     model.compile("adam", "sparse_categorical_crossentropy")
     x = np.load(files.sample_paths(run_dir, "val")[0])["images"] / np.float32(255)
     y = np.arange(len(x)) % 3
