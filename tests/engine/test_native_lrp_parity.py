@@ -17,7 +17,7 @@ import pytest
 
 from conftest import BACKEND
 
-pytestmark = pytest.mark.skipif(BACKEND != "native", reason="the native backend runs in the Keras 3 stack (.venv)")
+native_only = pytest.mark.skipif(BACKEND != "native", reason="the native backend runs in the Keras 3 stack (.venv)")
 
 FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, "fixtures", "lrp")
 NAMES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(FIXTURES, "*.npz")))
@@ -69,6 +69,7 @@ def load(name, tmp_path):
     return model, dict(np.load(os.path.join(FIXTURES, name + ".npz")))
 
 
+@native_only
 def test_fixtures_cover_the_required_architectures():
     """At least the six architectures of issue 14, and every LRP / Deep Taylor method id in each.
 
@@ -83,6 +84,7 @@ def test_fixtures_cover_the_required_architectures():
         assert methods == set(lrp.METHOD_IDS) - ({"lrp.flat"} if name == "mobilenet" else set()), name
 
 
+@native_only
 @pytest.mark.parametrize("name", NAMES)
 def test_every_map_matches_innvestigate(name, tmp_path):
     """Each fixture map is reproduced by native LRP on the Keras 3 model within 1e-4 of its largest value."""
@@ -105,6 +107,7 @@ def test_every_map_matches_innvestigate(name, tmp_path):
     assert not failures, "\n".join(failures)
 
 
+@native_only
 def test_compiled_function_equals_eager_walk(tmp_path):
     """The tf.function the engine runs gives the eager walk's maps (resnet: folding, Add, pooling)."""
     from tb_xai_plugin.engine.backends.native import lrp
@@ -115,3 +118,21 @@ def test_compiled_function_equals_eager_walk(tmp_path):
         eager = lrp.explain(model, data["x"], data["targets"], method, {}, (-1.0, 1.0))
         compiled = lrp.relevance_function(prepared, method, {}, (-1.0, 1.0))(data["x"], data["targets"].astype(np.int32)).numpy()
         np.testing.assert_allclose(compiled, eager, rtol=0, atol=1e-5 * np.abs(eager).max())
+
+
+@pytest.mark.skipif(BACKEND != "innvestigate", reason="the iNNvestigate backend runs in the Keras 2 stack (.venv-innvestigate)")
+@pytest.mark.parametrize("name", ["vgg", "densenet"])
+def test_the_references_are_what_the_innvestigate_backend_gives_today(name):
+    """The fixtures of the models iNNvestigate takes as they are: recomputed by today's iNNvestigate backend, same maps."""
+    import importlib.util
+
+    import tensorflow as tf
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", os.path.join(FIXTURES, "make_fixtures.py"))
+    make_fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_fixtures)
+    data = dict(np.load(os.path.join(FIXTURES, name + ".npz")))
+    model = tf.keras.models.load_model(os.path.join(FIXTURES, name + ".h5"), compile=False)
+    maps = make_fixtures.all_maps(model, data["x"], data["targets"], tuple(float(b) for b in data["bounds"]))
+    for key, reference in maps.items():
+        np.testing.assert_allclose(data[key], reference, rtol=0, atol=TOLERANCE * np.abs(reference).max(), err_msg=key)
