@@ -103,7 +103,7 @@ def test_the_npz_is_what_tb_xai_import_reads(photo_folder, tmp_path):
 def test_import_logs_the_model_with_the_given_weights_and_the_photos(no_weights, photo_folder, tmp_path):
     import tensorflow as tf
 
-    weights = str(tmp_path / "xception_random.h5")
+    weights = str(tmp_path / "xception_random.weights.h5")  # the suffix Keras 3 requires of save_weights
     model = tf.keras.applications.Xception(weights=None)
     model.save_weights(weights)
     expected_checksum = model_info.weights_checksum(model.get_weights())

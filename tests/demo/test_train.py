@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import pytest
 from tensorboard import context
@@ -9,6 +10,9 @@ from tensorboard.backend.event_processing import data_provider, plugin_event_mul
 
 from demo import data, train
 from tb_xai_plugin import files, metadata
+
+# The format this stack's logging writes: .keras from Keras 3, .h5 from Keras 2.
+STACK_FORMAT = "keras" if keras.__version__.startswith("3") else "h5"
 
 
 def _provider(logdir):
@@ -28,7 +32,8 @@ def test_every_run_has_a_checked_checkpoint_per_epoch(tiny_sweep):
         for manifest in manifests:
             path = os.path.join(logdir, run, *metadata.PLUGIN_DIR, metadata.CHECKPOINTS_DIR, manifest["file"])
             assert files.sha256(path) == manifest["file_sha256"]
-            assert manifest["format"] == "h5"
+            assert manifest["format"] == STACK_FORMAT and manifest["file"] == metadata.checkpoint_filename(manifest["step"], STACK_FORMAT)
+            assert manifest["versions"]["keras"] == keras.__version__
             assert manifest["input_shape"] == [28, 28, 1]
             assert manifest["class_names"] == list(data.CLASS_NAMES)
             assert manifest["preprocessing"] == train.PREPROCESSING
