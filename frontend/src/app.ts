@@ -11,7 +11,7 @@ import { initialState, readUrlState, sameModel, Store, writeUrlState, type ViewS
 import { currentTheme, type Theme } from "./theme";
 import type { LayersResponse, MethodInfo, ModelRef, RunInfo, SuggestionsResponse } from "./types";
 import type { CellView } from "./views/cell";
-import { h, replaceChildren } from "./views/dom";
+import { h, keepFocus, replaceChildren } from "./views/dom";
 import { cellKey, GridView, type Column } from "./views/grid";
 import { ProgressView } from "./views/progress";
 import { defaultParams, latestStep, SetupView } from "./views/setup";
@@ -206,17 +206,15 @@ export class App {
   /** Redraw the grid's toolbar. */
   private renderGridTools(): void {
     const s = this.store.get();
-    replaceChildren(
-      this.gridTools,
-      ...gridToolbar(s, this.sampleCount(s.samples), {
-        step: (d) => this.step(d),
-        update: (patch) => this.store.update(patch),
-        exportPng: () => this.exportPng(),
-        exportNpz: () => this.exportNpz(),
-        exportCsv: () => this.exportCsv(),
-        refresh: () => void this.refresh(),
-      }),
-    );
+    const tools = gridToolbar(s, this.sampleCount(s.samples), {
+      step: (d) => this.step(d),
+      update: (patch) => this.store.update(patch),
+      exportPng: () => this.exportPng(),
+      exportNpz: () => this.exportNpz(),
+      exportCsv: () => this.exportCsv(),
+      refresh: () => void this.refresh(),
+    });
+    keepFocus(this.gridTools, () => replaceChildren(this.gridTools, ...tools));
   }
 
   /** Read the listing again (sample sets logged again, checkpoints rewritten get new versions), forget cached
@@ -371,7 +369,7 @@ export class App {
     const gen = ++this.timelineGeneration;
     if (!run || step === null || !s.samples || !s.methods.length) {
       this.timeline = this.strip = null;
-      replaceChildren(this.timelineSlot, controls);
+      keepFocus(this.timelineSlot, () => replaceChildren(this.timelineSlot, controls));
       return;
     }
     const model: ModelRef = { run: run.run, step };
@@ -387,7 +385,7 @@ export class App {
     }));
     this.strip = this.buildGrid(rows, stripColumns);
     this.strip.el.id = "xai-timeline-strip";
-    replaceChildren(this.timelineSlot, controls, this.timeline.el, h("div", { class: "xai-label" }, "all checkpoints"), this.strip.el);
+    keepFocus(this.timelineSlot, () => replaceChildren(this.timelineSlot, controls, this.timeline!.el, h("div", { class: "xai-label" }, "all checkpoints"), this.strip!.el));
     const current = () => this.timelineGeneration;
     const strip = this.strip;
     void this.fill(this.timeline, rows, columns, gen, current).then(() => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { clampParam, classOption, defaultParams, filterRuns, latestStep, parseClassOption } from "../src/views/setup";
+import { clampParam, classOption, controlId, defaultParams, filterRuns, latestStep, parseClassOption } from "../src/views/setup";
 import { formatValue } from "../src/views/legend";
 import { spreadSteps } from "../src/views/timeline";
 import type { MethodInfo, RunInfo } from "../src/types";
@@ -69,4 +69,9 @@ test("the over-training strip spreads its steps evenly, ends included", () => {
   assert.deepEqual(spreadSteps([5, 6, 7, 8, 9], 4), [5, 6, 8, 9]);
   assert.deepEqual(spreadSteps([5, 6, 7], 1), [7]);
   assert.equal(spreadSteps(Array.from({ length: 1000 }, (_, i) => i), 8).length, 8);
+});
+
+test("control ids from run names are distinct however the names use '-'", () => {
+  assert.notEqual(controlId("chip", "a-1", 2), controlId("chip", "a", "1-2"));
+  assert.equal(controlId("run", "sweep/lr 0.1"), "xai-run-sweep%2Flr%200.1");
 });

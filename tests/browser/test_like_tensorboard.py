@@ -234,6 +234,34 @@ def test_arrow_keys_move_samples_and_a_focused_map_takes_a_keyboard_probe(tab):
     assert grid_rows(frame) == [0]
 
 
+def test_the_keyboard_focus_stays_put_when_the_tab_redraws(tab):
+    page, frame, _ = tab
+    active = lambda: frame.evaluate("document.activeElement.id")  # noqa: E731
+    tab_to(page, frame, "#xai-next")
+    page.keyboard.press("Enter")
+    wait_grid(frame)
+    assert grid_rows(frame) == [1] and active() == "xai-next"  # the toolbar was rebuilt around it
+    page.keyboard.press("Shift+Tab")
+    assert active() == "xai-prev"
+    page.keyboard.press("Enter")
+    wait_grid(frame)
+    assert grid_rows(frame) == [0] and active() == "xai-prev"
+    tab_to(page, frame, ".xai-run-check[data-run=beta]")
+    page.keyboard.press("Space")
+    frame.wait_for_function("document.querySelectorAll('#xai-grid thead th').length === 2")  # beta's column left
+    assert frame.evaluate("[document.activeElement.dataset.run, document.activeElement.checked]") == ["beta", False]
+    page.keyboard.press("Space")
+    frame.wait_for_function("document.querySelectorAll('#xai-grid thead th').length === 3")
+    assert frame.evaluate("[document.activeElement.dataset.run, document.activeElement.checked]") == ["beta", True]
+    tab_to(page, frame, "#xai-timeline-slider")
+    page.keyboard.press("ArrowLeft")
+    frame.wait_for_function("document.querySelector('#xai-timeline-step').textContent.startsWith('step 2')")
+    assert active() == "xai-timeline-slider"
+    page.keyboard.press("ArrowRight")
+    frame.wait_for_function("document.querySelector('#xai-timeline-step').textContent.startsWith('step 3')")
+    wait_grid(frame)
+
+
 def test_the_scatter_is_usable_by_keyboard(tab):
     page, frame, _ = tab
     tab_to(page, frame, "#xai-scatter")

@@ -21,3 +21,12 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
 export function replaceChildren(el: Element, ...children: Child[]): void {
   el.replaceChildren(...(children.filter((c) => c !== null && c !== undefined && c !== false) as (Node | string)[]));
 }
+
+/** Run `rebuild` (which replaces `el`'s children) and give the focus back to the control with the same id, so
+ * a keyboard user stays where they were. */
+export function keepFocus(el: Element, rebuild: () => void): void {
+  const active = el.ownerDocument.activeElement;
+  const id = active && el.contains(active) ? active.id : "";
+  rebuild();
+  if (id) (el.ownerDocument.getElementById(id) as HTMLElement | null)?.focus();
+}

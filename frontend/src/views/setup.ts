@@ -17,6 +17,11 @@ export interface SetupActions {
   update: (patch: Partial<ViewState>) => void;
 }
 
+/** An element id from free-form parts (run names, method ids): each part URI-encoded with its "-" too, so the
+ * "-" between parts is unambiguous and ids never collide. */
+export const controlId = (...parts: (string | number)[]): string =>
+  ["xai", ...parts.map((p) => encodeURIComponent(String(p)).replace(/-/g, "%2D"))].join("-");
+
 /** The latest checkpoint step of a run, or null when it has none. */
 export const latestStep = (run: RunInfo): number | null => (run.checkpoints.length ? run.checkpoints[run.checkpoints.length - 1].step : null);
 
@@ -50,7 +55,7 @@ export class SetupView {
     const caret = focusId && typeof focused!.selectionStart === "number" ? focused!.selectionStart : null;
     replaceChildren(this.el, this.samplesField(data, s), this.modelsField(data, s), this.methodsField(data, s), this.paramsField(data, s), this.layerField(data, s), this.targetField(data, s));
     if (focusId) {
-      const again = this.el.querySelector<HTMLInputElement>(`#${focusId}`);
+      const again = this.el.ownerDocument.getElementById(focusId) as HTMLInputElement | null;
       again?.focus();
       if (again && caret !== null && again.type === "text") again.setSelectionRange(caret, caret);
     }
@@ -89,6 +94,7 @@ export class SetupView {
       const latest = latestStep(r)!;
       const box = h("input", {
         type: "checkbox",
+        id: controlId("run", r.run),
         class: "xai-run-check",
         "data-run": r.run,
         checked: any,
@@ -101,6 +107,7 @@ export class SetupView {
           "button",
           {
             class: "xai-chip",
+            id: controlId("chip", r.run, c.step),
             "aria-pressed": String(isOn({ run: r.run, step: c.step })),
             "aria-label": `${r.run} step ${c.step}`,
             "data-run": r.run,
@@ -167,7 +174,7 @@ export class SetupView {
           `${name} `,
           h(
             "select",
-            { "data-hparam": name, onchange: (e) => this.actions.update({ hparams: { ...s.hparams, [name]: (e.target as HTMLSelectElement).value } }) },
+            { id: controlId("hparam", name), "data-hparam": name, onchange: (e) => this.actions.update({ hparams: { ...s.hparams, [name]: (e.target as HTMLSelectElement).value } }) },
             h("option", { value: "" }, "any"),
             ...values.map((v) => h("option", { value: v, selected: s.hparams[name] === v }, v)),
           ),
@@ -323,7 +330,7 @@ export function parseClassOption(text: string, names: string[]): number | null {
 /** One parameter's control, built from its schema. */
 function paramControl(p: ParamSpec, value: number | boolean | string, set: (v: number | boolean | string) => void, methodId: string): HTMLElement {
   const label = p.label || p.name;
-  const data = { "data-method": methodId, "data-param": p.name };
+  const data = { "data-method": methodId, "data-param": p.name, id: controlId("param", methodId, p.name) };
   if (p.type === "bool")
     return h("label", {}, h("input", { type: "checkbox", checked: Boolean(value), ...data, onchange: (e) => set((e.target as HTMLInputElement).checked) }), ` ${label}`);
   if (p.type === "choice")
