@@ -4,11 +4,15 @@ tests/engine runs in its own pytest process (see the Makefile): the engine needs
 disabled, a process-wide switch that the summary ops (eager, like a user's training) cannot share.
 """
 
+import importlib.metadata
 import os
 import shutil
 import socket
 
 import pytest
+
+# This process's stack: "keras3" in .venv (TensorFlow 2.21), "keras2" in .venv-innvestigate (TensorFlow 2.14).
+STACK = "keras%s" % importlib.metadata.version("keras").split(".")[0]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -23,6 +27,15 @@ CHROMIUM_ARGS = [
 ]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect (not skip) the tests marked @pytest.mark.stack(name) for the other stack: each runs where it checks something."""
+    other = [item for item in items if any(mark.args[0] != STACK for mark in item.iter_markers("stack"))]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        dropped = set(map(id, other))
+        items[:] = [item for item in items if id(item) not in dropped]
 
 
 def free_port():

@@ -78,7 +78,7 @@ def built_size(model):
     return sum(fn.experimental_get_tracing_count() for fn in model.cache.values() if hasattr(fn, "experimental_get_tracing_count"))
 
 
-innvestigate_only = pytest.mark.skipif(BACKEND != "innvestigate", reason="checks the graph-mode backend's own graph and session")
+innvestigate_only = pytest.mark.stack("keras2")  # checks the graph-mode backend's own graph and session
 
 
 class BackendMethod:

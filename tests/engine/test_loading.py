@@ -35,11 +35,10 @@ def test_loaded_model_predicts_like_the_saved_model_in_its_own_graph(tmp_path):
     assert model.input_shape == (16, 16, 3) and model.num_classes == 4 and model.layers == manifest["layers"]
 
 
+@pytest.mark.stack("keras3")
 def test_the_native_backend_predicts_like_the_saved_model_and_leaves_eager_on(tmp_path):
     import tensorflow as tf
 
-    if BACKEND != "native":
-        pytest.skip("the Keras 3 stack's backend")
     keras_model = small_cnn(seed=3)
     path, manifest = write_checkpoint(keras_model, tmp_path)
     x = np.random.default_rng(1).uniform(size=(4, 16, 16, 3)).astype(np.float32)

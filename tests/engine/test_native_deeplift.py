@@ -7,7 +7,7 @@ subprocess (innvestigate_maps.py), once for the module.
 
 import numpy as np
 import pytest
-from conftest import BACKEND, logits, method, write_checkpoint
+from conftest import logits, method, write_checkpoint
 
 import innvestigate_maps
 import parity_models
@@ -15,7 +15,7 @@ from tb_xai_plugin import engine
 from tb_xai_plugin.engine.backends.native import deeplift, walk
 from tb_xai_plugin.errors import XaiError
 
-pytestmark = pytest.mark.skipif(BACKEND != "native", reason="the native backend runs in the Keras 3 stack (.venv)")
+pytestmark = pytest.mark.stack("keras3")  # the native backend runs in the Keras 3 stack (.venv)
 
 DEEPLIFT = method("deeplift")
 EPS = float(np.finfo(np.float32).eps)

@@ -9,12 +9,11 @@ parity tests (test_native_deeplift.py, test_native_pattern.py, test_native_lrp_p
 
 import numpy as np
 import pytest
-from conftest import BACKEND
 
 import innvestigate_maps
 from tb_xai_plugin import engine
 
-pytestmark = pytest.mark.skipif(BACKEND != "native", reason="the native backend runs in the Keras 3 stack (.venv)")
+pytestmark = pytest.mark.stack("keras3")  # the native backend runs in the Keras 3 stack (.venv)
 
 SCALE = {"type": "scale", "scale": 1 / 255.0, "offset": 0.0}
 MODELS = {

@@ -11,7 +11,7 @@ import multiprocessing
 
 import numpy as np
 import pytest
-from conftest import BACKEND, write_checkpoint
+from conftest import write_checkpoint
 
 import innvestigate_maps
 import parity_models
@@ -20,7 +20,7 @@ from tb_xai_plugin.engine import pattern_fit
 from tb_xai_plugin.engine.backends.native import pattern
 from tb_xai_plugin.plugin import worker_main
 
-pytestmark = pytest.mark.skipif(BACKEND != "native", reason="the native backend runs in the Keras 3 stack (.venv)")
+pytestmark = pytest.mark.stack("keras3")  # the native backend runs in the Keras 3 stack (.venv)
 
 SCALE = {"type": "scale", "scale": 1 / 255.0, "offset": 0.0}
 CHECKPOINTS = {"chain": {"build": "parity_models:chain_cnn", "kwargs": {"seed": 4}, "preprocessing": SCALE}}

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import BACKEND, small_cnn, write_checkpoint
+from conftest import small_cnn, write_checkpoint
 
 import innvestigate_maps
 from tb_xai_plugin.plugin import worker_main
@@ -79,7 +79,7 @@ def test_a_checkpoint_of_this_stack_is_explained_on_its_backend(worker, tmp_path
     assert set(applicable) >= {"occlusion", "lrp.epsilon", "deeplift"}
 
 
-@pytest.mark.skipif(BACKEND != "native", reason="a Keras 2 logdir opened by the Keras 3 stack")
+@pytest.mark.stack("keras3")  # a Keras 2 logdir opened by the Keras 3 stack
 def test_a_keras2_checkpoint_is_explained_by_the_keras3_stack(worker, tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3)).astype(np.uint8)
     np.save(tmp_path / "chain.npy", images)

@@ -4,7 +4,6 @@ The training runs in a subprocess with KERAS_BACKEND=jax (the backend is chosen 
 this process runs Keras 3 on TensorFlow, as TensorBoard's workers do.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -16,14 +15,11 @@ import pytest
 from tb_xai_plugin import files, model_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-NATIVE = os.path.isdir(os.path.join(REPO, "tb_xai_plugin", "engine", "backends", "native"))
 
 
 @pytest.fixture(scope="module")
 def jax_run(tmp_path_factory):
     """(run dir, the checkpoint manifest, the JAX model's probabilities, the samples) of a run trained under JAX."""
-    pytest.importorskip("jax", reason="jax does not install here: `pip install jax` into .venv")
     logdir = str(tmp_path_factory.mktemp("jax"))
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, os.path.join(HERE, "jax_training.py"), logdir],
@@ -56,7 +52,6 @@ def test_tensorflow_loads_the_jax_model_with_its_weights_and_predictions(jax_run
     np.testing.assert_allclose(probabilities, jax_probabilities, rtol=0, atol=1e-5)
 
 
-@pytest.mark.skipif(not NATIVE, reason="needs the native engine backend (tb_xai_plugin/engine/backends/native)")
 def test_the_engine_explains_the_jax_model_with_gradient(jax_run):
     import tensorflow as tf
     from tb_xai_plugin import engine

@@ -19,7 +19,6 @@ from tb_xai_plugin.plugin.catalog import Catalog
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOGDIR = os.path.join(REPO, "tests", "fixtures", "keras2_logdir")
-NATIVE = os.path.isdir(os.path.join(REPO, "tb_xai_plugin", "engine", "backends", "native"))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,6 @@ def test_keras3_loads_the_h5_with_the_same_weights_checksum(catalog, step):
     assert not np.allclose(model.get_layer("bn").moving_mean.numpy(), 0)
 
 
-@pytest.mark.skipif(not NATIVE, reason="needs the native engine backend (tb_xai_plugin/engine/backends/native)")
 def test_the_engine_explains_the_old_checkpoint_with_gradient(catalog):
     from tb_xai_plugin import engine
 

@@ -84,7 +84,7 @@ def test_keras_file_with_an_npz(tmp_path, saved):
     assert sample_set["count"] == 5 and sample_set["has_labels"] and sample_set["dtype"] == "float32"
 
 
-@pytest.mark.skipif(KERAS3, reason="Keras 2 only: Keras 3 neither saves nor loads a SavedModel as a model (next test)")
+@pytest.mark.stack("keras2")  # Keras 3 neither saves nor loads a SavedModel as a model (next test)
 def test_savedmodel_folder_becomes_h5(tmp_path, saved):
     _, checksum, model = saved
     model.save(str(tmp_path / "sm"), save_format="tf")
@@ -93,7 +93,7 @@ def test_savedmodel_folder_becomes_h5(tmp_path, saved):
     assert manifest["format"] == "h5" and manifest["weights_sha256"] == checksum
 
 
-@pytest.mark.skipif(not KERAS3, reason="Keras 3 only: Keras 2 imports a SavedModel folder (previous test)")
+@pytest.mark.stack("keras3")  # Keras 2 imports a SavedModel folder (previous test)
 def test_savedmodel_folder_is_refused_in_keras3_with_what_to_do(tmp_path, saved, capsys):
     _, _, model = saved
     model.export(str(tmp_path / "sm"))

@@ -67,7 +67,7 @@ def test_every_nesting_is_refused_in_memory(nestings, key):
     assert safety.check_model(nestings[key], allow_unsafe=True) == [layer]
 
 
-@pytest.mark.skipif(um.KERAS_3, reason="Keras 3 writes no SavedModel with Keras metadata (model.export has none)")
+@pytest.mark.stack("keras2")  # Keras 3 writes no SavedModel with Keras metadata (model.export has none)
 def test_every_node_of_a_savedmodel_is_checked_not_only_the_root(saved, tmp_path):
     path = shutil.copytree(saved["model_in_time_distributed", "savedmodel"], str(tmp_path / "savedmodel"))
 
@@ -95,7 +95,7 @@ def _edit_savedmodel(path, edit):
         f.write(proto.SerializeToString())
 
 
-@pytest.mark.skipif(um.KERAS_3, reason="Keras 3 writes no SavedModel with Keras metadata (model.export has none)")
+@pytest.mark.stack("keras2")  # Keras 3 writes no SavedModel with Keras metadata (model.export has none)
 def test_a_compiled_savedmodel_passes_with_builtin_metrics_only(tmp_path):
     model = um.safe_time_distributed()
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy", tf.keras.metrics.SparseTopKCategoricalAccuracy(2)])
