@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Each sets up what it needs.
-PY      := .venv/bin/python               # the current stack: TensorFlow 2.21, Keras 3 (default)
-PY_INNV := .venv-innvestigate/bin/python  # the paper's engine: TensorFlow 2.14, Keras 2, iNNvestigate
+# The current stack (default): TensorFlow 2.21, Keras 3. The paper's engine: TensorFlow 2.14, Keras 2, iNNvestigate.
+PY      := .venv/bin/python
+PY_INNV := .venv-innvestigate/bin/python
 STATIC  := tb_xai_plugin/static/index.js
 FRONT_SRC := $(shell find frontend/src -type f 2>/dev/null) frontend/package.json frontend/build.mjs
 PORT    ?= 6006
@@ -45,10 +46,14 @@ $(STATIC): frontend/node_modules/.stamp $(FRONT_SRC)
 
 frontend: $(STATIC)
 
+# Every test in the current stack; the Keras 2 stack runs the engine, logging and the server again.
 # The engine runs under both oneDNN settings: they change float32 kernels the way another CPU does.
 test: setup system
 	cd frontend && npm test
-	$(PY_INNV) -m pytest tests --ignore=tests/engine
+	$(PY) -m pytest tests --ignore=tests/engine
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest tests/engine
+	TF_ENABLE_ONEDNN_OPTS=1 $(PY) -m pytest tests/engine
+	$(PY_INNV) -m pytest tests/summary tests/plugin
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY_INNV) -m pytest tests/engine
 	TF_ENABLE_ONEDNN_OPTS=1 $(PY_INNV) -m pytest tests/engine
 
