@@ -325,6 +325,13 @@ def test_the_histogram_is_usable_by_keyboard(tab):
 
 def test_every_control_has_its_own_accessible_name(tab):
     _, frame, _ = tab
+    # Bring out the conditional controls too: a method's parameters (occlusion's), the class search.
+    frame.get_by_role("checkbox", name="Occlusion", exact=True).check()
+    frame.wait_for_selector("#xai-params-title", timeout=WAIT_MS)
+    frame.select_option("#xai-target", "class")
+    frame.wait_for_selector("#xai-class", timeout=WAIT_MS)
+    assert frame.get_by_label("Class", exact=True).get_attribute("id") == "xai-class"
+    wait_grid(frame)
     unlabelled = frame.evaluate(
         "[...document.querySelectorAll('input, select')].filter(e => e.getClientRects().length && !(e.labels && e.labels.length))"
         ".map(e => e.outerHTML.slice(0, 120))"
