@@ -1,4 +1,4 @@
-"""Run in a fresh process (graph mode): how much attribution one checkpoint puts on the demo's mark.
+"""Run in a fresh process (graph mode in the iNNvestigate stack, as a worker): how much attribution one checkpoint puts on the demo's mark.
 
     python bias_probe.py LOGDIR RUN METHOD [METHOD ...]   -> one JSON object on stdout
 
@@ -56,7 +56,8 @@ def load(logdir, run):
 
 def main(logdir, run, *methods):
     """Print the probe report of `run` for `methods` as JSON."""
-    engine.enable_graph_mode()
+    if engine.backends.innvestigate_available():  # as the plugin's workers do: graph mode for iNNvestigate only
+        engine.enable_graph_mode()
     model, images, labels = load(logdir, run)
     top = predict(model, images, top_k=1)
     report = {

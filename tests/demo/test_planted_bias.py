@@ -1,7 +1,8 @@
 """The planted bias (the paper's task T2): the biased run calls marked shirts "Sneaker", and its maps say why.
 
 The demo's cnn and cnn-biased runs are trained here (eager, like `make demo`), then each checkpoint
-is explained by the engine in a fresh graph-mode process (bias_probe.py), as the plugin's workers do.
+is explained by the engine in a fresh process (bias_probe.py; graph mode in the iNNvestigate stack), as the
+plugin's workers do.
 """
 
 import json
@@ -19,7 +20,7 @@ TRAINING = ["--runs", "cnn,cnn-biased", "--train-size", "12000", "--epochs", "3"
 
 
 def _probe(logdir, run):
-    """bias_probe.py's report on `run`, computed in a fresh process with eager execution disabled."""
+    """bias_probe.py's report on `run`, computed in a fresh process (eager execution disabled for iNNvestigate)."""
     result = subprocess.run(
         [sys.executable, PROBE, logdir, run, *METHODS], capture_output=True, text=True, timeout=300, check=False
     )
