@@ -1,4 +1,5 @@
-"""Run in a fresh process (graph mode in the iNNvestigate stack, as a worker): how much attribution one checkpoint puts on the demo's mark.
+"""Run in a fresh process, as a worker (graph mode for iNNvestigate): how much attribution one checkpoint
+puts on the demo's mark.
 
     python bias_probe.py LOGDIR RUN METHOD [METHOD ...]   -> one JSON object on stdout
 

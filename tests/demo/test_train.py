@@ -32,7 +32,8 @@ def test_every_run_has_a_checked_checkpoint_per_epoch(tiny_sweep):
         for manifest in manifests:
             path = os.path.join(logdir, run, *metadata.PLUGIN_DIR, metadata.CHECKPOINTS_DIR, manifest["file"])
             assert files.sha256(path) == manifest["file_sha256"]
-            assert manifest["format"] == STACK_FORMAT and manifest["file"] == metadata.checkpoint_filename(manifest["step"], STACK_FORMAT)
+            assert manifest["format"] == STACK_FORMAT
+            assert manifest["file"] == metadata.checkpoint_filename(manifest["step"], STACK_FORMAT)
             assert manifest["versions"]["keras"] == keras.__version__
             assert manifest["input_shape"] == [28, 28, 1]
             assert manifest["class_names"] == list(data.CLASS_NAMES)

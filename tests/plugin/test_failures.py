@@ -137,7 +137,8 @@ def test_checkpoints_written_while_the_catalog_reads(damaged):
         cnn = next(r for r in body_of(response)["runs"] if r["run"] == "cnn")
         for checkpoint in cnn["checkpoints"]:
             seen.add(checkpoint["step"])
-            assert os.path.exists(checkpoint_file(os.path.join(damaged.logdir, "cnn"), checkpoint["step"]))  # whatever is listed is complete
+            path = checkpoint_file(os.path.join(damaged.logdir, "cnn"), checkpoint["step"])
+            assert os.path.exists(path)  # whatever is listed is complete
     trainer.join()
     final = next(r for r in body_of(damaged.get("runs"))["runs"] if r["run"] == "cnn")
     assert [c["step"] for c in final["checkpoints"]] == [1, 2, 20, 21, 22, 23, 24, 25]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tb_xai_plugin import files, metadata, summary
+from tb_xai_plugin import files, summary
 from tests.plugin import conftest as plugin_conftest
 from tests.plugin.conftest import CLASSES, SCALE, Served, body_of, tiny_cnn
 from tests.reliability.conftest import SAMPLES
