@@ -15,9 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import BACKEND
-
-native_only = pytest.mark.skipif(BACKEND != "native", reason="the native backend runs in the Keras 3 stack (.venv)")
+native_only = pytest.mark.stack("keras3")  # the native backend runs in the Keras 3 stack (.venv)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, "fixtures", "lrp")
 NAMES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(FIXTURES, "*.npz")))
@@ -120,7 +118,7 @@ def test_compiled_function_equals_eager_walk(tmp_path):
         np.testing.assert_allclose(compiled, eager, rtol=0, atol=1e-5 * np.abs(eager).max())
 
 
-@pytest.mark.skipif(BACKEND != "innvestigate", reason="the iNNvestigate backend runs in the Keras 2 stack (.venv-innvestigate)")
+@pytest.mark.stack("keras2")  # the iNNvestigate backend runs in the Keras 2 stack (.venv-innvestigate)
 @pytest.mark.parametrize("name", ["vgg", "densenet"])
 def test_the_references_are_what_the_innvestigate_backend_gives_today(name):
     """The fixtures of the models iNNvestigate takes as they are: recomputed by today's iNNvestigate backend, same maps."""

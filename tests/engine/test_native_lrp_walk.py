@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from conftest import BACKEND, write_checkpoint
+from conftest import write_checkpoint
 from tb_xai_plugin import engine
 from tb_xai_plugin.errors import XaiError
 
-pytestmark = pytest.mark.skipif(BACKEND != "native", reason="the native backend runs in the Keras 3 stack (.venv)")
+pytestmark = pytest.mark.stack("keras3")  # the native backend runs in the Keras 3 stack (.venv)
 
 
 def nested_model(activation="relu"):
