@@ -35,8 +35,7 @@ A Step is one layer call, or one half of a layer with a fused activation:
   "activation" steps also have
     step.fn          the elementwise function
     step.fused       True for an activation split off a linear layer or an Activation layer, False for
-                     a layer class of its own (ReLU): iNNvestigate passes relevance through the former
-                     and applies the gradient to the latter
+                     a layer class of its own (ReLU); a split-off one has a linear class as step.layer
 The walk never changes the model: steps read its weights and re-call its layers.
 """
 
