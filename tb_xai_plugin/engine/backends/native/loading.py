@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from tb_xai_plugin import model_info
-from tb_xai_plugin.engine import checkpoint
+from tb_xai_plugin.engine import backends, checkpoint
 from tb_xai_plugin.errors import XaiError
 
 FORMATS = ("keras", "h5")
@@ -129,7 +129,7 @@ def load_checkpoint(path, manifest, allow_unsafe=False):
     """The `.keras` / Keras 2 `.h5` file at `path` loaded by Keras 3 and verified against `manifest`."""
     fmt = checkpoint.check_file(path, manifest, FORMATS, allow_unsafe)
     keras_model = _load_keras(path, fmt, allow_unsafe)
-    if manifest.get("weights_sha256") not in weights_checksums(keras_model):
+    if not weights_match(keras_model, manifest):
         raise XaiError("weights do not match the manifest (checkpoint %s)" % os.path.basename(path))
     checkpoint.check_matches_manifest(keras_model.input_shape, keras_model.output_shape, manifest)
     return NativeModel(manifest, keras_model)
@@ -145,11 +145,20 @@ def _load_keras(path, fmt, allow_unsafe):
         raise XaiError("checkpoint %s cannot be loaded: %s" % (os.path.basename(path), e)) from e
 
 
-def weights_checksums(keras_model):
-    """The model's weights checksum in Keras 3's order (layer by layer) and in Keras 2's (trainable first)."""
-    ordered = [np.asarray(w) for w in keras_model.get_weights()]
-    keras2 = [np.asarray(w) for w in keras_model.trainable_weights + keras_model.non_trainable_weights]
-    return {model_info.weights_checksum(ordered), model_info.weights_checksum(keras2)}
+def weights_match(keras_model, manifest):
+    """Whether the weights checksum matches the manifest's, in the writer's order first (one hash of the weights when it does)."""
+    orders = (keras3_order, keras2_order) if backends.keras_major(manifest) >= 3 else (keras2_order, keras3_order)
+    return any(model_info.weights_checksum(order(keras_model)) == manifest.get("weights_sha256") for order in orders)
+
+
+def keras3_order(keras_model):
+    """The weight arrays in Keras 3's order (layer by layer)."""
+    return keras_model.get_weights()
+
+
+def keras2_order(keras_model):
+    """The weight arrays in Keras 2's order (trainable first, then non-trainable)."""
+    return [np.asarray(w) for w in keras_model.trainable_weights + keras_model.non_trainable_weights]
 
 
 def strip_output_activation(keras_model):
