@@ -21,7 +21,7 @@ def to_input_size(maps, model):
 
 
 def _grad_cam_function(model, layer):
-    """tf.function (x, targets) -> [N, H, W] Grad-CAM of `layer`, built once per (model, layer)."""
+    """tf.function (x, targets) -> ([N, H, W] Grad-CAM of `layer`, probabilities [N, K]), built once per (model, layer)."""
     import tensorflow as tf
 
     both = model.layer_and_logits(layer)
@@ -32,20 +32,22 @@ def _grad_cam_function(model, layer):
             chosen = tf.gather(logits, targets, axis=1, batch_dims=1)
         grads = tape.gradient(chosen, acts)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # a_k: [N, 1, 1, K]
-        return to_input_size(tf.nn.relu(tf.reduce_sum(weights * acts, axis=3)), model)
+        return to_input_size(tf.nn.relu(tf.reduce_sum(weights * acts, axis=3)), model), model.probabilities_from_logits(logits)
 
     return tf.function(grad_cam, input_signature=[model.input_spec(), tf.TensorSpec([None], tf.int64)])
 
 
 def grad_cam_maps(model, x, targets, layer):
-    """float32 [N, H, W]: upsample(ReLU(sum_k a_k A_k)), a_k = spatial mean of d y_t / d A_k."""
+    """float32 [N, H, W]: upsample(ReLU(sum_k a_k A_k)), a_k = spatial mean of d y_t / d A_k (the pass's probabilities offered)."""
     from tb_xai_plugin.errors import XaiError
 
     fn = model.function(("grad_cam", layer), lambda: _grad_cam_function(model, layer))
     try:
-        return fn(np.asarray(x, np.float32), np.asarray(targets, np.int64)).numpy()
+        maps, probs = fn(np.asarray(x, np.float32), np.asarray(targets, np.int64))
     except (ValueError, TypeError) as e:  # no gradient path from the layer to the logits
         raise XaiError("the target logit does not depend on layer %r: %s" % (layer, e)) from e
+    model.offer_probs(x, probs.numpy())
+    return maps.numpy()
 
 
 @implements("grad_cam")
@@ -63,15 +65,15 @@ def guided_grad_cam(model, x, targets, params, layer, neuron, rng):
 
 
 def _activation_function(model, layer, neuron):
-    """tf.function x -> [N, H, W]: the layer's channel `neuron` (or channel mean), at input size."""
+    """tf.function x -> ([N, H, W]: the layer's channel `neuron` (or channel mean) at input size, probabilities [N, K])."""
     import tensorflow as tf
 
     both = model.layer_and_logits(layer)
 
     def activation(x):
-        acts = both(x, training=False)[0]
+        acts, logits = both(x, training=False)
         maps = tf.reduce_mean(acts, axis=3) if neuron is None else acts[..., neuron]
-        return to_input_size(maps, model)
+        return to_input_size(maps, model), model.probabilities_from_logits(logits)
 
     return tf.function(activation, input_signature=[model.input_spec()])
 
@@ -83,4 +85,6 @@ def activation(model, x, targets, params, layer, neuron, rng):
     if neuron is not None:
         layers.check_neuron(neuron, layer["output_shape"][-1], layer["name"])
     fn = model.function(("activation", layer["name"], neuron), lambda: _activation_function(model, layer["name"], neuron))
-    return fn(np.asarray(x, np.float32)).numpy()
+    maps, probs = fn(np.asarray(x, np.float32))
+    model.offer_probs(x, probs.numpy())
+    return maps.numpy()
