@@ -58,7 +58,7 @@ def relevance_and_logits(walk, composite, x, targets, bounds=None):
         outs = [incoming.pop(k, None) for k in step.outputs]
         if all(r is None for r in outs):
             continue
-        outs = [tf.zeros_like(values[k]) if r is None else r for r in outs]
+        outs = [tf.zeros_like(values[k]) if r is None else r for k, r in zip(step.outputs, outs)]
         ins = [values[k] for k in step.inputs]
         zs = [values[k] for k in step.outputs]
         known = (step in first, layer_bounds.get(step), step.inputs[0] in nonnegative)
