@@ -7,7 +7,6 @@ import reference as ref
 
 import patch_task
 from tb_xai_plugin import engine
-from tb_xai_plugin.engine import registry
 from tb_xai_plugin.engine.attribution import attribute
 from tb_xai_plugin.errors import XaiError
 

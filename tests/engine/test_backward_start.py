@@ -12,7 +12,6 @@ from conftest import write_checkpoint, method, logits
 from test_cam import forward, hand_guided_backprop, hand_model
 
 from tb_xai_plugin import engine
-from tb_xai_plugin.engine import registry
 
 X = np.random.default_rng(11).normal(size=(6, 6, 6, 2)).astype(np.float32)
 TARGETS = np.array([0, 1, 2, 0, 1, 2])

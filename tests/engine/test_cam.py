@@ -7,7 +7,6 @@ from conftest import write_checkpoint, method, built_size, probabilities, keras_
 
 import patch_task
 from tb_xai_plugin import engine, model_info
-from tb_xai_plugin.engine import registry
 from tb_xai_plugin.engine.attribution import attribute
 from tb_xai_plugin.errors import XaiError
 

@@ -6,7 +6,6 @@ from conftest import write_checkpoint, method, stack_module, keras_context
 
 import patch_task
 from tb_xai_plugin import engine
-from tb_xai_plugin.engine import registry
 
 DEEPLIFT = method("deeplift")
 deeplift = stack_module("deeplift")

@@ -9,7 +9,6 @@ from perturbation_models import linear_pixels_model
 import float32_error
 import patch_task
 from tb_xai_plugin import engine
-from tb_xai_plugin.engine import registry
 from tb_xai_plugin.engine import batching
 from tb_xai_plugin.engine.perturbation import common as perturbation, lime
 

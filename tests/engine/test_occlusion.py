@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 import patch_task
 from tb_xai_plugin import engine
-from tb_xai_plugin.engine import registry
 from tb_xai_plugin.engine.attribution import attribute
 from tb_xai_plugin.engine import batching
 from tb_xai_plugin.engine.perturbation import common, occlusion

@@ -5,7 +5,6 @@ import pytest
 from conftest import keras_context, layer_output, method, stack_module, write_checkpoint
 
 from tb_xai_plugin import engine
-from tb_xai_plugin.engine import registry
 from tb_xai_plugin.errors import XaiError
 
 pattern = stack_module("pattern")

@@ -9,9 +9,7 @@ from perturbation_models import linear_pixels_model
 import float32_error
 import patch_task
 from tb_xai_plugin import engine
-from tb_xai_plugin.engine import registry
 from tb_xai_plugin.engine import batching
-from tb_xai_plugin.engine.perturbation import occlusion
 from tb_xai_plugin.engine.perturbation import prediction_difference as pda
 from tb_xai_plugin.errors import XaiError
 
