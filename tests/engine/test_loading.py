@@ -60,6 +60,18 @@ def test_two_checkpoints_live_apart(tmp_path):
     assert not np.allclose(probabilities(a, x), probabilities(b, x))
 
 
+@pytest.mark.stack("keras3")
+def test_keras_initializers_draw_at_random_again_after_a_load_and_a_failed_one(tmp_path):
+    import keras
+
+    path, manifest = write_checkpoint(small_cnn(seed=3), tmp_path)
+    engine.load_checkpoint(path, manifest)  # built with zero draws (the file's weights replace them)
+    with pytest.raises(XaiError):
+        engine.load_checkpoint(path, dict(manifest, weights_sha256="0" * 64))
+    for initializer in (keras.initializers.GlorotUniform(), keras.initializers.HeNormal(), keras.initializers.TruncatedNormal()):
+        assert np.asarray(initializer((8, 8))).std() > 0
+
+
 def test_weights_that_differ_from_the_manifest_are_refused(tmp_path):
     path, manifest = write_checkpoint(small_cnn(), tmp_path)
     manifest = dict(manifest, weights_sha256="0" * 64)

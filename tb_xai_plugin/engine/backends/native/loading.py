@@ -21,12 +21,13 @@ import os
 
 import numpy as np
 
-from tb_xai_plugin import model_info
+from tb_xai_plugin import keras2_config, model_info
 from tb_xai_plugin.engine import backends, checkpoint
 from tb_xai_plugin.errors import XaiError
 
 FORMATS = ("keras", "h5")
 STRIPPED = ("softmax", "sigmoid")
+RANDOM_DRAWS = ("uniform", "normal", "truncated_normal")  # what keras.initializers draw from (keras.src.backend.random)
 
 
 class NativeModel(checkpoint.ModelBase):
@@ -140,9 +141,35 @@ def _load_keras(path, fmt, allow_unsafe):
     import keras
 
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=not allow_unsafe)
+        with zero_initializers():
+            if fmt == "h5":  # a Keras 2 config is translated first (tb_xai_plugin.keras2_config)
+                return keras2_config.load_h5(path, allow_unsafe)
+            return keras.saving.load_model(path, compile=False, safe_mode=not allow_unsafe)
     except (ValueError, OSError, KeyError, TypeError) as e:
         raise XaiError("checkpoint %s cannot be loaded: %s" % (os.path.basename(path), e)) from e
+
+
+@contextlib.contextmanager
+def zero_initializers():
+    """Within: Keras's random initializers draw zeros (the file's weights overwrite them; the checksum checks they did).
+
+    Building a model runs every layer's initializer before the loader sets the saved weights: VGG16's
+    138M random draws cost about half of its load. Process-wide while it lasts: loads run one at a time.
+    """
+    import tensorflow as tf
+    from keras.src import backend
+
+    def zeros(shape, *args, dtype=None, **kwargs):
+        return tf.zeros(shape, dtype=dtype or backend.floatx())
+
+    saved = {name: getattr(backend.random, name) for name in RANDOM_DRAWS}
+    for name in RANDOM_DRAWS:
+        setattr(backend.random, name, zeros)
+    try:
+        yield
+    finally:
+        for name, draw in saved.items():
+            setattr(backend.random, name, draw)
 
 
 def weights_match(keras_model, manifest):
