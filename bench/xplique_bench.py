@@ -25,6 +25,7 @@ Replaces its section of docs/benchmarks.md unless --no-report.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -151,6 +152,8 @@ def main(argv=None):
     parser.add_argument("--checkpoint", help="an existing .h5 of --model with its manifest (else written by the Keras 2 stack)")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("xplique") is None:
+        sys.exit("Xplique is not in build/xplique: install it with the command in this script's docstring")
     text = report(run(args), args)
     print(text)
     if not args.no_report:
