@@ -23,7 +23,7 @@ import zipfile
 
 import numpy as np
 
-from tb_xai_plugin import metadata, safety
+from tb_xai_plugin import keras2_config, metadata, safety
 from tb_xai_plugin.errors import XaiError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -108,6 +108,8 @@ def load_model(path, allow_unsafe=False):
         raise XaiError("%s: %s" % (path, str(e).replace("TensorBoard's --xai_allow_unsafe_models", "--allow-unsafe"))) from e
     kwargs = {"safe_mode": not allow_unsafe} if fmt == "keras" or keras3 else {}  # Keras 3 guards Lambdas in .h5 too
     try:
+        if keras3 and fmt == "h5":  # a Keras 2 config is translated first (tb_xai_plugin.keras2_config)
+            return keras2_config.load_h5(path, allow_unsafe)
         return tf.keras.models.load_model(path, compile=False, **kwargs)
     except Exception as e:  # noqa: BLE001 - Keras raises many types for a file it cannot load
         raise XaiError("cannot load model %s: %s" % (path, e)) from e
