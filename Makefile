@@ -7,7 +7,7 @@ FRONT_SRC := $(shell find frontend/src -type f 2>/dev/null) frontend/package.jso
 PORT    ?= 6006
 LOGDIR  ?= demo_logs
 
-.PHONY: demo demo-imagenet test test-python test-frontend setup system frontend bench clean
+.PHONY: demo demo-imagenet bench-xplique test test-python test-frontend setup system frontend bench clean
 
 setup: .venv/.stamp .venv-innvestigate/.stamp $(STATIC)
 
@@ -80,6 +80,13 @@ screenshots: setup system
 
 bench: setup
 	$(PY) -m bench
+
+# Xplique 2 (the Keras 3 peer) caps TensorFlow at 2.20 and pulls CUDA wheels: bench-only, without its dependencies.
+bench-xplique: setup
+	$(PY) -m pip install -q --no-deps --target build/xplique xplique==2.0.2 deprecated wrapt einops matplotlib \
+	  opencv-python-headless scikit-learn threadpoolctl joblib contourpy cycler fonttools kiwisolver pyparsing \
+	  python-dateutil tensorflow-probability==0.25.0 tf-keras==2.21.0 dm-tree cloudpickle gast decorator narwhals
+	$(PY) bench/xplique_bench.py
 
 clean:
 	rm -rf .venv .venv-innvestigate frontend/node_modules tb_xai_plugin/static .stamp-system
