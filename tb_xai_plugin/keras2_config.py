@@ -75,7 +75,8 @@ def _translate_layer(layer, nested):
     name = str(config.get("name", layer.get("name")))
     for key in UNUSED_KEYS.get(layer["class_name"], ()):
         if key == "groups" and config.get(key, 1) != 1:
-            raise XaiError("layer %r (%s) has groups=%s, which Keras 3 cannot express" % (name, layer["class_name"], config[key]))
+            what = (name, layer["class_name"], config[key])
+            raise XaiError("layer %r (%s) has groups=%s, which Keras 3 cannot express" % what)
         config.pop(key, None)
     if layer["class_name"] in TF_OP_CLASSES:
         _to_rescaling(layer, name)
@@ -109,7 +110,8 @@ def _to_rescaling(layer, name):
 
 def _constant_arithmetic(function, kwargs):
     """(scale, offset) with op(x) == x * scale + offset for a TFOpLambda call's kwargs; None if not constant."""
-    if function == "nn.bias_add" and kwargs.get("data_format") in (None, "NHWC") and _number_or_list(kwargs.get("bias")):
+    channels_last = kwargs.get("data_format") in (None, "NHWC")
+    if function == "nn.bias_add" and channels_last and _number_or_list(kwargs.get("bias")):
         return 1.0, kwargs["bias"]
     extra = set(kwargs) - {"y", "name"}
     if function in ARITHMETIC and not extra and _number_or_list(kwargs.get("y")):
@@ -170,7 +172,8 @@ def load_h5(path, allow_unsafe=False):
         weights = f["model_weights"] if "model_weights" in f else None
         if weights is None:
             raise XaiError("checkpoint %s holds no model weights" % os.path.basename(path))
-        with saving_options.keras_option_scope(use_legacy_config=True), serialization_lib.SafeModeScope(not allow_unsafe):
+        legacy = saving_options.keras_option_scope(use_legacy_config=True)
+        with legacy, serialization_lib.SafeModeScope(not allow_unsafe):  # as keras.saving.load_model does for .h5
             model = saving_utils.model_from_config(config)
             legacy_h5_format.load_weights_from_hdf5_group(weights, model)
     return model

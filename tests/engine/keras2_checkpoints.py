@@ -1,10 +1,11 @@
-"""Keras 2 checkpoints of the architectures users logged with the Keras 2 stack, and Keras 2's predictions on them.
+"""Keras 2 checkpoints of architectures users logged with the Keras 2 stack, and Keras 2's predictions on them.
 
     .venv-innvestigate/bin/python tests/engine/keras2_checkpoints.py DIRECTORY
 
 Runs in the Keras 2 stack (TensorFlow 2.14, Keras 2.14), eager as a user's training script: logs each model of
 MODELS as run DIRECTORY/<name>, checkpoint step 1 (.h5 and manifest, by tb_xai_plugin.summary.checkpoint), IMAGES
-uint8 images as DIRECTORY/images.npy, and Keras 2's probabilities on them as DIRECTORY/predictions.npz by name. stdout: {name: [path, manifest]}.
+uint8 images as DIRECTORY/images.npy, and Keras 2's probabilities on them as DIRECTORY/predictions.npz by name.
+stdout: {name: [path, manifest]}.
 `run(directory)` does all that from the test process (any stack).
 """
 
@@ -44,7 +45,7 @@ def application(app):
 
 
 def nested(app, preprocess=None):
-    """Keras application `app` (no top) nested as one layer; before it Rescaling to [-1, 1] or `module`.preprocess_input (TFOpLambda)."""
+    """Keras application `app` (no top) nested after Rescaling to [-1, 1] or `preprocess`.preprocess_input."""
     import tensorflow as tf
 
     layers = tf.keras.layers
@@ -86,7 +87,7 @@ def run(directory):
 
 
 def randomize_batch_norm(model, rng):
-    """Give every BatchNormalization (nested ones too) non-trivial gamma, beta, moving mean and variance (one assignment)."""
+    """Give every BatchNormalization (nested ones too) non-trivial gamma, beta, moving mean and variance."""
     import tensorflow as tf
 
     pairs = []
@@ -106,7 +107,7 @@ def _all_layers(model):
 
 
 def main():
-    """Log every model as a Keras 2 user does (eager, tb_xai_plugin.summary.checkpoint); write images and Keras 2's probabilities."""
+    """Log every model as a Keras 2 user does (eager, summary.checkpoint); write the images, Keras 2's probabilities."""
     sys.path[:0] = [REPO]
     import tensorflow as tf
 

@@ -49,7 +49,7 @@ def test_keras3_own_loader_refuses_it(keras2, name):
 
 @pytest.mark.parametrize("name", LOADABLE)
 def test_the_translated_model_has_the_same_weights_and_predictions(keras2, loaded, name):
-    (path, manifest), images, predictions = keras2[0][name], keras2[1], keras2[2]
+    (_, manifest), images, predictions = keras2[0][name], keras2[1], keras2[2]
     model = loaded[name]
     assert model.backend == "native"
     assert model_info.weights_checksum(model.keras_model.get_weights()) == manifest["weights_sha256"]
@@ -101,3 +101,12 @@ def test_grouped_depthwise_is_refused():
         {"class_name": "DepthwiseConv2D", "config": {"name": "dw", "groups": 2}}]}}  # fmt: skip
     with pytest.raises(XaiError, match="'dw'.*groups=2"):
         keras2_config.translate(config)
+
+
+def test_tb_xai_import_loads_it_too(keras2):
+    from tb_xai_plugin import cli
+
+    path, manifest = keras2[0]["mobilenet_v2_nested"]
+    assert model_info.weights_checksum(cli.load_model(path).get_weights()) == manifest["weights_sha256"]
+    with pytest.raises(XaiError, match="getitem"):
+        cli.load_model(keras2[0]["resnet50_caffe"][0])
