@@ -60,9 +60,25 @@ def nested(app, preprocess=None):
     return tf.keras.Model(x, layers.Dense(CLASSES, activation="softmax", name="dense")(y), name=app + "_nested")
 
 
+def shared_sequential():
+    """A Sequential model (built from an Input) called twice, then one without Input: Keras 2's node numbers."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    inner = tf.keras.Sequential([
+        layers.Input((SIZE, SIZE, 3)), layers.Conv2D(4, 3, name="conv"), layers.BatchNormalization(name="bn"),
+        layers.ReLU(name="relu"),
+    ], name="inner")  # fmt: skip
+    head = tf.keras.Sequential([layers.Conv2D(2, 3, name="conv"), layers.Flatten(name="flatten")], name="head")
+    x = layers.Input((SIZE, SIZE, 3))
+    y = head(layers.Add(name="add")([inner(x), inner(x)]))
+    return tf.keras.Model(x, layers.Dense(CLASSES, activation="softmax", name="dense")(y), name="shared")
+
+
 # name -> (builder, its kwargs, manifest preprocessing)
 MODELS = {
     "separable": (separable, {}, SCALE),
+    "shared_sequential": (shared_sequential, {}, SCALE),
     "mobilenet_v2": (application, {"app": "MobileNetV2"}, SCALE),
     "mobilenet_v2_nested": (nested, {"app": "MobileNetV2"}, None),
     "mobilenet_v2_tfop": (nested, {"app": "MobileNetV2", "preprocess": "mobilenet_v2"}, None),

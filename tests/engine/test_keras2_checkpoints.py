@@ -16,7 +16,7 @@ from tb_xai_plugin.errors import XaiError
 
 pytestmark = pytest.mark.stack("keras3")
 
-LOADABLE = ["separable", "mobilenet_v2", "mobilenet_v2_nested", "mobilenet_v2_tfop", "densenet121",
+LOADABLE = ["separable", "shared_sequential", "mobilenet_v2", "mobilenet_v2_nested", "mobilenet_v2_tfop", "densenet121",
             "efficientnet_b0_nested", "resnet50_nested"]  # fmt: skip
 EPS = float(np.finfo(np.float32).eps)
 
