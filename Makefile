@@ -46,14 +46,14 @@ $(STATIC): frontend/node_modules/.stamp $(FRONT_SRC)
 
 frontend: $(STATIC)
 
-# Every test in the current stack; the Keras 2 stack runs the engine, logging and the server again.
+# Every test in the current stack; the Keras 2 stack runs the engine, logging and the compute routes again.
 # The engine runs under both oneDNN settings: they change float32 kernels the way another CPU does.
 test: setup system
 	cd frontend && npm test
 	$(PY) -m pytest tests --ignore=tests/engine
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest tests/engine
 	TF_ENABLE_ONEDNN_OPTS=1 $(PY) -m pytest tests/engine
-	$(PY_INNV) -m pytest tests/summary tests/plugin
+	$(PY_INNV) -m pytest tests/summary tests/plugin/test_compute_routes.py tests/plugin/test_table2_routes.py
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY_INNV) -m pytest tests/engine
 	TF_ENABLE_ONEDNN_OPTS=1 $(PY_INNV) -m pytest tests/engine
 
