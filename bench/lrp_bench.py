@@ -27,6 +27,8 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
+from bench.engine_bench import best_of  # noqa: E402
+
 METHODS = (
     "lrp.z", "lrp.epsilon", "lrp.w_square", "lrp.flat", "lrp.alpha_beta", "lrp.alpha_2_beta_1", "lrp.alpha_1_beta_0",
     "lrp.z_plus", "lrp.z_plus_fast", "lrp.sequential_preset_a", "lrp.sequential_preset_b",
@@ -63,16 +65,6 @@ def load(path):
         engine.enable_graph_mode()
     return engine.load_checkpoint(path, manifest)
 
-
-def best_of(repeat, work):
-    """The fastest of `repeat` timed calls of work(), after one untimed warm-up."""
-    work()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def warm(models, methods, batch, repeat, directory, log):

@@ -27,6 +27,8 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
+from bench.engine_bench import best_of  # noqa: E402
+
 INNVESTIGATE_PYTHON = os.path.join(ROOT, ".venv-innvestigate", "bin", "python")
 METHODS = ("gradient", "integrated_gradients")
 
@@ -51,16 +53,6 @@ def load(path):
     with open(path[:-3] + ".json") as f:
         return engine.load_checkpoint(path, json.load(f))
 
-
-def best_of(repeat, work):
-    """The shortest of `repeat` timed runs of work(), after one untimed warm-up run."""
-    work()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def warm_seconds(path, batch, steps, repeat):
