@@ -63,6 +63,7 @@ class ModelBase:
         self.num_classes = int(manifest["num_classes"])
         self.layers = manifest["layers"]
         self.cache = BoundedCache()
+        self._probe = None  # see probs_of
 
     def preprocess(self, images):
         """Stored images [N,H,W,C] (or one [H,W,C]) -> float32 model input, per manifest["preprocessing"]."""
@@ -82,8 +83,12 @@ class ModelBase:
 
     @contextlib.contextmanager
     def probs_of(self, x):
-        """Yield {"probs": None}; a backend whose methods can report the batch's probabilities fills it."""
-        yield {"probs": None}
+        """Yield {"probs": None}, filled when the backend's compute for this very array x also yields its probabilities."""
+        self._probe = {"x": x, "probs": None}
+        try:
+            yield self._probe
+        finally:
+            self._probe = None
 
 
 def preprocess_array(x, preprocessing):

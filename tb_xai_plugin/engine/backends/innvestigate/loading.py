@@ -55,7 +55,6 @@ class LoadedModel(checkpoint.ModelBase):
         self.logits_model = logits_model
         self.input = keras_model.input
         self.probs = _probabilities(keras_model.output, manifest["output_activation"])
-        self._probe = None
         self._ancestors = None
 
     @contextlib.contextmanager
@@ -88,15 +87,6 @@ class LoadedModel(checkpoint.ModelBase):
                 out, probe["probs"] = self.session.run((fetches, self.probs), feed_dict=feed_dict)
                 return out
             return self.session.run(fetches, feed_dict=feed_dict)
-
-    @contextlib.contextmanager
-    def probs_of(self, x):
-        """Yield {"probs": None}; filled by the first run() whose feed for the input is the array x itself."""
-        self._probe = {"x": x, "probs": None}
-        try:
-            yield self._probe
-        finally:
-            self._probe = None
 
     def scores(self, x, score):
         """float32 [N, K]: the model's probabilities ("probability") or logits ("logit") on inputs x."""

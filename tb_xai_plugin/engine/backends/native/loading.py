@@ -39,22 +39,12 @@ class NativeModel(checkpoint.ModelBase):
         super().__init__(manifest)
         self.keras_model = keras_model
         self.logits_model = strip_output_activation(keras_model)
-        self._probe = None
 
     def probabilities_from_logits(self, logits):
         """TF op [N, K]: sigmoid of the logits for a sigmoid output, else their softmax (a linear output's too)."""
         import tensorflow as tf
 
         return tf.nn.sigmoid(logits) if self.manifest.get("output_activation") == "sigmoid" else tf.nn.softmax(logits)
-
-    @contextlib.contextmanager
-    def probs_of(self, x):
-        """Yield {"probs": None}, filled by the first offer_probs(x, probs) for this very array x."""
-        self._probe = {"x": x, "probs": None}
-        try:
-            yield self._probe
-        finally:
-            self._probe = None
 
     def offer_probs(self, x, probs):
         """Record probs [N, K] of the inputs x if x is the batch probs_of waits for (no copy, no extra pass)."""
