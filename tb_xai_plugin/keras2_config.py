@@ -134,7 +134,7 @@ def _shift_refs(value, nested):
     """Inbound / output references [name, node, tensor, ...] with node - 1 for calls of `nested`, "/" renamed."""
     if isinstance(value, list) and len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
         node = value[1] - 1 if value[0] in nested and value[1] > 0 else value[1]
-        return [_safe_name(value[0]), node] + value[2:]
+        return [keras3_name(value[0]), node] + value[2:]
     if isinstance(value, list):
         return [_shift_refs(v, nested) for v in value]
     return value
@@ -143,13 +143,13 @@ def _shift_refs(value, nested):
 def _rename(layer):
     """Replace "/" in the layer record's name (Keras 3 refuses it)."""
     if isinstance(layer.get("config", {}).get("name"), str):
-        layer["config"]["name"] = _safe_name(layer["config"]["name"])
+        layer["config"]["name"] = keras3_name(layer["config"]["name"])
     if isinstance(layer.get("name"), str):
-        layer["name"] = _safe_name(layer["name"])
+        layer["name"] = keras3_name(layer["name"])
 
 
-def _safe_name(name):
-    """name with "/" replaced by "_"."""
+def keras3_name(name):
+    """A Keras 2 layer name as Keras 3 accepts it: "/" (DenseNet's "conv1/conv") replaced by "_"."""
     return name.replace("/", "_")
 
 

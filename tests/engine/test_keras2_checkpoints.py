@@ -73,6 +73,15 @@ def test_the_engine_computes_maps_on_it(keras2, loaded, name, method):
     assert np.isfinite(result.maps).all() and np.abs(result.maps).max() > 0
 
 
+def test_a_layer_named_as_keras2_named_it_is_found(keras2, loaded):
+    from tb_xai_plugin import engine
+
+    (_, manifest), images = keras2[0]["densenet121"], keras2[1]
+    assert "conv1/relu" in {layer["name"] for layer in manifest["layers"]}  # Keras 3 calls it conv1_relu
+    result = engine.attribute(loaded["densenet121"], "activation", images, layer="conv1/relu")
+    assert np.isfinite(result.maps).all() and np.abs(result.maps).max() > 0
+
+
 def test_a_layer_without_translation_is_refused_by_name(keras2):
     from tb_xai_plugin import engine
 

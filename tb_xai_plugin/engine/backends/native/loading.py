@@ -198,10 +198,13 @@ def _layer_and_logits(model, name):
     """keras.Model(inputs, [output of layer `name` on the way to the logits, logits])."""
     import keras
 
-    try:
-        layer = model.keras_model.get_layer(name)
-    except ValueError:
-        raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(e["name"] for e in model.layers))) from None
+    from tb_xai_plugin.keras2_config import keras3_name
+
+    known = {layer.name: layer for layer in model.keras_model.layers}
+    # The manifest of a Keras 2 checkpoint names layers as Keras 2 did; its Keras 3 translation renamed "a/b" to "a_b".
+    layer = known.get(name) or known.get(keras3_name(name))
+    if layer is None:
+        raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(e["name"] for e in model.layers)))
     logits = model.logits_model.outputs[0]
     upstream = _upstream_tensors(logits)
     # A nested model (or a shared layer, or a rebuilt Sequential) has several calls: take the one the logits read.
