@@ -21,6 +21,7 @@ from tb_xai_plugin.errors import NotFoundError, XaiError
 logger = logging.getLogger(__name__)
 
 IMAGE_BYTES_KEPT = 512 << 20  # decoded sample sets kept for the image route (the latest one always)
+MTIME_RESOLUTION_S = 2.0  # manifests modified more recently than this are re-read (gfile.stat: whole seconds)
 
 
 def _gfile():
@@ -149,12 +150,15 @@ class Catalog:
         """The parsed manifest at `path` (cached by mtime), or None if it is unreadable or invalid."""
         gfile = _gfile()
         try:
-            mtime = gfile.stat(path).mtime_nsec
+            stat = gfile.stat(path)
         except Exception:  # noqa: BLE001  (vanished between listing and stat)
             return None
+        version = (stat.mtime_nsec, stat.length)
+        # gfile's mtime has whole seconds on a local disk: a manifest rewritten within its second looks unchanged.
+        settled = time.time() - stat.mtime_nsec / 1e9 > MTIME_RESOLUTION_S
         with self._lock:
             cached = self._manifests.get(path)
-        if cached is not None and cached[0] == mtime:
+        if cached is not None and cached[0] == version and settled:
             return cached[1]
         try:
             with gfile.GFile(path, "r") as f:
@@ -166,5 +170,5 @@ class Catalog:
             logger.warning("tb-xai cannot read manifest %s: %s", path, e)
             return None
         with self._lock:
-            self._manifests[path] = (mtime, manifest)
+            self._manifests[path] = (version, manifest)
         return manifest

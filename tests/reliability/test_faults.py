@@ -6,6 +6,7 @@ tests/plugin/test_failures.py::test_a_killed_worker_fails_only_its_request_and_i
 import os
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -153,7 +154,16 @@ def test_a_checkpoint_rewritten_while_being_read_answers_right_or_refuses(damage
             continue
         scores = np.asarray(entry["top_scores"])
         assert any(np.allclose(scores, -np.sort(-p, axis=1)[:, :3], atol=1e-5) for p in expected), entry
-    assert sum(e["ok"] for e in outcomes) >= 1
+    # Once training stops re-logging, a logged model is served right: no refusal sticks (every answer during the
+    # rewrites may be a refusal on a slow machine: saving a Keras 3 .keras file takes longer than a request).
+    deadline = time.monotonic() + 30
+    while True:
+        final = body_of(damaged.post("predictions", dict(SMALL, models=[{"run": "m3", "step": 1}])))["models"][0]
+        if final["ok"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert final["ok"], final
+    assert any(np.allclose(final["top_scores"], -np.sort(-p, axis=1)[:, :3], atol=1e-5) for p in expected), final
 
 
 def test_a_deleted_sample_set_answers_not_found(damaged):
