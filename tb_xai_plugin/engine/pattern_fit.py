@@ -3,7 +3,8 @@
 Kindermans et al. 2018, https://arxiv.org/abs/1705.05598. Each backend's pattern module gathers the
 statistics of every kernel layer's units over the fitting set (its own forward pass) and turns them
 into FittedPatterns here, so both backends fit the same patterns from the same sums and the worker
-keeps them in model.cache[FIT_KEY] whichever backend computes. Pure numpy: no TensorFlow import.
+keeps them in model.cache[FIT_KEY] whichever backend computes. Numpy, and one TensorFlow op builder
+(unit_inputs) that imports TensorFlow when called.
 """
 
 import dataclasses
@@ -90,3 +91,17 @@ def uses_relu_estimator(layers, index, estimator):
         or type(follower).__name__ == "ReLU"
         or (type(follower).__name__ == "Activation" and activation_name(follower) == "relu")
     )
+
+
+def unit_inputs(layer, inputs):
+    """[M, D]: the input vector of every unit position: rows of a dense input, patches of a conv input."""
+    import tensorflow as tf
+
+    if type(layer).__name__ == "Dense":
+        return inputs
+    kh, kw = layer.kernel_size
+    patches = tf.image.extract_patches(
+        inputs, sizes=[1, kh, kw, 1], strides=[1, *layer.strides, 1], rates=[1, *layer.dilation_rate, 1],
+        padding=layer.padding.upper(),
+    )
+    return tf.reshape(patches, [-1, kh * kw * int(inputs.shape[-1])])

@@ -68,25 +68,11 @@ def reason_unsupported(model):
     return pattern_fit.reason_too_large(shapes, MAX_FIT_BYTES)
 
 
-def _unit_inputs(layer, inputs):
-    """[M, D]: the input vector of every unit position: rows of a dense input, patches of a conv input."""
-    import tensorflow as tf
-
-    if type(layer).__name__ == "Dense":
-        return inputs
-    kh, kw = layer.kernel_size
-    patches = tf.image.extract_patches(
-        inputs, sizes=[1, kh, kw, 1], strides=[1, *layer.strides, 1], rates=[1, *layer.dilation_rate, 1],
-        padding=layer.padding.upper(),
-    )
-    return tf.reshape(patches, [-1, kh * kw * int(inputs.shape[-1])])
-
-
 def _layer_stats(layer, inputs):
     """{estimator: (n [K], sum x [D, K], sum y [K], sum x y [D, K])} of one kernel layer's units, float64."""
     import tensorflow as tf
 
-    x = tf.cast(_unit_inputs(layer, inputs), tf.float64)  # [M, D]
+    x = tf.cast(pattern_fit.unit_inputs(layer, inputs), tf.float64)  # [M, D]
     kernel = tf.cast(tf.reshape(layer.kernel, [-1, layer.kernel.shape[-1]]), tf.float64)  # [D, K]
     y = x @ kernel  # [M, K]
     if layer.use_bias:
