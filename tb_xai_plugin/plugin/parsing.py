@@ -305,6 +305,29 @@ def parse_suggestions(body):
     return parsed
 
 
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """A checked POST scores body: an attributions request plus the faithfulness metrics' parameters."""
+
+    maps: Attributions
+    metrics: tuple
+    fill: object  # "mean" | "zero" | "blur" | a float
+    steps: int
+    region: int
+
+
+def parse_scores(body):
+    """Scores from a POST scores body (engine.faithfulness checks the metric parameters)."""
+    from tb_xai_plugin.engine import faithfulness
+
+    score_fields = ("metrics", "fill", "steps", "region")
+    maps = parse_attributions({k: v for k, v in body.items() if k not in score_fields})
+    metrics, fill = body.get("metrics", list(faithfulness.METRICS)), body.get("fill", "mean")
+    steps, region = body.get("steps", 16), body.get("region", 4)
+    faithfulness.check_params(metrics, fill, steps, region)
+    return Scores(maps, tuple(metrics), fill if isinstance(fill, str) else float(fill), steps, region)
+
+
 def parse_cancel(body):
     """The request id of a POST cancel body."""
     fields(body, "the request", ("request_id",))

@@ -9,7 +9,9 @@ Protocol (tuples pickled by multiprocessing.Connection):
     server -> worker   ("task", id, message)   ("cancel", id, None)
     worker -> server   ("progress", id, (done, total))   ("result", id, payload)   ("error", id, (status, text))
 A message is a dict with "op" in OPS, "checkpoint": {"path", "manifest"}, "samples": {"path",
-"sha256"} and "indices" (None: all), plus the op's own fields (see the functions below). An
+"sha256", "stamp"} ("stamp": the (size, mtime) at which the server checked the sha256, or None) and
+"indices" (None: all), or for predict and activation "rows": [start, stop) (one chunk of a whole-set
+job; only those rows are read), plus the op's own fields (see the functions below). An
 attribute message may carry "fit": {"cap"}: patterns are first fitted on the sample set (see
 `pattern_fit_indices`), so a pattern map never depends on which samples a request asked for.
 This module imports TensorFlow only inside `main`, which runs in the spawned child.
@@ -23,7 +25,6 @@ import numpy as np
 from tb_xai_plugin import files
 
 PREDICT_BATCH = 256
-SAMPLE_BYTES_KEPT = 1 << 30  # decoded sample sets kept per worker (the latest one always)
 FIT_SET_KEY = ("pattern", "fit-set")  # model.cache: ((samples sha256, cap), the FittedPatterns fitted on them)
 
 
@@ -37,7 +38,7 @@ class Cancelled(Exception):
 
 
 class Worker:
-    """The state of one worker process: its pipe, loaded models (LRU by count) and sample sets (LRU by bytes)."""
+    """The state of one worker process: its pipe and loaded models (LRU by count); sample sets are read by rows."""
 
     def __init__(self, conn, options):
         # From the submodules by full name: `engine.predict` names a module as well as a function.
@@ -59,7 +60,6 @@ class Worker:
         self.allow_unsafe = bool(options.get("allow_unsafe", False))
         self.max_models = max(1, int(options.get("max_models", 4)))
         self.models = collections.OrderedDict()
-        self.samples = collections.OrderedDict()
         self.task_id = None
 
     def serve(self):
@@ -115,25 +115,27 @@ class Worker:
             old.close()
         return model
 
-    def images(self, samples, indices):
-        """Stored images (and labels) of a sample set at `indices` (None: all), checked against its sha256."""
-        key = (samples["path"], samples["sha256"])
-        if key not in self.samples:
-            self.samples[key] = files.read_sample_set(samples["path"], samples["sha256"])
-            while len(self.samples) > 1 and sum(i.nbytes + l.nbytes for i, l in self.samples.values()) > SAMPLE_BYTES_KEPT:
-                self.samples.popitem(last=False)
-        self.samples.move_to_end(key)
-        images, labels = self.samples[key]
+    def images(self, samples, indices, rows=None):
+        """Stored images and labels of a sample set at `indices` (None: all) or rows [start, stop): only those
+        rows are read (files.open_sample_set; its checksum checked once, or trusted from the server's "stamp")."""
+        reader = files.open_sample_set(samples["path"], samples["sha256"], stamp=samples.get("stamp"))
+        if rows is not None:
+            start, stop = int(rows[0]), int(rows[1])
+            return reader.range(start, stop), reader.labels[start:stop]
         if indices is None:
-            return images, labels
-        return images[indices], labels[indices]
+            return reader.range(0, reader.count), reader.labels
+        return reader.rows(indices), reader.labels[np.asarray(indices, dtype=np.int64)]
+
+    def sample_count(self, samples):
+        """The number of samples in a sample set."""
+        return files.open_sample_set(samples["path"], samples["sha256"], stamp=samples.get("stamp")).count
 
 
 def op_predict(worker, message):
     """Class probabilities [n, K] float32 of one model on the samples, in batches with progress; with a
     "layer" (and "neuron") also that layer's mean activation [n] float32, from the same forward pass."""
     model = worker.model(message["checkpoint"])
-    images, _ = worker.images(message["samples"], message["indices"])
+    images, _ = worker.images(message["samples"], message["indices"], message.get("rows"))
     batch = int(message.get("batch") or PREDICT_BATCH)
     layer = message.get("layer")
     probs, means = [], []
@@ -170,8 +172,8 @@ def ensure_patterns(worker, model, samples, cap, progress):
     held = model.cache[FIT_SET_KEY] if FIT_SET_KEY in model.cache else None
     if held is not None and held[0] == fit_set and model.cache.get(pattern.FIT_KEY) is held[1]:
         return
-    images, _ = worker.images(samples, None)
-    fitted = pattern.fit_patterns(model, images[pattern_fit_indices(len(images), cap)], progress=progress)
+    images, _ = worker.images(samples, pattern_fit_indices(worker.sample_count(samples), cap))
+    fitted = pattern.fit_patterns(model, images, progress=progress)
     model.cache[FIT_SET_KEY] = (fit_set, fitted)
 
 
@@ -183,7 +185,7 @@ def op_attribute(worker, message):
     progress = worker.progress
     if message.get("fit"):
         cap = int(message["fit"]["cap"])
-        fit_count = len(pattern_fit_indices(len(worker.images(message["samples"], None)[0]), cap))
+        fit_count = len(pattern_fit_indices(worker.sample_count(message["samples"]), cap))
         ensure_patterns(worker, model, message["samples"], cap, lambda done, _: worker.progress(done, fit_count + len(images)))
         progress = lambda done, total: worker.progress(fit_count + done, fit_count + total)  # noqa: E731
     result = worker.engine.attribute(
@@ -208,7 +210,7 @@ def op_attribute(worker, message):
 def op_activation(worker, message):
     """Mean activation [n] float32 of one layer (or one channel of it), in batches with progress."""
     model = worker.model(message["checkpoint"])
-    images, _ = worker.images(message["samples"], message["indices"])
+    images, _ = worker.images(message["samples"], message["indices"], message.get("rows"))
     batch = int(message.get("batch") or PREDICT_BATCH)
     chunks = []
     worker.progress(0, len(images))
@@ -225,7 +227,21 @@ def op_applicable(worker, message):
     return {"methods": worker.engine.applicable_methods(model)}
 
 
-OPS = {"predict": op_predict, "attribute": op_attribute, "activation": op_activation, "applicable": op_applicable}
+def op_scores(worker, message):
+    """Faithfulness curves of the maps sent ({name: [n, H, W]}, one target per sample) on the samples,
+    in one batched pass with progress: engine.faithfulness.score_maps."""
+    import importlib
+
+    faithfulness = importlib.import_module("tb_xai_plugin.engine.faithfulness")
+    model = worker.model(message["checkpoint"])
+    images, _ = worker.images(message["samples"], message["indices"])
+    return faithfulness.score_maps(
+        model, images, message["targets"], message["maps"], metrics=message["metrics"], fill=message["fill"],
+        steps=message["steps"], region=message["region"], seed=message["seed"], progress=worker.progress,
+    )  # fmt: skip
+
+
+OPS = {"predict": op_predict, "attribute": op_attribute, "activation": op_activation, "applicable": op_applicable, "scores": op_scores}
 
 
 def main(conn, options):

@@ -20,6 +20,7 @@ from tb_xai_plugin import metadata, model_info
 from tb_xai_plugin.engine import registry
 from tb_xai_plugin.errors import NotFoundError, XaiError
 from tb_xai_plugin.plugin import encoding, parsing
+from tb_xai_plugin.plugin import scoring
 from tb_xai_plugin.plugin.cache import ResultCache
 from tb_xai_plugin.plugin.catalog import Catalog
 from tb_xai_plugin.plugin.jobs import Jobs
@@ -153,6 +154,7 @@ class XaiPlugin(base_plugin.TBPlugin):
             "/predictions": self._serve_predictions,
             "/attributions": self._serve_attributions,
             "/suggestions": self._serve_suggestions,
+            "/scores": self._serve_scores,
             "/cancel": self._serve_cancel,
         }
 
@@ -231,8 +233,7 @@ class XaiPlugin(base_plugin.TBPlugin):
         if version is not None and not VERSION.match(version):
             raise XaiError("'v' must be a sample set's sha256 (hex digits)")
         ref = self.service.sample_set(ctx, eid, (run, name), [index])
-        images, _ = self.catalog.images(ref)
-        png = encoding.png_bytes(images[index], ref.manifest["value_range"])
+        png = encoding.png_bytes(self.catalog.reader(ref).rows([index])[0], ref.manifest["value_range"])
         expires = VERSIONED_CACHE_S if version == ref.manifest["sha256"] else 0
         return http_util.Respond(request, png, "image/png", expires=expires)
 
@@ -266,6 +267,13 @@ class XaiPlugin(base_plugin.TBPlugin):
         ctx, eid = request_context(request)
         parsed = parsing.parse_suggestions(parsing.read_json(request))
         return http_util.Respond(request, self.service.suggestions(ctx, eid, parsed), JSON)
+
+    @route("POST")
+    def _serve_scores(self, request):
+        """POST scores: faithfulness curves and areas per (model, method)."""
+        ctx, eid = request_context(request)
+        parsed = parsing.parse_scores(parsing.read_json(request))
+        return http_util.Respond(request, scoring.scores(self.service, ctx, eid, parsed), JSON)
 
     @route("POST")
     def _serve_cancel(self, request):
