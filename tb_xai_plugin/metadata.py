@@ -40,7 +40,7 @@ CHECKPOINT_KEYS = (
     "format",  # see CHECKPOINT_FORMATS
     "model_name",  # model.name
     "input_shape",  # [H, W, C]
-    "num_classes",  # int
+    "num_classes",  # int: the classes shown (2 for a binary head's 1 output unit)
     "class_names",  # list of str, len num_classes
     "preprocessing",  # see PREPROCESSING_TYPES
     "output_activation",  # "softmax", "sigmoid" or "linear": the final layer's activation
@@ -52,6 +52,11 @@ CHECKPOINT_KEYS = (
     # backend it trained on (tensorflow, jax, torch; absent before tb-xai recorded it)
     "wall_time",  # float, seconds since epoch
 )
+# Optional checkpoint key: "head", the head kind (model_info.HEADS: softmax, logits, binary_sigmoid, binary_logit,
+# multilabel); a binary head has 1 output unit and num_classes 2 (class 1 is sigmoid(z), class 0 its complement).
+# Manifests without it (before tb-xai recorded it) read as model_info.manifest_head says.
+# Optional checkpoint key: "metric", {"name", "value", "mode": "min" | "max"} given to summary.checkpoint(metric=...)
+# or recorded by the callback (its `monitor`): retention always keeps the run's best checkpoint by it.
 # Optional checkpoint key: "unsafe_layers", the paths of the layers holding code (e.g. ["td/lam"]) of a
 # model logged with allow_unsafe=True (see safety); the plugin loads it only with --xai_allow_unsafe_models.
 

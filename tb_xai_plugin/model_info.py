@@ -69,3 +69,59 @@ def output_activation(model):
         return "softmax"
     name = getattr(activation, "__name__", None) or "linear"
     return name
+
+
+# Head kinds (manifest key "head"): how the output units become class probabilities and which logit a map explains.
+#   softmax         K >= 2 units, softmax: p = softmax(z)
+#   logits          K >= 2 units, no activation: p = softmax(z), maps explain z_k
+#   binary_sigmoid  1 unit, sigmoid: 2 classes, p = [1 - sigmoid(z), sigmoid(z)], logits [-z, z]
+#   binary_logit    1 unit, no activation: as binary_sigmoid (z read as a log-odds)
+#   multilabel      K >= 2 units, sigmoid: p_k = sigmoid(z_k), one independent yes/no per label
+HEADS = ("softmax", "logits", "binary_sigmoid", "binary_logit", "multilabel")
+BINARY_HEADS = ("binary_sigmoid", "binary_logit")
+SIGMOID_HEADS = BINARY_HEADS + ("multilabel",)  # probabilities are sigmoid(logit), class by class
+
+
+def head_kind(activation, units):
+    """The head kind of an output of `units` units with final `activation`; None for one that is no classifier."""
+    if units == 1:
+        return {"sigmoid": "binary_sigmoid", "linear": "binary_logit"}.get(activation)
+    return {"softmax": "softmax", "linear": "logits", "sigmoid": "multilabel"}.get(activation)
+
+
+def head_problem(activation, units):
+    """Why an output of `units` units with final `activation` cannot be explained as a classifier, or None."""
+    if head_kind(activation, units) is not None:
+        return None
+    if units == 1 and activation == "softmax":
+        return "its output is a softmax over 1 unit, which is 1.0 whatever the input: use Dense(1, activation='sigmoid')"
+    return "its output activation %r is not softmax, sigmoid or linear (no activation), so its outputs are no class scores" % activation
+
+
+def manifest_head(manifest):
+    """The manifest's head kind; manifests older than the "head" key: from its output activation and classes."""
+    classes = int(manifest["num_classes"])
+    return manifest.get("head") or (classes > 1 and head_kind(manifest.get("output_activation"), classes)) or "softmax"
+
+
+def output_units(manifest):
+    """The number of output units of the logged model: 1 for a binary head (2 classes), else num_classes."""
+    return 1 if manifest_head(manifest) in BINARY_HEADS else int(manifest["num_classes"])
+
+
+def logit_layer(model):
+    """The Dense layer computing a one-unit head's logit (last layer, or the one before a final Activation), or None."""
+    layers = list(model.layers)
+    last = layers[-1]
+    if type(last).__name__ == "Activation" and len(layers) > 1:
+        last = _input_layer(last) or layers[-2]
+    return last if type(last).__name__ == "Dense" else None
+
+
+def _input_layer(layer):
+    """The layer whose output `layer` reads (its first call), or None when that is unknown."""
+    try:
+        history = layer.input._keras_history
+    except (AttributeError, ValueError):
+        return None
+    return history[0]

@@ -93,7 +93,7 @@ def applicable_methods(model):
 
 def reason_unusable(model, method):
     """None if `model`'s backend can compute `method` on it, else why not: the record's rule, then the backend's."""
-    reason = method.reason_unusable(model)
+    reason = method.reason_unusable(model) or targets.reason_head_unusable(model, method)
     if reason:
         return reason
     found = backends.implementation(model.backend, method.id)

@@ -3,6 +3,7 @@
 `ModelBase` is the backend-neutral part of a loaded model (see backends.native.loading.NativeModel and
 backends.innvestigate.loading.LoadedModel):
     manifest, input_shape (H, W, C), num_classes, layers (manifest["layers"]), cache (BoundedCache)
+    head                            model_info.HEADS: how logits become probabilities (see docs/heads.md)
     backend                         "native" | "innvestigate"
     preprocess(images)              stored images (uint8 / float, NHWC) -> float32 model input
 Each backend adds the forward calls that backend-neutral code (predict, the perturbation methods) uses:
@@ -20,7 +21,7 @@ import os
 
 import numpy as np
 
-from tb_xai_plugin import safety
+from tb_xai_plugin import model_info, safety
 from tb_xai_plugin.errors import NotFoundError, XaiError
 
 FORMATS = ("h5", "savedmodel", "keras")
@@ -62,6 +63,7 @@ class ModelBase:
         self.input_shape = tuple(int(d) for d in manifest["input_shape"])
         self.num_classes = int(manifest["num_classes"])
         self.layers = manifest["layers"]
+        self.head = model_info.manifest_head(manifest)
         self.cache = BoundedCache()
         self._probe = None  # see probs_of
 
@@ -131,5 +133,6 @@ def check_matches_manifest(input_shape, output_shape, manifest):
     shape = [None if d is None else int(d) for d in tuple(input_shape)[1:]]
     if shape != [int(d) for d in manifest["input_shape"]]:
         raise XaiError("model input %s differs from the manifest's %s" % (shape, manifest["input_shape"]))
-    if len(output_shape) != 2 or output_shape[-1] != manifest["num_classes"]:
-        raise XaiError("model output %s does not give the manifest's %s classes" % (tuple(output_shape), manifest["num_classes"]))
+    if len(output_shape) != 2 or output_shape[-1] != model_info.output_units(manifest):
+        raise XaiError("model output %s does not give the manifest's %s classes (%s head)" % (
+            tuple(output_shape), manifest["num_classes"], model_info.manifest_head(manifest)))

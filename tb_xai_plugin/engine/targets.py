@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from tb_xai_plugin import model_info
 from tb_xai_plugin.errors import XaiError
 
 KINDS = ("predicted", "label", "class")
@@ -43,3 +44,10 @@ def _label_targets(labels, count, num_classes):
             % (bad[0], labels[bad[0]], num_classes - 1)
         )
     return labels.astype(np.int64)
+
+
+def reason_head_unusable(model, method):
+    """Why `method` cannot explain the classes of `model`'s head (model.head), or None."""
+    if method.family == "pattern" and getattr(model, "head", None) in model_info.BINARY_HEADS:
+        return "patterns are fitted per output unit, and a binary head's two classes share its one unit (z and -z)"
+    return None

@@ -10,6 +10,7 @@ image's map does not depend on the batch it is in.
 
 import numpy as np
 
+from tb_xai_plugin import model_info
 from tb_xai_plugin.engine import batching
 
 MEMORY_BUDGET_BYTES = 256 * 2**20  # per batch of altered copies: inputs plus every layer's outputs
@@ -63,11 +64,21 @@ def masked_scores(model, image, fill, labels, keep, count, target, score, budget
 
 
 def scores_of(model, make_copies, count, target, score, budget_bytes=MEMORY_BUDGET_BYTES):
-    """float64 [count]: the target's score on make_copies(slice) -> [B, H, W, C], run a bounded chunk at a time."""
+    """float64 [count]: the target's score on make_copies(slice) -> [B, H, W, C], run a bounded chunk at a time.
+
+    A sigmoid head's (binary, multi-label) probability is sigmoid(z) of its label's own logit, taken in float64:
+    float32 rounds p to 1.0 from z > 17, where every perturbation would score the same (a constant map).
+    """
+    from_logit = score == "probability" and sigmoid_head(model)
     out = np.empty(count, np.float64)
     for rows in batching.batches(count, batching.forward_batch_size(model, budget_bytes)):
-        out[rows] = model.scores(make_copies(rows).astype(np.float32), score)[:, target]
-    return out
+        out[rows] = model.scores(make_copies(rows).astype(np.float32), "logit" if from_logit else score)[:, target]
+    return 1.0 / (1.0 + np.exp(-out)) if from_logit else out
+
+
+def sigmoid_head(model):
+    """Whether the model's probabilities are a sigmoid per class (binary and multi-label heads), not a softmax."""
+    return getattr(model, "head", None) in model_info.SIGMOID_HEADS
 
 
 def paint(values, labels):

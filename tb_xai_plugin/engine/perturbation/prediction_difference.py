@@ -16,7 +16,8 @@ sees no data set, and a per-image fit keeps an image's map independent of its ba
   marginal     every window pixel drawn independently from a Gaussian with the image's per-channel
                mean and standard deviation (the paper's marginal is per location over its data set).
 Probabilities are clipped to [1e-6, 1 - 1e-6] before taking odds (the paper Laplace-corrects with
-its training set size, unknown here).
+its training set size, unknown here). A sigmoid head's (binary, multi-label) log odds come from its
+label's logit instead, exactly: log odds sigmoid(z) = z, so a confident label is never clipped flat.
 """
 
 import numpy as np
@@ -126,14 +127,26 @@ def _difference_one(model, image, target, params, rng, budget_bytes):
             out[picked, r : r + window, c : c + window] = sampler.draw(r, c, z[index[picked] % samples])
         return out
 
-    probs = common.scores_of(model, copies, len(boxes) * samples, target, "probability", budget_bytes)
-    base = common.scores_of(model, lambda rows: image[None], 1, target, "probability", budget_bytes)[0]
-    evidence = log2_odds(base) - log2_odds(probs.reshape(len(boxes), samples).mean(axis=1))  # [windows]
+    if common.sigmoid_head(model):  # log odds of sigmoid(z) is z: exact from the logits, no clipping
+        z = common.scores_of(model, copies, len(boxes) * samples, target, "logit", budget_bytes)
+        base = common.scores_of(model, lambda rows: image[None], 1, target, "logit", budget_bytes)[0]
+        evidence = base / np.log(2) - log2_odds_of_mean_sigmoid(z.reshape(len(boxes), samples))  # [windows]
+    else:
+        probs = common.scores_of(model, copies, len(boxes) * samples, target, "probability", budget_bytes)
+        base = common.scores_of(model, lambda rows: image[None], 1, target, "probability", budget_bytes)[0]
+        evidence = log2_odds(base) - log2_odds(probs.reshape(len(boxes), samples).mean(axis=1))  # [windows]
     total, count = np.zeros((height, width)), np.zeros((height, width))
     for value, (r, c) in zip(evidence, boxes):
         total[r : r + window, c : c + window] += value
         count[r : r + window, c : c + window] += 1
     return (total / count).astype(np.float32)
+
+
+def log2_odds_of_mean_sigmoid(z):
+    """[W]: log2 (m / (1 - m)), m = mean_j sigmoid(z[w, j]), as log-sum-exps of log sigmoid(+-z): no clipping."""
+    from scipy.special import log_expit, logsumexp
+
+    return (logsumexp(log_expit(z), axis=1) - logsumexp(log_expit(-z), axis=1)) / np.log(2)
 
 
 @implements_everywhere("prediction_difference")

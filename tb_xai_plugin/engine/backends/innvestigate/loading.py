@@ -9,7 +9,8 @@ num_classes, layers, cache, preprocess, and its scores / probabilities_and_means
     backend         "innvestigate"
     graph, session  its own tf.Graph and tf.compat.v1.Session (never the global ones)
     keras_model     the model as saved (softmax included)
-    logits_model    the same model with its final softmax / sigmoid stripped (shares the weights)
+    logits_model    the same model with its final softmax / sigmoid stripped (shares the weights); for a
+                    binary head (one unit, logit z), two logits [-z, z] (binary_logits_model)
     input           the model's input placeholder; probs: its output probabilities tensor [N, K]
     run(fetches, feed_dict)      session.run inside the graph
     in_graph()                   context for building ops: graph, session and Keras' session
@@ -225,6 +226,9 @@ def load_checkpoint(path, manifest, allow_unsafe=False):
             model = LoadedModel(manifest, graph, session, keras_model, None)
             with model.building() as fetches:
                 model.logits_model = strip_output_activation(keras_model)
+                if model.head in model_info.BINARY_HEADS:
+                    model.logits_model = binary_logits_model(keras_model, session)
+                    model.probs = tf.nn.sigmoid(model.logits_model.output)  # [1 - p, p] = sigmoid([-z, z])
                 fetches.append(model.logits_model.output)
     except BaseException:
         session.close()
@@ -258,6 +262,25 @@ def reserve_layer_names(keras_model):
         found = re.match(r"^(.*?)(?:_(\d+))?$", layer.name)
         for key in (found.group(1), ("", found.group(1))):  # get_uid's key, unique_object_name's key
             uids[key] = max(uids[key], int(found.group(2) or 0) + 1)
+
+
+def binary_logits_model(keras_model, session):
+    """x -> [-z, z] for a one-unit head of logit z: its Dense re-made with 2 units, kernel [-W, W], bias [-b, b].
+
+    Class 0 is explained through the negated logit; a Dense layer iNNvestigate's analyzers know like any other.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    dense = model_info.logit_layer(keras_model)
+    if dense is None:
+        raise XaiError("a binary head's logit must come from a Dense layer; this model ends in %s" % type(keras_model.layers[-1]).__name__)
+    doubled = [tf.keras.initializers.Constant(np.concatenate([-w, w], axis=-1)) for w in session.run(dense.weights)]
+    config = dict(dense.get_config(), units=2, activation="linear", name=dense.name + "_two_classes", kernel_initializer=doubled[0])
+    if len(doubled) > 1:
+        config["bias_initializer"] = doubled[1]  # building() initializes the new variables to these values
+    outputs = type(dense).from_config(config)(dense.input)
+    return tf.keras.Model(keras_model.inputs, outputs, name=keras_model.name + "_logits")
 
 
 def strip_output_activation(keras_model):

@@ -7,7 +7,8 @@ then the weights checksum and the input / output shapes are compared with the ma
 NativeModel (besides checkpoint.ModelBase's manifest, input_shape, num_classes, layers, cache, preprocess):
     keras_model       the model as saved (softmax included)
     logits_model      a Functional model without the final softmax / sigmoid (the model itself if linear):
-                      the last layer re-made with a linear activation and the same weight values
+                      the last layer re-made with a linear activation and the same weight values; for a
+                      binary head (one unit, logit z), two logits [-z, z] (binary_logits_model)
     scores(x, score), probabilities(x), probabilities_and_means(x, layer, neuron), layer_means(x, layer, neuron)
     probabilities_from_logits(logits)   TF op: the model's probabilities from its logits (inside tf.functions)
     probs_of(x) / offer_probs(x, probs) a method's own forward pass hands the batch's probabilities to the
@@ -39,12 +40,14 @@ class NativeModel(checkpoint.ModelBase):
         super().__init__(manifest)
         self.keras_model = keras_model
         self.logits_model = strip_output_activation(keras_model)
+        if self.head in model_info.BINARY_HEADS:
+            self.logits_model = binary_logits_model(keras_model)
 
     def probabilities_from_logits(self, logits):
-        """TF op [N, K]: sigmoid of the logits for a sigmoid output, else their softmax (a linear output's too)."""
+        """TF op [N, K]: sigmoid of each logit for a binary or multi-label head, else their softmax (a linear output's too)."""
         import tensorflow as tf
 
-        return tf.nn.sigmoid(logits) if self.manifest.get("output_activation") == "sigmoid" else tf.nn.softmax(logits)
+        return tf.nn.sigmoid(logits) if self.head in model_info.SIGMOID_HEADS else tf.nn.softmax(logits)
 
     def offer_probs(self, x, probs):
         """Record probs [N, K] of the inputs x if x is the batch probs_of waits for (no copy, no extra pass)."""
@@ -76,6 +79,8 @@ class NativeModel(checkpoint.ModelBase):
         def scores(x):
             if score == "logit":
                 return self.logits_model(x, training=False)
+            if self.head in model_info.BINARY_HEADS:  # [1 - p, p] = sigmoid([-z, z])
+                return tf.nn.sigmoid(self.logits_model(x, training=False))
             out = self.keras_model(x, training=False)
             return tf.nn.softmax(out) if activation == "linear" else out
 
@@ -100,13 +105,12 @@ class NativeModel(checkpoint.ModelBase):
         import tensorflow as tf
 
         both = self.layer_and_logits(layer)
-        activation = self.manifest.get("output_activation")
 
         def run(x):
             acts, logits = both(x, training=False)
             if neuron is not None:
                 acts = acts[..., neuron]
-            probs = tf.nn.sigmoid(logits) if activation == "sigmoid" else tf.nn.softmax(logits)
+            probs = self.probabilities_from_logits(logits)
             return probs, tf.reduce_mean(tf.reshape(acts, [tf.shape(acts)[0], -1]), axis=1)
 
         return tf.function(run, input_signature=[self.input_spec()])
@@ -191,6 +195,25 @@ def strip_output_activation(keras_model):
     linear = type(last).from_config(dict(last.get_config(), activation="linear", name=last.name + "_logits"))
     outputs = linear(last.input)
     linear.set_weights(last.get_weights())
+    return keras.Model(keras_model.inputs, outputs, name=keras_model.name + "_logits")
+
+
+def binary_logits_model(keras_model):
+    """x -> [-z, z] for a one-unit head of logit z: its Dense re-made with 2 units, kernel [-W, W], bias [-b, b].
+
+    Class 0 (the negative class) is explained through the negated logit; a Dense layer like any other,
+    so every method (LRP's rules included) explains it as it explains the positive class.
+    """
+    import keras
+
+    dense = model_info.logit_layer(keras_model)
+    if dense is None:
+        raise XaiError("a binary head's logit must come from a Dense layer; this model ends in %s" % type(keras_model.layers[-1]).__name__)
+    config = dict(dense.get_config(), units=2, activation="linear", name=dense.name + "_two_classes")
+    doubled = type(dense).from_config(config)
+    outputs = doubled(dense.input)
+    weights = dense.get_weights()
+    doubled.set_weights([np.concatenate([-w, w], axis=-1) for w in weights])
     return keras.Model(keras_model.inputs, outputs, name=keras_model.name + "_logits")
 
 
