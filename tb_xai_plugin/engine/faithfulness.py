@@ -90,8 +90,9 @@ def ranks_of(relevance, most_first):
 
 
 def random_ranks(count, segments, seed):
-    """int [count, S]: one seeded random order of S segments, the same for every sample."""
-    return np.repeat(np.random.default_rng(seed).permutation(segments)[None, :], count, axis=0)
+    """int [count, S]: the ranks of one seeded random order of S segments (default_rng(seed).permutation), the same for every sample."""
+    order = np.random.default_rng(seed).permutation(segments)
+    return np.repeat(np.argsort(order)[None, :], count, axis=0)
 
 
 def fill_of(x, fill):
