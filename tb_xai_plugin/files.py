@@ -4,9 +4,11 @@ Everything goes through `tf.io.gfile` (TensorBoard's compat copy of it), so `gs:
 remote logdirs work. A file is written under `<final>.tmp-<uuid>` and renamed into place, so a
 reader never sees half a file; temporary names are never listed as data. The library, the CLI and
 the TensorBoard plugin list checkpoints and sample sets, and read sample sets, through this module
-alone, so they agree on what a logdir holds; every sample-set read checks its checksum.
+alone, so they agree on what a logdir holds. A sample set is read by rows (`open_sample_set`): a
+process never holds a whole set, and checks its checksum once per (path, size, mtime).
 """
 
+import collections
 import hashlib
 import io
 import json
@@ -14,7 +16,10 @@ import logging
 import os
 import re
 import shutil
+import struct
+import threading
 import uuid
+import zipfile
 
 import numpy as np
 from tensorboard.compat import tf
@@ -282,17 +287,170 @@ def sample_manifests(run_dir):
 
 
 def read_sample_set(path, sha256):
-    """(images, labels int64) of a sample set's .npz; XaiError if it is unreadable or its bytes do not match `sha256`."""
+    """(images, labels int64) of a whole sample set (see open_sample_set); for small sets and tests only."""
+    reader = open_sample_set(path, sha256)
+    return reader.range(0, reader.count), reader.labels
+
+
+def open_binary(path):
+    """A readable, seekable binary file: open() for a local path, tf.io.gfile.GFile for any other scheme."""
+    local = local_path(path)
+    return open(local, "rb") if local is not None else tf.io.gfile.GFile(path, "rb")
+
+
+def local_path(path):
+    """The local file system path of `path` (a plain path or file://), or None for a remote scheme (gs://, s3://, ...)."""
+    if path.startswith("file://"):
+        return path[len("file://") :]
+    return None if "://" in path else path
+
+
+def file_stamp(path):
+    """(size, mtime in ns) of file `path`: what tells a rewritten file from the one that was checked."""
+    local = local_path(path)
+    if local is not None:
+        stat = os.stat(local)
+        return int(stat.st_size), int(stat.st_mtime_ns)
+    stat = tf.io.gfile.stat(path)
+    return int(stat.length), int(stat.mtime_nsec)
+
+
+class SampleSetReader:
+    """One sample set's .npz read by rows: labels whole (small), images [N, H, W, C] at their byte offset.
+
+    np.savez stores members uncompressed, so the images member is a plain .npy inside the zip: a row
+    is `row_bytes` bytes at `offset + i * row_bytes`, read with seek + read (no memory map: mapped
+    pages would count toward the reader's resident memory). A compressed member (a set zipped by
+    hand) is decompressed once into `loaded`.
+    """
+
+    def __init__(self, path, labels, dtype, shape, offset=None, loaded=None):
+        self.path, self.labels, self.dtype, self.shape = path, labels, dtype, tuple(shape)
+        self.count = int(shape[0])
+        self.offset, self.loaded = offset, loaded
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+
+    def range(self, start, stop):
+        """Images [stop - start, H, W, C] of rows start..stop-1 (clipped to the set), in one read."""
+        start, stop = max(0, int(start)), min(self.count, int(stop))
+        if self.loaded is not None:
+            return np.array(self.loaded[start:stop])
+        with open_binary(self.path) as f:
+            return self._read_run(f, start, max(start, stop))
+
+    def rows(self, indices):
+        """Images at `indices` (any order, repeats allowed), reading each run of consecutive rows once."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.count):
+            raise XaiError("sample set %s has %d samples; index out of range" % (os.path.basename(self.path), self.count))
+        if self.loaded is not None:
+            return np.array(self.loaded[indices])
+        wanted = np.unique(indices)
+        out = np.empty((len(wanted),) + self.shape[1:], self.dtype)
+        breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+        with open_binary(self.path) as f:
+            for run in np.split(np.arange(len(wanted)), breaks):
+                if len(run):
+                    out[run[0] : run[-1] + 1] = self._read_run(f, int(wanted[run[0]]), int(wanted[run[-1]]) + 1)
+        return out[np.searchsorted(wanted, indices)]
+
+    def _read_run(self, f, start, stop):
+        """Rows start..stop-1 read from open file `f`; XaiError if the file ends early."""
+        f.seek(self.offset + start * self.row_bytes)
+        size = (stop - start) * self.row_bytes
+        data = f.read(size)
+        if len(data) != size:
+            raise XaiError("sample set %s is truncated" % os.path.basename(self.path))
+        return np.frombuffer(data, self.dtype).reshape((stop - start,) + self.shape[1:]).copy()
+
+
+_CHECKED = collections.OrderedDict()  # (path, sha256, size, mtime_ns) -> SampleSetReader, most recent last
+_CHECKED_KEPT = 32
+_CHECKED_LOCK = threading.Lock()
+
+
+def open_sample_set(path, sha256, stamp=None):
+    """A SampleSetReader of the .npz at `path`; its bytes are checked against `sha256` once per (path, size,
+    mtime) in this process, or not at all when `stamp` is the (size, mtime) of a check another process made.
+    XaiError if it is unreadable or does not match."""
     name = os.path.basename(path)
     try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            data = f.read()
+        current = file_stamp(path)
     except (OSError, tf.errors.OpError) as e:
         raise XaiError("sample set %s is unreadable: %s" % (name, _reason(e))) from e
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise XaiError("sample set %s does not match its manifest's checksum" % name)
+    key = (path, sha256) + current
+    with _CHECKED_LOCK:
+        if key in _CHECKED:
+            _CHECKED.move_to_end(key)
+            return _CHECKED[key]
+    if stamp is None or tuple(stamp) != current:
+        _check_sha256(path, sha256)
+    reader = _open_npz(path)
+    with _CHECKED_LOCK:
+        _CHECKED[key] = reader
+        while len(_CHECKED) > _CHECKED_KEPT:
+            _CHECKED.popitem(last=False)
+    return reader
+
+
+def checked_stamp(path, sha256):
+    """The (size, mtime) of `path` if this process checked its sha256 against `sha256` at that version, else None."""
+    with _CHECKED_LOCK:
+        stamps = [key[2:] for key in _CHECKED if key[:2] == (path, sha256)]
+    if not stamps:
+        return None
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return npz["images"], npz["labels"].astype(np.int64)
-    except Exception as e:  # noqa: BLE001  (a damaged file is the user's data: zipfile, KeyError, ValueError)
+        current = file_stamp(path)
+    except (OSError, tf.errors.OpError):
+        return None
+    return list(current) if current in stamps else None
+
+
+def _check_sha256(path, sha256):
+    """XaiError unless the bytes of `path`, read in chunks, have sha256 hex digest `sha256`."""
+    name = os.path.basename(path)
+    digest = hashlib.sha256()
+    try:
+        with open_binary(path) as f:
+            for chunk in iter(lambda: f.read(_CHUNK * 8), b""):
+                digest.update(chunk)
+    except (OSError, tf.errors.OpError) as e:
+        raise XaiError("sample set %s is unreadable: %s" % (name, _reason(e))) from e
+    if digest.hexdigest() != sha256:
+        raise XaiError("sample set %s does not match its manifest's checksum" % name)
+
+
+def _open_npz(path):
+    """A SampleSetReader for a checked .npz: labels read, the images member's .npy header and data offset found."""
+    name = os.path.basename(path)
+    try:
+        with open_binary(path) as f, zipfile.ZipFile(f) as archive:
+            with archive.open("labels.npy") as member:
+                labels = np.lib.format.read_array(member, allow_pickle=False).astype(np.int64)
+            info = archive.getinfo("images.npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                with archive.open(info) as member:
+                    images = np.lib.format.read_array(member, allow_pickle=False)
+                return SampleSetReader(path, labels, images.dtype, images.shape, loaded=images)
+            f.seek(info.header_offset)
+            header = f.read(zipfile.sizeFileHeader)
+            signature, *_, name_length, extra_length = struct.unpack(zipfile.structFileHeader, header)
+            if signature != zipfile.stringFileHeader:
+                raise XaiError("sample set %s is unreadable: no zip entry at the images' offset" % name)
+            f.seek(info.header_offset + zipfile.sizeFileHeader + name_length + extra_length)
+            shape, fortran, dtype = _npy_header(f)
+            offset = f.tell()
+    except XaiError:
+        raise
+    except Exception as e:  # noqa: BLE001  (a damaged file is the user's data: zipfile, KeyError, ValueError, struct)
         raise XaiError("sample set %s is unreadable: %s" % (name, e)) from e
+    if fortran or len(shape) != 4 or dtype.hasobject or len(labels) != shape[0]:
+        raise XaiError("sample set %s is unreadable: images %s %s for %d labels" % (name, shape, dtype, len(labels)))
+    return SampleSetReader(path, labels, dtype, shape, offset=offset)
+
+
+def _npy_header(f):
+    """(shape, fortran_order, dtype) of the .npy header at `f`'s position, leaving `f` at the array's first byte."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(f)

@@ -9,7 +9,6 @@ checked), is `tb_xai_plugin.files`' rule, the same for the library and the CLI; 
 unreadable or inconsistent is skipped.
 """
 
-import collections
 import dataclasses
 import logging
 import threading
@@ -20,7 +19,6 @@ from tb_xai_plugin.errors import NotFoundError, XaiError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_BYTES_KEPT = 512 << 20  # decoded sample sets kept for the image route (the latest one always)
 MTIME_RESOLUTION_S = 2.0  # manifests modified more recently than this are re-read (gfile.stat: whole seconds)
 
 
@@ -78,7 +76,6 @@ class Catalog:
         self.ttl_s = ttl_s
         self._listings = {}  # run -> (time, RunListing)
         self._manifests = {}  # path -> (mtime, manifest or None)
-        self._images = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def run_names(self, ctx, experiment_id):
@@ -113,19 +110,14 @@ class Catalog:
             raise NotFoundError("sample set %r of run %r is missing: its data file was deleted" % (name, run))
         return found
 
+    def reader(self, ref):
+        """The SampleSetReader of a sample set (files.open_sample_set: rows on demand, checksum checked once per file version)."""
+        return files.open_sample_set(ref.path, ref.manifest["sha256"])
+
     def images(self, ref):
-        """(images, labels) of a sample set, read (checksum checked) once and kept while the recent sets fit IMAGE_BYTES_KEPT."""
-        key = (ref.path, ref.manifest["sha256"])
-        with self._lock:
-            if key in self._images:
-                self._images.move_to_end(key)
-                return self._images[key]
-        value = files.read_sample_set(ref.path, ref.manifest["sha256"])
-        with self._lock:
-            self._images[key] = value
-            while len(self._images) > 1 and sum(i.nbytes + l.nbytes for i, l in self._images.values()) > IMAGE_BYTES_KEPT:
-                self._images.popitem(last=False)
-        return value
+        """(images, labels) of a whole sample set, for small sets (the routes read rows through `reader`)."""
+        reader = self.reader(ref)
+        return reader.range(0, reader.count), reader.labels
 
     def _run_dir(self, run):
         """<logdir>/<run> (run '.' is the logdir itself)."""

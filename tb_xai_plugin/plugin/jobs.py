@@ -26,6 +26,11 @@ class Job:
         with self._lock:
             self._parts[part] = (int(done), int(total))
 
+    def expect(self, part, total):
+        """Count task `part` as `total` units not yet started (its own reports, earlier or later, win)."""
+        with self._lock:
+            self._parts.setdefault(part, (0, int(total)))
+
     def attach(self, future):
         """Remember a task's future so that cancelling the job cancels it."""
         with self._lock:

@@ -10,12 +10,13 @@ import concurrent.futures
 
 import numpy as np
 
+from tb_xai_plugin import files
 from tb_xai_plugin.engine import registry
 from tb_xai_plugin.errors import NotFoundError, XaiError
 from tb_xai_plugin.plugin import encoding, suggestions, versions
 from tb_xai_plugin.plugin.cache import key_digest
 from tb_xai_plugin.plugin.jobs import CANCELLED
-from tb_xai_plugin.plugin.workers import CancelledError, WorkerDiedError
+from tb_xai_plugin.plugin.workers import BULK, INTERACTIVE, CancelledError, WorkerDiedError
 
 # Predictions for up to this many listed indices are computed (and cached) per sample; larger
 # requests, and suggestions, compute the whole set once and cache it per (checkpoint, sample set).
@@ -24,6 +25,12 @@ WAIT_POLL_S = 0.1
 # PatternNet / PatternAttribution fit their patterns on the request's sample set: all of it, or this
 # many samples evenly spaced (worker_main.pattern_fit_indices).
 PATTERN_FIT_CAP = 2000
+# A whole-set computation (suggestions, activations) runs as one task per chunk of rows at BULK priority,
+# each chunk about this many bytes of stored images and a multiple of CHUNK_ROWS_STEP rows: a worker
+# turns to the grid's tasks between chunks, a cancel drops the chunks not yet started, and every
+# finished chunk counts in the progress.
+CHUNK_BYTES = 32 << 20
+CHUNK_ROWS_STEP = 256
 
 
 def checkpoint_key(ref):
@@ -42,8 +49,36 @@ def checkpoint_message(ref):
 
 
 def samples_message(ref):
-    """What a worker needs to read a sample set."""
-    return {"path": ref.path, "sha256": ref.manifest["sha256"]}
+    """What a worker needs to read a sample set; "stamp": the file version whose sha256 this process checked."""
+    return {"path": ref.path, "sha256": ref.manifest["sha256"], "stamp": files.checked_stamp(ref.path, ref.manifest["sha256"])}
+
+
+def chunk_bounds(manifest):
+    """[(start, stop)] of a whole-set job's chunks: CHUNK_BYTES of images each, a multiple of CHUNK_ROWS_STEP rows."""
+    count = int(manifest["count"])
+    row_bytes = int(np.prod(manifest["image_shape"])) * np.dtype(manifest["dtype"]).itemsize
+    rows = max(CHUNK_ROWS_STEP, CHUNK_BYTES // max(1, row_bytes) // CHUNK_ROWS_STEP * CHUNK_ROWS_STEP)
+    return [(start, min(count, start + rows)) for start in range(0, count, rows)]
+
+
+class WholeSetTasks:
+    """The chunk tasks of one whole-set computation, read like one future: result() joins their results
+    row-wise (and runs `store` on the joined result once)."""
+
+    def __init__(self, parts, store):
+        self.parts, self._store, self._joined = parts, store, None
+
+    def exception(self):
+        """The first chunk's error, or None."""
+        return next((p.exception() for p in self.parts if p.exception() is not None), None)
+
+    def result(self):
+        """{field: array} with the chunks' rows in order."""
+        if self._joined is None:
+            results = [p.result() for p in self.parts]
+            self._joined = {name: np.concatenate([r[name] for r in results]) for name in results[0]} if results else {}
+            self._store(self._joined)
+        return self._joined
 
 
 def shape_mismatch(ckpt, sref):
@@ -65,18 +100,29 @@ def top_k(probs, k):
 class XaiService:
     """The compute behind POST predictions, attributions and suggestions."""
 
-    def __init__(self, catalog, cache, pool, jobs, timeout_s=900.0):
+    def __init__(self, catalog, cache, pool, jobs, timeout_s=900.0, results=None):
         self.catalog = catalog
         self.cache = cache
         self.pool = pool
         self.jobs = jobs
         self.timeout_s = timeout_s
+        self.results = results  # a result_store.ResultStore of precomputed results (tb-xai precompute), or None
+
+    def _lookup(self, ckpt, key):
+        """The value of `key` from the cache, else precomputed in the result store of ckpt's run (then cached), else None."""
+        value = self.cache.get(key)
+        if value is None and self.results is not None:
+            value = self.results.get(ckpt.path, key)
+            if value is not None:
+                self.cache.put(key, value)
+        return value
 
     # -- resolution -------------------------------------------------------------------------
 
     def sample_set(self, ctx, eid, samples, indices=None):
         """The SampleSetRef of (run, name); NotFoundError for an index beyond its count."""
         ref = self.catalog.sample_set(ctx, eid, *samples)
+        self.catalog.reader(ref)  # checks its sha256 (once per file version) before any worker reads it
         count = int(ref.manifest["count"])
         for i in indices or ():
             if i >= count:
@@ -87,23 +133,38 @@ class XaiService:
         """The set's labels at `indices` (None: all) as ints, -1 meaning none; None if it has no labels."""
         if not ref.manifest["has_labels"]:
             return None
-        _, labels = self.catalog.images(ref)
-        labels = np.asarray(labels, dtype=np.int64)
+        labels = self.catalog.reader(ref).labels
         return labels if indices is None else labels[indices]
 
     # -- waiting ----------------------------------------------------------------------------
 
-    def _submit(self, job, key, message, store, cached):
-        """Submit a task whose progress counts toward `job`; store(result) fills the cache before the
-        task counts as done, and cached() rebuilds the result from the cache (None if incomplete), so
-        an identical request never falls between in-flight and cached."""
-        future = self.pool.submit(key_digest(key), message, on_result=store, cached=cached)
+    def _submit(self, job, key, message, store, cached, priority=INTERACTIVE, units=None):
+        """Submit a task whose progress counts toward `job` (as `units` before it starts, when given);
+        store(result) fills the cache before the task counts as done, and cached() rebuilds the result
+        from the cache (None if incomplete), so an identical request never falls between in-flight and cached."""
+        future = self.pool.submit(key_digest(key), message, on_result=store, cached=cached, priority=priority)
         future.add_listener(lambda done, total, part=future.task_id: job.report(part, done, total))
+        if units is not None:
+            job.expect(future.task_id, units)
+            if future.done():
+                job.report(future.task_id, units, units)
         job.attach(future)
         return future
 
+    def _request_whole(self, job, sref, key, message, store):
+        """WholeSetTasks computing `message` on every sample, one BULK task per chunk of rows (see
+        CHUNK_BYTES), each chunk's result cached under `key` + its rows; store(joined result) once all are in."""
+        parts = []
+        for start, stop in chunk_bounds(sref.manifest):
+            chunk_key = tuple(key) + ("rows", start, stop)
+            chunk = dict(message, indices=None, rows=[start, stop])
+            put = lambda result, k=chunk_key: self.cache.put(k, result)  # noqa: E731
+            parts.append(self._submit(job, chunk_key, chunk, put, lambda k=chunk_key: self.cache.get(k), BULK, stop - start))
+        return WholeSetTasks(parts, store)
+
     def _wait(self, job, futures):
         """Wait for all futures; CancelledError if the job is cancelled, WorkerDiedError if a worker died."""
+        futures = [part for future in futures for part in getattr(future, "parts", [future])]
         pending = set(futures)
         waited = 0.0
         while pending:
@@ -134,12 +195,12 @@ class XaiService:
 
     def _request_probs(self, job, ckpt, sref, indices):
         """Cached probabilities [n, K] of `ckpt` at `indices` (None: all), or the future computing them."""
-        whole = self.cache.get(self._probs_all_key(ckpt, sref))
+        whole = self._lookup(ckpt, self._probs_all_key(ckpt, sref))
         if whole is not None:
             probs = whole["probs"]
             return ("done", probs if indices is None else probs[indices])
         if indices is not None and len(indices) <= PER_SAMPLE_LIMIT:
-            rows = {i: self.cache.get(self._probs_index_key(ckpt, sref, i)) for i in indices}
+            rows = {i: self._lookup(ckpt, self._probs_index_key(ckpt, sref, i)) for i in indices}
             missing = [i for i, row in rows.items() if row is None]
             if not missing:
                 return ("done", np.stack([rows[i]["probs"] for i in indices]))
@@ -159,7 +220,7 @@ class XaiService:
         key = ("predict", model_key(ckpt), sref.manifest["sha256"], None)
         all_key = self._probs_all_key(ckpt, sref)
         store = lambda result: self.cache.put(all_key, {"probs": result["probs"]})  # noqa: E731
-        return ("all", self._submit(job, key, message, store, lambda: self.cache.get(all_key)))
+        return ("all", self._request_whole(job, sref, key, message, store))
 
     def _collect_probs(self, ckpt, sref, indices, pending):
         """Probabilities from a finished _request_probs; XaiError if the task failed."""
@@ -261,7 +322,7 @@ class XaiService:
             cell["error"] = "class %d is out of range: this model has %d classes" % (
                 req.target.index, ckpt.manifest["num_classes"])  # fmt: skip
             return cell
-        cell["rows"] = {i: self.cache.get(self._map_key(cell, req, i)) for i in req.indices}
+        cell["rows"] = {i: self._lookup(ckpt, self._map_key(cell, req, i)) for i in req.indices}
         cell["missing"] = [i for i, row in cell["rows"].items() if row is None]
         if cell["missing"]:
             message = {
@@ -354,7 +415,7 @@ class XaiService:
         act_key, probs_key = self._activation_key(ckpt, sref, req), self._probs_all_key(ckpt, sref)
         if (
             shape_mismatch(ckpt, sref) or not _has_layer(ckpt.manifest, req.layer, req.neuron)
-            or self.cache.get(act_key) is not None or self.cache.get(probs_key) is not None
+            or self._lookup(ckpt, act_key) is not None or self._lookup(ckpt, probs_key) is not None
         ):  # fmt: skip
             return None, self._request_activation(job, ckpt, sref, req)
         message = {
@@ -366,16 +427,12 @@ class XaiService:
             self.cache.put(probs_key, {"probs": result["probs"]})
             self.cache.put(act_key, {"mean": result["mean"]})
 
-        def cached():
-            probs, mean = self.cache.get(probs_key), self.cache.get(act_key)
-            return None if probs is None or mean is None else {"probs": probs["probs"], "mean": mean["mean"]}
-
-        future = self._submit(job, ("predict",) + act_key, message, store, cached)
-        return ("all", future), ("future", future)
+        tasks = self._request_whole(job, sref, ("predict",) + act_key, message, store)
+        return ("all", tasks), ("future", tasks)
 
     def _request_activation(self, job, ckpt, sref, req):
         """The cached mean activations of the first model, or the future computing them."""
-        cached = self.cache.get(self._activation_key(ckpt, sref, req))
+        cached = self._lookup(ckpt, self._activation_key(ckpt, sref, req))
         if cached is not None:
             return ("done", cached["mean"])
         message = {
@@ -384,7 +441,7 @@ class XaiService:
         }  # fmt: skip
         key = self._activation_key(ckpt, sref, req)
         store = lambda result: self.cache.put(key, {"mean": result["mean"]})  # noqa: E731
-        return ("future", self._submit(job, key, message, store, lambda: self.cache.get(key)))
+        return ("future", self._request_whole(job, sref, key, message, store))
 
     def _collect_activation(self, ckpt, sref, req, pending):
         """{"layer", "neuron", "mean"} (or with "error") from _request_activation; None if not asked."""

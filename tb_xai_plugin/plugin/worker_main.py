@@ -222,7 +222,7 @@ def op_activation(worker, message):
 
 
 def op_applicable(worker, message):
-    """{method id: None or the reason it does not apply} for one model."""
+    """{"methods": {method id: {"ok", "reason"}}} for one loaded model, from its real graph (the layers route's picker)."""
     model = worker.model(message["checkpoint"])
     return {"methods": worker.engine.applicable_methods(model)}
 

@@ -19,6 +19,9 @@ from tb_xai_plugin.errors import XaiError
 logger = logging.getLogger(__name__)
 
 MEMORY_POLL_S = 0.05  # how often a slot checks its worker's memory while waiting for its answer
+# Task priorities, lowest first: a worker takes the most urgent queued task whenever it is free, so the
+# grid's maps and predictions pass the chunks of a whole-set job (suggestions) still in the queue.
+INTERACTIVE, BULK = 0, 1
 
 
 class WorkerDiedError(XaiError):
@@ -220,7 +223,8 @@ class WorkerPool:
         self.max_queue = max_queue
         self.memory_limit_bytes = int(memory_limit_mb) << 20
         self.stats = {"submitted": 0, "merged": 0, "started": 0, "died": 0, "out_of_memory": 0, "late_cache_hits": 0}
-        self._queue = queue.Queue()
+        self._queue = queue.PriorityQueue()  # (priority, sequence number, TaskFuture or None to stop)
+        self._order = itertools.count()
         self._inflight = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -228,8 +232,9 @@ class WorkerPool:
         self._threads = []
         self._closed = False
 
-    def submit(self, key, message, on_result=None, cached=None):
-        """A TaskFuture for `message`; a task with the same `key` already in flight is shared.
+    def submit(self, key, message, on_result=None, cached=None, priority=INTERACTIVE):
+        """A TaskFuture for `message`; a task with the same `key` already in flight is shared; queued tasks
+        run by `priority` (INTERACTIVE before BULK), then in the order they came.
         on_result(result) runs before the future is done (to fill a cache while the task is in flight).
         cached() -> the result or None is asked when no such task is in flight: one that finished
         since the caller missed the cache has stored its result there, and is not computed again."""
@@ -255,7 +260,7 @@ class WorkerPool:
             self.stats["submitted"] += 1
             self._start_threads()
         future.add_done_callback(self._forget)
-        self._queue.put(future)
+        self._queue.put((priority, next(self._order), future))
         return future
 
     def store(self, task, result):
@@ -300,7 +305,7 @@ class WorkerPool:
         with self._lock:
             self._closed = True
         for _ in self._threads:
-            self._queue.put(None)
+            self._queue.put((float("inf"), next(self._order), None))
         for slot in self._slots:
             slot.stop()
 
@@ -324,7 +329,7 @@ class WorkerPool:
     def _serve(self, slot):
         """A slot's loop: take the next task that is not yet done and run it."""
         while True:
-            task = self._queue.get()
+            _, _, task = self._queue.get()
             if task is None:
                 return
             if not task.done():

@@ -17,10 +17,11 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from tb_xai_plugin import metadata, model_info
-from tb_xai_plugin.engine import registry
+from tb_xai_plugin.engine import registry, targets
 from tb_xai_plugin.errors import NotFoundError, XaiError
 from tb_xai_plugin.plugin import encoding, parsing
 from tb_xai_plugin.plugin import scoring
+from tb_xai_plugin.plugin import applicability
 from tb_xai_plugin.plugin.cache import ResultCache
 from tb_xai_plugin.plugin.catalog import Catalog
 from tb_xai_plugin.plugin.jobs import Jobs
@@ -56,19 +57,24 @@ class ManifestModel:
         self.layers = manifest["layers"]
         self.num_classes = int(manifest["num_classes"])
         self.input_shape = tuple(manifest["input_shape"])
+        self.head = model_info.manifest_head(manifest)
+
+
+UNKNOWN_UNTIL_COMPUTED = "unknown until computed: this check needs the loaded model, and no worker answered"
 
 
 def method_applicability(manifest):
-    """{method id: {"ok": true} or {"ok": false, "reason"}} for the model a manifest describes."""
+    """{method id: {"ok": true | false | null, "reason"}} from a manifest alone: null where only the loaded model can tell."""
     registry.describe_methods()  # imports the method modules, which register themselves
     model = ManifestModel(manifest)
     out = {}
     for method in registry.METHODS.values():
         try:
-            reason = method.reason_unusable(model)
-        except Exception:  # noqa: BLE001  (a check that needs the loaded model answers at compute time)
-            reason = None
-        out[method.id] = {"ok": True} if reason is None else {"ok": False, "reason": reason}
+            reason = method.reason_unusable(model) or targets.reason_head_unusable(model, method)
+        except Exception:  # noqa: BLE001  (a check that needs the loaded model: never "ok" by default)
+            out[method.id] = {"ok": None, "reason": UNKNOWN_UNTIL_COMPUTED}
+            continue
+        out[method.id] = {"ok": reason is None, "reason": reason or ""}
     return out
 
 
@@ -210,15 +216,20 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("GET")
     def _serve_layers(self, request):
-        """GET layers: one checkpoint's layers, default layer and applicable methods, from its manifest."""
+        """GET layers: one checkpoint's layers, default layer, head, and which methods apply (a worker's answer on the model)."""
         ctx, eid = request_context(request)
         run = parsing.run_name(request.args.get("run"))
         step = parsing.integer_text(request.args.get("step"), "step", parsing.MAX_STEP)
-        manifest = self.catalog.checkpoint(ctx, eid, run, step).manifest
+        ckpt = self.catalog.checkpoint(ctx, eid, run, step)
+        manifest = ckpt.manifest
+        methods = applicability.methods_of(self.cache, self.pool, ckpt, [m["id"] for m in registry.describe_methods()])
         body = {
             "layers": manifest["layers"],
             "default_layer": model_info.default_layer(manifest["layers"]),
-            "methods": method_applicability(manifest),
+            "head": model_info.manifest_head(manifest),
+            "class_names": manifest["class_names"],
+            "methods": methods if methods is not None else method_applicability(manifest),
+            "methods_from": "model" if methods is not None else "manifest",
         }
         return http_util.Respond(request, body, JSON)
 
@@ -294,6 +305,7 @@ def describe_run(listing):
         "checkpoints": [
             dict(
                 {key: ref.manifest[key] for key in ("step", "model_name", "input_shape", "num_classes", "wall_time")},
+                head=model_info.manifest_head(ref.manifest),
                 version=checkpoint_key(ref),
             )
             for ref in listing.checkpoints.values()

@@ -114,8 +114,9 @@ def test_a_sample_set_changed_after_logging_is_refused_by_every_route(logdir, tm
         body = {"models": [{"run": "cnn", "step": 1}], "samples": VAL, "indices": [0]}
         predictions = server.post("predictions", body)  # the labels are read in the server
         assert predictions.status_code == 400 and "checksum" in body_of(predictions)["error"]
-        (cell,) = body_of(server.post("attributions", dict(body, methods=[{"id": "gradient"}])))["cells"]  # the images in a worker
-        assert cell["ok"] is False and "checksum" in cell["error"]
+        attributions = server.post("attributions", dict(body, methods=[{"id": "gradient"}]))  # checked before a worker reads it
+        assert attributions.status_code == 400 and "checksum" in body_of(attributions)["error"]
+        assert server.plugin.pool.stats["submitted"] == 0
     finally:
         server.close()
 
