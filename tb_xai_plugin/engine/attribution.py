@@ -86,7 +86,10 @@ def applicable_methods(model):
     registry.describe_methods()  # registers every method
     out = {}
     for method_id, method in registry.METHODS.items():
-        reason = reason_unusable(model, method)
+        try:
+            reason = reason_unusable(model, method)
+        except Exception as e:  # noqa: BLE001  (a check that fails foretells a compute that fails: say so, never "ok")
+            reason = "its applicability check failed on this model: %s: %s" % (type(e).__name__, e)
         out[method_id] = {"ok": not reason, "reason": reason or ""}
     return out
 

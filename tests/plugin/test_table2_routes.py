@@ -34,7 +34,7 @@ def test_offered_for_the_models_they_apply_to(served):
     assert {m["id"] for m in METHODS} <= set(listed)
     assert all(listed[m]["sampling"] for m in SAMPLING) and not listed["deeplift"]["sampling"]
     methods = body_of(served.get("layers", run="cnn", step="1"))["methods"]
-    assert all(methods[m["id"]] == {"ok": True} for m in METHODS)
+    assert all(methods[m["id"]]["ok"] is True for m in METHODS), methods
 
 
 def test_computed_by_the_worker_and_seeded(served):
