@@ -10,7 +10,12 @@ import type {
   PredictionsResponse,
   ProgressResponse,
   RunsResponse,
+  AgreementResponse,
+  FirstLastResponse,
+  Metric,
+  SanityResponse,
   SampleSetRef,
+  ScoresResponse,
   SuggestionsResponse,
   Target,
 } from "./types";
@@ -132,10 +137,37 @@ export interface SuggestionsRequest {
   layer: string | null;
   neuron: number | null;
   request_id?: string;
+  evidence?: boolean; // also the evidence axis: models agree on the label but not on the evidence
 }
 
 export const postSuggestions = (req: SuggestionsRequest, signal?: AbortSignal): Promise<SuggestionsResponse> =>
   postJson("suggestions", req, signal);
+
+export interface ScoresRequest extends AttributionsRequest {
+  metrics: Metric[];
+  fill: string;
+  steps: number;
+  region: number;
+}
+
+export const postScores = (req: ScoresRequest, signal?: AbortSignal): Promise<ScoresResponse> => postJson("scores", req, signal);
+
+export const postSanity = (req: AttributionsRequest, signal?: AbortSignal): Promise<SanityResponse> => postJson("sanity", req, signal);
+
+export interface FirstLastRequest {
+  runs: string[];
+  samples: SampleSetRef;
+  indices: number[];
+  methods: MethodChoice[];
+  target: Target;
+  layer: string | null;
+  neuron: number | null;
+  request_id?: string;
+}
+
+export const postFirstLast = (req: FirstLastRequest, signal?: AbortSignal): Promise<FirstLastResponse> => postJson("first_last", req, signal);
+
+export const postAgreement = (req: AttributionsRequest, signal?: AbortSignal): Promise<AgreementResponse> => postJson("agreement", req, signal);
 
 export const postCancel = (requestId: string): Promise<{ cancelled: boolean }> =>
   postJson("cancel", { request_id: requestId });

@@ -9,6 +9,7 @@ import { DataModel, messageOf, type MapQuery } from "./model";
 import { colorIds, colorOf, parseColorGroup, urlColorGroup } from "./runColors";
 import { initialState, readUrlState, sameModel, Store, writeUrlState, type ViewState } from "./state";
 import { currentTheme, type Theme } from "./theme";
+import { TrustController } from "./trustController";
 import type { LayersResponse, MethodInfo, ModelRef, RunInfo, SuggestionsResponse } from "./types";
 import type { CellView } from "./views/cell";
 import { h, keepFocus, replaceChildren } from "./views/dom";
@@ -25,7 +26,7 @@ const STRIP_STEPS = 8;
 
 /** Keys of ViewState whose change needs new maps or predictions. */
 const FETCH_KEYS: (keyof ViewState)[] = ["samples", "models", "methods", "target", "layer", "neuron", "rows"];
-const SUGGEST_KEYS: (keyof ViewState)[] = ["samples", "models", "layer", "neuron", "histogram"];
+const SUGGEST_KEYS: (keyof ViewState)[] = ["samples", "models", "layer", "neuron", "histogram", "axis"];
 /** Keys the setup bar and the grid toolbar show (the opacity slider keeps its own value while dragged). */
 const SETUP_KEYS: (keyof ViewState)[] = ["samples", "models", "methods", "target", "layer", "neuron", "hparams"];
 const TOOLBAR_KEYS: (keyof ViewState)[] = ["samples", "rows", "zoom", "scale"];
@@ -47,6 +48,7 @@ export class App {
   private readonly setup: SetupView;
   private readonly progress: ProgressView;
   readonly suggestions: SuggestionPanel;
+  readonly trust: TrustController;
   private readonly gridSlot = h("div", { id: "xai-grid-slot" });
   private readonly gridTools = h("div", { class: "xai-toolbar" });
   private readonly timelineSlot = h("div", { class: "xai-timeline", id: "xai-timeline" });
@@ -68,6 +70,22 @@ export class App {
       samples: (s) => this.sampleVersion(s),
       model: (m) => this.runs.find((r) => r.run === m.run)?.checkpoints.find((c) => c.step === m.step)?.version ?? "",
     });
+    this.trust = new TrustController(
+      {
+        state: () => this.store.get(),
+        grid: () => this.grid,
+        columns: () => this.columns,
+        query: (c) => this.query(c),
+        methodLabel: (id) => this.methodLabel(id),
+        update: (patch) => this.store.update(patch),
+        checkpoints: (run) => (this.runs.find((r) => r.run === run)?.checkpoints ?? []).map((c) => ({ run, step: c.step })),
+      },
+      this.data,
+      {
+        samples: (s) => this.sampleVersion(s),
+        model: (m) => this.runs.find((r) => r.run === m.run)?.checkpoints.find((c) => c.step === m.step)?.version ?? "",
+      },
+    );
     this.setup = new SetupView({ update: (patch) => this.store.update(patch) });
     this.progress = new ProgressView(() => void this.cancel());
     this.suggestions = new SuggestionPanel({
@@ -78,6 +96,7 @@ export class App {
       onFilters: (filters) => this.store.update({ filters }),
       onHistogram: (histogram) => this.store.update({ histogram }),
       onExportCsv: (header, rows) => download("xai-selection.csv", toCsv(header, rows), "text/csv"),
+      onAxis: (axis) => this.store.update({ axis }),
     });
     this.el = h(
       "main",
@@ -86,6 +105,7 @@ export class App {
       this.setup.el,
       this.progress.el,
       h("div", { class: "xai-panel", id: "xai-compare" }, h("h2", {}, "Comparison"), this.gridTools, this.gridSlot),
+      this.trust.panel.el,
       h("div", { class: "xai-panel" }, h("h2", {}, "Over training"), this.timelineSlot),
       this.suggestions.el,
     );
@@ -170,6 +190,7 @@ export class App {
       if (s.opacity !== prev.opacity) this.forEachCell((c) => c.setOpacity(s.opacity));
       if (s.scale !== prev.scale) for (const g of [this.grid, this.timeline, this.strip]) if (g) this.applyScale(g);
     }
+    if (changed(s, prev, [...FETCH_KEYS, "trust"])) this.trust.refresh();
     if (changed(s, prev, [...FETCH_KEYS, "timelineRun", "timelineStep"])) this.refreshTimeline();
     if (changed(s, prev, SUGGEST_KEYS)) void this.loadSuggestions();
     else if (changed(s, prev, ["filters"]) && this.stats) this.suggestions.show(this.stats, s.filters, s.histogram);
@@ -228,9 +249,11 @@ export class App {
       this.progress.tell(`Cannot reload the runs: ${messageOf(e)}`);
     }
     this.data.forgetErrors();
+    this.trust.forgetErrors();
     this.renderSetup();
     this.renderGridTools();
     this.refreshGrid();
+    this.trust.refresh();
     this.refreshTimeline();
     void this.loadSuggestions();
   }
@@ -385,7 +408,10 @@ export class App {
     }));
     this.strip = this.buildGrid(rows, stripColumns);
     this.strip.el.id = "xai-timeline-strip";
-    keepFocus(this.timelineSlot, () => replaceChildren(this.timelineSlot, controls, this.timeline!.el, h("div", { class: "xai-label" }, "all checkpoints"), this.strip!.el));
+    keepFocus(this.timelineSlot, () =>
+      replaceChildren(this.timelineSlot, controls, this.timeline!.el, h("div", { class: "xai-label" }, "all checkpoints"), this.strip!.el, this.trust.firstLastEl),
+    );
+    this.trust.setTimelineRun(run.run);
     const current = () => this.timelineGeneration;
     const strip = this.strip;
     void this.fill(this.timeline, rows, columns, gen, current).then(() => {
@@ -410,11 +436,12 @@ export class App {
       if (s.histogram === "activation" && s.layer === null) await this.layersReady;
       if (gen !== this.suggestGeneration) return;
       const layer = s.layer ?? (s.histogram === "activation" ? (this.layers?.default_layer ?? null) : null);
-      const request = { models: s.models, samples: s.samples, layer, neuron: s.neuron };
+      const request = { models: s.models, samples: s.samples, layer, neuron: s.neuron, ...(s.axis === "evidence" && s.models.length >= 2 ? { evidence: true } : {}) };
       const stats = await this.data.track("s", this.sampleCount(s.samples), (id) => postSuggestions({ ...request, request_id: id }));
       if (gen !== this.suggestGeneration) return;
       this.stats = stats;
       const now = this.store.get();
+      this.suggestions.axis = now.axis;
       this.suggestions.show(stats, now.filters, now.histogram);
     } catch (e) {
       if (gen === this.suggestGeneration) this.suggestions.message(`Suggestions failed: ${messageOf(e)}`);
@@ -460,7 +487,7 @@ export class App {
 
   /** Every column's maps for the shown rows, one [rows, H, W] array per column, in one .npz. */
   private exportNpz(): void {
-    const { bytes, skipped } = mapsNpz(this.columns, this.store.get().rows, (c, i) => this.data.cachedMap(this.query(c), i));
+    const { bytes, skipped } = mapsNpz(this.columns, this.store.get().rows, (c, i) => this.data.cachedMap(this.query(c), i), (c, i) => this.trust.scoresOf(c, i));
     download("xai-maps.npz", bytes, "application/zip");
     this.progress.tell(skipped.length ? `Left out of the .npz (not computed): ${skipped.join(", ")}` : "");
   }

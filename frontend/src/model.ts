@@ -46,7 +46,7 @@ export class StaleListingError extends Error {
 }
 
 /** Errors worth asking again for later (server busy, cancelled, unreachable, old listing) are not cached. */
-const transient = (e: unknown): boolean =>
+export const transient = (e: unknown): boolean =>
   e instanceof StaleListingError || (e instanceof ApiError && (e.status === 0 || e.status === 409 || e.status >= 500));
 
 /** A sentence for any failure. */

@@ -1,6 +1,7 @@
 // The view's selection: one plain object, changed through a store, mirrored in the URL hash.
 import { SCALE_CHOICES, type ScaleChoice } from "./heatmap";
-import type { MethodChoice, ModelRef, ParamValues, SampleSetRef, Target } from "./types";
+import { FILLS, METRICS, type Fill, type ScatterAxis } from "./trust";
+import type { Metric, MethodChoice, ModelRef, ParamValues, SampleSetRef, Target } from "./types";
 
 export type HistogramSource = "p_true" | "activation";
 
@@ -10,6 +11,17 @@ export interface Filters {
   predictedClass: number | null;
   topMistakes: number | null;
 }
+
+/** The trust panel: which of its parts are on, and the score's metric and fill. */
+export interface TrustState {
+  scores: boolean;
+  sanity: boolean;
+  agreement: boolean;
+  metric: Metric;
+  fill: Fill;
+}
+
+export const DEFAULT_TRUST: TrustState = { scores: false, sanity: false, agreement: false, metric: "deletion", fill: "mean" };
 
 export interface ViewState {
   samples: SampleSetRef | null;
@@ -27,6 +39,8 @@ export interface ViewState {
   filters: Filters;
   hparams: Record<string, string>; // hparam name -> chosen value ('' or absent: any)
   scale: ScaleChoice; // colours: each map over its own range, or one range per row, column, method or grid
+  trust: TrustState;
+  axis: ScatterAxis; // the suggestion scatter's y axis
 }
 
 export const DEFAULT_FILTERS: Filters = { misclassified: false, trueClass: null, predictedClass: null, topMistakes: null };
@@ -49,6 +63,8 @@ export function initialState(): ViewState {
     filters: { ...DEFAULT_FILTERS },
     hparams: {},
     scale: "own",
+    trust: { ...DEFAULT_TRUST },
+    axis: "classes",
   };
 }
 
@@ -101,6 +117,8 @@ export function encodeState(s: ViewState): string {
     h: s.histogram,
     hp: s.hparams,
     sc: s.scale,
+    y: s.axis,
+    q: [s.trust.scores ? 1 : 0, s.trust.sanity ? 1 : 0, s.trust.agreement ? 1 : 0, s.trust.metric, s.trust.fill],
     f: [s.filters.misclassified ? 1 : 0, s.filters.trueClass, s.filters.predictedClass, s.filters.topMistakes],
   };
   return encodeURIComponent(JSON.stringify(compact));
@@ -143,6 +161,15 @@ export function decodeState(encoded: string): ViewState {
   if (SCALE_CHOICES.includes(c.sc as ScaleChoice)) s.scale = c.sc as ScaleChoice;
   if (c.hp && typeof c.hp === "object" && !Array.isArray(c.hp))
     s.hparams = Object.fromEntries(Object.entries(c.hp).filter(([, v]) => typeof v === "string")) as Record<string, string>;
+  if (c.y === "classes" || c.y === "evidence") s.axis = c.y;
+  if (Array.isArray(c.q))
+    s.trust = {
+      scores: c.q[0] === 1,
+      sanity: c.q[1] === 1,
+      agreement: c.q[2] === 1,
+      metric: METRICS.includes(c.q[3] as Metric) ? (c.q[3] as Metric) : DEFAULT_TRUST.metric,
+      fill: FILLS.includes(c.q[4] as Fill) ? (c.q[4] as Fill) : DEFAULT_TRUST.fill,
+    };
   if (Array.isArray(c.f))
     s.filters = {
       misclassified: c.f[0] === 1,

@@ -71,6 +71,32 @@ input[type=checkbox] { accent-color: var(--xai-accent); }
 .xai-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .xai-empty { color: var(--xai-muted); }
 .xai-classlist { width: 200px; }
+.xai-trust-part { margin-top: 8px; }
+.xai-trust-part > h3 { margin: 4px 0 6px; font-size: 13px; font-weight: 500; }
+.xai-intro { margin: 0; max-width: 720px; }
+.xai-rank { border-collapse: collapse; background: var(--xai-surface); font-size: 12px; font-variant-numeric: tabular-nums; margin-top: 6px; }
+.xai-rank caption { caption-side: top; text-align: left; color: var(--xai-muted); padding: 0 0 4px; max-width: 720px; }
+.xai-rank th, .xai-rank td { border: 1px solid var(--xai-border); padding: 2px 8px; text-align: left; vertical-align: top; }
+.xai-rank th .xai-sub { color: var(--xai-muted); font-weight: 400; font-size: 11px; }
+.xai-rank .xai-chosen { font-weight: 700; }
+.xai-rank tr.xai-baseline { font-style: italic; color: var(--xai-muted); }
+.xai-explain { max-width: 720px; margin: 6px 0 0; }
+.xai-badge { display: inline-block; margin-top: 2px; padding: 0 6px; border-radius: 9px; border: 1px solid var(--xai-note); color: var(--xai-note); font-size: 11px; font-weight: 500; white-space: normal; }
+.xai-badge-slot { display: block; }
+.xai-score-wrap { position: relative; }
+.xai-score { font-size: 11px; font-variant-numeric: tabular-nums; cursor: help; max-width: 240px; }
+.xai-score.xai-score-good > span { color: var(--xai-good); }
+.xai-score.xai-score-bad > span { color: var(--xai-bad); }
+.xai-curve-popup { position: absolute; left: 0; top: 100%; z-index: 6; background: var(--xai-surface); color: var(--xai-text); border: 1px solid var(--xai-border); border-radius: 3px; padding: 4px 6px; font-size: 10px; box-shadow: 0 2px 6px var(--xai-shadow); width: 140px; }
+.xai-curve .xai-curve-frame { fill: none; stroke: var(--xai-border); }
+.xai-curve .xai-curve-map { fill: none; stroke: var(--xai-accent); stroke-width: 2; }
+.xai-curve .xai-curve-random { fill: none; stroke: var(--xai-muted); stroke-width: 1.5; stroke-dasharray: 3 2; }
+.xai-matrices { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; margin-top: 6px; }
+.xai-matrices > .xai-label { flex-basis: 100%; }
+.xai-matrix { border-collapse: collapse; font-size: 11px; font-variant-numeric: tabular-nums; background: var(--xai-surface); }
+.xai-matrix caption { caption-side: top; text-align: left; font-weight: 500; padding-bottom: 2px; }
+.xai-matrix th { font-weight: 400; color: var(--xai-text); padding: 2px 4px; text-align: left; max-width: 120px; }
+.xai-matrix td { width: 44px; height: 24px; text-align: center; border: 1px solid var(--xai-surface); }
 `;
 
 /** Add the tab's stylesheet to the document once. */

@@ -143,7 +143,9 @@ export interface SuggestionsResponse {
     distinct_classes: number[];
     majority_right: (boolean | null)[] | null;
     entropy?: number[];
+    evidence_disagreement?: (number | null)[]; // with "evidence": 1 - mean pairwise rho of the models' maps
   };
+  evidence?: { method: string; params?: Record<string, unknown>; max_samples: number; covered: number; indices: number[]; agreeing: number };
   activation: { layer: string; neuron: number | null; mean: number[] } | null;
 }
 
@@ -152,4 +154,91 @@ export interface ProgressResponse {
   state: "running" | "done" | "cancelled" | "unknown";
   done: number;
   total: number;
+}
+
+// --- which map to believe: faithfulness scores, sanity checks, agreement (docs/http_api.md) ---
+
+export type Metric = "deletion" | "insertion" | "morf" | "lerf";
+
+export interface MetricScores {
+  auc: number[]; // per sample index of the request
+  random_auc: number[];
+  curves?: number[][]; // [steps + 1] per sample
+  random_curves?: number[][];
+  better: "lower" | "higher";
+}
+
+export interface ScoreCell {
+  run: string;
+  step: number;
+  method: string;
+  ok: boolean;
+  error?: string;
+  scores?: Partial<Record<Metric, MetricScores>>;
+}
+
+export interface ScoresResponse {
+  samples_sha256?: string;
+  cells: ScoreCell[];
+}
+
+export interface SanityCell {
+  run: string;
+  step: number;
+  method: string;
+  ok: boolean;
+  error?: string;
+  stages?: string[]; // the lowest layer randomized by each stage
+  randomized?: number[]; // how many layers each stage has randomized, from the output down
+  correlations?: (number | null)[][]; // [stage][sample]; null: a constant map
+  mean?: (number | null)[]; // per stage
+  badge?: boolean;
+  threshold?: number;
+}
+
+export interface SanityResponse {
+  threshold?: number;
+  cells: SanityCell[];
+}
+
+export interface FirstLastCell {
+  run: string;
+  method: string;
+  first: number;
+  last: number;
+  ok: boolean;
+  error?: string;
+  correlations?: (number | null)[]; // per sample
+  mean?: number | null;
+}
+
+export interface FirstLastResponse {
+  indices?: number[];
+  cells: FirstLastCell[];
+}
+
+export interface MethodAgreement {
+  run: string;
+  step: number;
+  ok?: boolean;
+  error?: string;
+  methods?: string[];
+  matrix: (number | null)[][]; // K x K, mean over samples; null: a map failed or is constant
+  per_sample?: (number | null)[][][]; // [sample][K][K]
+}
+
+export interface ModelAgreement {
+  method: string;
+  ok?: boolean;
+  error?: string;
+  models?: ModelRef[];
+  matrix: (number | null)[][]; // M x M, mean over samples
+  per_sample?: (number | null)[][][];
+}
+
+export interface AgreementResponse {
+  indices?: number[];
+  methods: MethodAgreement[];
+  models: ModelAgreement[];
+  errors?: { run: string; step: number; method: string; error: string }[];
 }

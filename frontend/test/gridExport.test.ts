@@ -39,3 +39,25 @@ test("the predictions CSV has one line per sample, model and rank, failed models
       '5,,a,1,1,2,"bird, small",0.75\r\n5,,a,1,2,0,cat,0.25\r\n',
   );
 });
+
+test("the .npz carries each column's scores per metric, and the scores CSV one line per sample, column and metric", async () => {
+  const { scoresCsv } = await import("../src/gridExport");
+  const columns = [col("a", 1, "gradient"), col("a", 1, "occlusion")];
+  const score = (auc: number) => ({ auc, random: 0.5, better: "lower" as const, curve: [1, auc, 0], randomCurve: [1, 0.5, 0] });
+  const lookup = (c: ReturnType<typeof col>, i: number) => (c.method === "gradient" ? { deletion: score(0.1 * (i + 1)) } : i === 4 ? { error: "no map" } : { deletion: score(0.2) });
+  const { bytes } = mapsNpz(columns, [4, 7], (c, i) => map(i), lookup);
+  const dir = mkdtempSync(join(tmpdir(), "xai-npz-"));
+  writeFileSync(join(dir, "m.npz"), bytes);
+  const out = JSON.parse(
+    execFileSync(PYTHON, ["-c", "import numpy as np, json, sys; z = np.load(sys.argv[1]); print(json.dumps({k: np.round(z[k].astype(float), 6).tolist() for k in z.files}))", join(dir, "m.npz")]).toString(),
+  );
+  assert.deepEqual(out.a_step1_gradient_deletion_auc, [0.5, 0.8]);
+  assert.deepEqual(out.a_step1_gradient_deletion_random_auc, [0.5, 0.5]);
+  assert.deepEqual(out.a_step1_gradient_deletion_curve, [[1, 0.5, 0], [1, 0.8, 0]]);
+  assert.equal(out.a_step1_occlusion_deletion_auc, undefined); // one of its rows has no score
+  assert.deepEqual(Object.keys(out).filter((k) => k.includes("insertion")), []);
+  assert.equal(
+    scoresCsv(columns, [4, 7], lookup),
+    "index,run,step,method,metric,better,auc,random_auc\r\n4,a,1,gradient,deletion,lower,0.5,0.5\r\n7,a,1,gradient,deletion,lower,0.8,0.5\r\n7,a,1,occlusion,deletion,lower,0.2,0.5\r\n",
+  );
+});

@@ -18,6 +18,8 @@ const full: ViewState = {
   filters: { misclassified: true, trueClass: 3, predictedClass: null, topMistakes: 20 },
   hparams: { lr: "0.01", optimizer: "" },
   scale: "method",
+  trust: { scores: true, sanity: false, agreement: true, metric: "lerf", fill: "blur" },
+  axis: "evidence",
 };
 
 test("a state survives the round trip through the URL hash", () => {
@@ -55,4 +57,10 @@ test("every shared colour range is a choice the URL keeps; an unknown one falls 
   for (const scale of ["own", "row", "column", "method", "grid"] as const)
     assert.equal(decodeState(encodeState({ ...full, scale })).scale, scale);
   assert.equal(decodeState(encodeURIComponent(JSON.stringify({ sc: "everything" }))).scale, "own");
+});
+
+test("the trust panel's switches, metric and fill are kept in the URL; unknown values fall back field by field", () => {
+  assert.deepEqual(decodeState(encodeState(full)).trust, full.trust);
+  const s = decodeState(encodeURIComponent(JSON.stringify({ q: [1, "yes", 1, "auc", "noise"] })));
+  assert.deepEqual(s.trust, { scores: true, sanity: false, agreement: true, metric: "deletion", fill: "mean" });
 });

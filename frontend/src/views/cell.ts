@@ -52,6 +52,7 @@ export class CellView {
   private readonly status: HTMLElement;
   private readonly preds: HTMLElement;
   private readonly legendSlot: HTMLElement;
+  private readonly scoreSlot: HTMLElement;
   private map: CellMap | null = null;
   private mapCanvas: HTMLCanvasElement | null = null;
   private hover: [number, number] | null = null;
@@ -71,11 +72,12 @@ export class CellView {
     this.status = h("div", { class: "xai-loading" }, "computing…");
     this.preds = h("ul", { class: "xai-preds" });
     this.legendSlot = h("div");
+    this.scoreSlot = h("div", { class: "xai-score-slot" });
     const tools = opts.onDownload
       ? h("button", { class: "xai-btn xai-cell-npy", title: "Download this map as .npy", "aria-label": `Download the map of ${opts.label} as .npy`, onclick: () => opts.onDownload!() }, ".npy")
       : null;
     if (tools) tools.style.cssText = "position:absolute;right:4px;top:4px;padding:0 4px;font-size:10px";
-    this.el = h("td", { class: "xai-cell", "data-state": "loading" }, tools, this.canvas, this.readout, this.status, this.legendSlot, this.preds);
+    this.el = h("td", { class: "xai-cell", "data-state": "loading" }, tools, this.canvas, this.readout, this.status, this.legendSlot, this.scoreSlot, this.preds);
     this.canvas.addEventListener("mousemove", (e) => {
       const r = this.canvas.getBoundingClientRect();
       opts.onHover((e.clientX - r.left) / r.width, (e.clientY - r.top) / r.height);
@@ -150,6 +152,11 @@ export class CellView {
     this.el.dataset.range = map.range.join(",");
     this.el.dataset.constant = String(isConstant(map.range));
     this.draw();
+  }
+
+  /** The map's faithfulness score line (null: none). */
+  setScore(score: HTMLElement | string | null): void {
+    replaceChildren(this.scoreSlot, score);
   }
 
   setError(message: string): void {

@@ -22,9 +22,13 @@ export interface GridOptions {
 /** Key of the cell at (sample index, column). */
 export const cellKey = (index: number, c: Column): string => JSON.stringify([index, c.model.run, c.model.step, c.method]);
 
+/** Key of a column: its model and method. */
+export const columnKey = (c: Column): string => JSON.stringify([c.model.run, c.model.step, c.method]);
+
 export class GridView {
   readonly el: HTMLTableElement;
   readonly cells = new Map<string, CellView>();
+  private readonly badges = new Map<string, HTMLElement>();
 
   constructor(opts: GridOptions) {
     const head = h(
@@ -40,6 +44,7 @@ export class GridView {
           h("span", { class: "xai-sub" }, `@${c.model.step}`),
           h("br"),
           c.methodLabel,
+          this.badgeSlot(c),
         ),
       ),
     );
@@ -57,6 +62,19 @@ export class GridView {
       return h("tr", { "data-index": index }, h("th", { class: "xai-rowhead", scope: "row" }, opts.rowLabel(index), h("br"), remove), ...cells);
     });
     this.el = h("table", { class: "xai-grid", id: "xai-grid" }, h("thead", {}, head), h("tbody", {}, ...body));
+  }
+
+  /** An empty place in a column's title for its sanity badge. */
+  private badgeSlot(c: Column): HTMLElement {
+    const slot = h("span", { class: "xai-badge-slot" });
+    this.badges.set(columnKey(c), slot);
+    return slot;
+  }
+
+  /** Put a badge (or nothing) into a column's title. */
+  setBadge(c: Column, badge: HTMLElement | null): void {
+    const slot = this.badges.get(columnKey(c));
+    if (slot) slot.replaceChildren(...(badge ? [badge] : []));
   }
 
   forEach(fn: (cell: CellView) => void): void {

@@ -7,6 +7,7 @@ import { scaleLinear, type ScaleLinear } from "d3-scale";
 import { pointer, select, type Selection } from "d3-selection";
 import { buildQuadtree, extent, growRect, histogram, hitTest, jitter, nextPoint, normalRect, pointsInRect, verdict, type Bin, type Point } from "../suggest";
 import { cssColor } from "../theme";
+import { evidenceCovered, type ScatterAxis } from "../trust";
 import type { SuggestionsResponse } from "../types";
 import { h } from "./dom";
 
@@ -116,18 +117,25 @@ export class ScatterPlot {
     this.brushGroup?.call(this.brushBehavior!.move, null);
   }
 
-  /** Show `visible` samples of `stats`: x = mean top score, y = distinct predicted classes (jittered). */
-  setData(stats: SuggestionsResponse, visible: number[]): number {
+  /** Show `visible` samples of `stats`: x = mean top score, y = distinct predicted classes (jittered), or on the
+   * evidence axis the models' evidence disagreement (only the samples it covers). */
+  setData(stats: SuggestionsResponse, visible: number[], axis: ScatterAxis = "classes"): number {
     this.stats = stats;
     const maxDistinct = Math.max(2, ...stats.per_sample.distinct_classes.slice(0, 100000));
     this.y.domain([0.5, maxDistinct + 0.5]);
     const mts = stats.per_sample.mean_top_score;
     const dc = stats.per_sample.distinct_classes;
     this.points = visible.map((i) => ({ index: i, x: this.x(mts[i]), y: this.y(dc[i] + jitter(i, 0.3)) }));
+    if (axis === "evidence") {
+      const e = stats.per_sample.evidence_disagreement ?? [];
+      const covered = evidenceCovered(e, visible);
+      this.y.domain([0, Math.max(1, ...covered.map((i) => e[i]!))]);
+      this.points = covered.map((i) => ({ index: i, x: this.x(mts[i]), y: this.y(e[i]!) }));
+    }
     this.cursor = this.cursor ? (this.points.find((p) => p.index === this.cursor!.index) ?? null) : null;
     this.keyRect = null;
     this.tree = buildQuadtree(this.points);
-    this.decorate(maxDistinct);
+    this.decorate(maxDistinct, axis);
     return this.draw();
   }
 
@@ -181,7 +189,8 @@ export class ScatterPlot {
   }
 
   /** Axes, quadrant lines and labels, and the brush, redrawn into the SVG. */
-  private decorate(maxDistinct: number): void {
+  private decorate(maxDistinct: number, axis: ScatterAxis): void {
+    const evidence = axis === "evidence";
     const { width, height } = this.o;
     const svg = select(this.svg);
     svg.selectAll("*").remove();
@@ -189,24 +198,25 @@ export class ScatterPlot {
     svg
       .append("g")
       .attr("transform", `translate(${MARGIN.left},0)`)
-      .call(axisLeft(this.y).tickValues(Array.from({ length: maxDistinct }, (_, k) => k + 1)).tickFormat((v) => String(v)));
+      .call(evidence ? axisLeft(this.y).ticks(5) : axisLeft(this.y).tickValues(Array.from({ length: maxDistinct }, (_, k) => k + 1)).tickFormat((v) => String(v)));
     svg.append("text").attr("x", width / 2).attr("y", height - 4).attr("text-anchor", "middle").attr("font-size", 11).text("mean top score across models");
     svg
       .append("text")
       .attr("transform", `translate(12,${height / 2}) rotate(-90)`)
       .attr("text-anchor", "middle")
       .attr("font-size", 11)
-      .text("distinct predicted classes");
+      .text(evidence ? "evidence disagreement (1 - mean ρ of maps)" : "distinct predicted classes");
     const midX = this.x(0.5);
-    const midY = this.y(1.5);
+    const midY = this.y(evidence ? 0.5 : 1.5);
     const guide = svg.append("g").attr("class", "xai-guide").attr("stroke-dasharray", "3,3");
     guide.append("line").attr("x1", midX).attr("x2", midX).attr("y1", MARGIN.top).attr("y2", height - MARGIN.bottom);
     guide.append("line").attr("x1", MARGIN.left).attr("x2", width - MARGIN.right).attr("y1", midY).attr("y2", midY);
+    const [high, low] = evidence ? ["same label, other evidence", "same label, same evidence"] : ["models disagree", "models agree"];
     const labels: [number, number, string, string][] = [
-      [MARGIN.left + 4, MARGIN.top + 10, "start", "unsure · models disagree"],
-      [width - MARGIN.right - 4, MARGIN.top + 10, "end", "confident · models disagree"],
-      [MARGIN.left + 4, height - MARGIN.bottom - 6, "start", "unsure · models agree"],
-      [width - MARGIN.right - 4, height - MARGIN.bottom - 6, "end", "confident · models agree"],
+      [MARGIN.left + 4, MARGIN.top + 10, "start", `unsure · ${high}`],
+      [width - MARGIN.right - 4, MARGIN.top + 10, "end", `confident · ${high}`],
+      [MARGIN.left + 4, height - MARGIN.bottom - 6, "start", `unsure · ${low}`],
+      [width - MARGIN.right - 4, height - MARGIN.bottom - 6, "end", `confident · ${low}`],
     ];
     for (const [x, y, anchor, text] of labels)
       svg

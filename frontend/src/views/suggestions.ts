@@ -2,6 +2,7 @@
 // for one; filters; hover preview; click / brush send samples to the grid; the selection as CSV.
 import type { Filters, HistogramSource } from "../state";
 import { applyFilters, lossOfTruth, selectionTable } from "../suggest";
+import type { ScatterAxis } from "../trust";
 import type { SuggestionsResponse } from "../types";
 import { h, replaceChildren } from "./dom";
 import { HistogramPlot, ScatterPlot } from "./plots";
@@ -14,6 +15,7 @@ export interface SuggestionPanelOptions {
   onFilters: (f: Filters) => void;
   onHistogram: (source: HistogramSource) => void;
   onExportCsv: (header: string[], rows: (string | number)[][]) => void;
+  onAxis?: (axis: ScatterAxis) => void;
 }
 
 const WIDTH = 560;
@@ -32,6 +34,8 @@ export class SuggestionPanel {
   private scatter: ScatterPlot | null = null;
   private histogram: HistogramPlot | null = null;
   mode: "scatter" | "histogram" | "none" = "none";
+  /** The scatter's y axis (set by the tab before show). */
+  axis: ScatterAxis = "classes";
 
   constructor(private readonly o: SuggestionPanelOptions) {
     this.controls = h("div", { class: "xai-toolbar" });
@@ -78,7 +82,7 @@ export class SuggestionPanel {
       this.histogram = null;
       this.scatter ??= new ScatterPlot(this.plotOptions());
       replaceChildren(this.plotSlot, this.scatter.el);
-      this.scatter.setData(stats, visible);
+      this.scatter.setData(stats, visible, this.axis);
       this.scatter.highlight(this.selection);
     } else {
       this.mode = "histogram";
@@ -152,6 +156,7 @@ export class SuggestionPanel {
       ),
       h("span", { class: "xai-empty", id: "xai-shown" }, `${shown} of ${stats.count} samples shown`),
     ];
+    if (models >= 2) out.push(...this.axisControls(stats));
     if (models === 1)
       out.push(
         h(
@@ -167,6 +172,22 @@ export class SuggestionPanel {
         ),
       );
     return out;
+  }
+
+  /** The scatter's y-axis choice, and on the evidence axis which samples it covers. */
+  private axisControls(stats: SuggestionsResponse): HTMLElement[] {
+    const select = h(
+      "select",
+      { id: "xai-scatter-axis", onchange: (e) => this.o.onAxis?.((e.target as HTMLSelectElement).value as ScatterAxis) },
+      h("option", { value: "classes", selected: this.axis === "classes" }, "distinct predicted classes"),
+      h("option", { value: "evidence", selected: this.axis === "evidence" }, "agree on the label, not on the evidence"),
+    );
+    const e = stats.evidence;
+    const note =
+      this.axis === "evidence" && e
+        ? h("span", { class: "xai-empty", id: "xai-evidence-note" }, `${e.method} maps of ${e.covered} of the ${e.agreeing} samples all models predict alike (evenly spaced, at most ${e.max_samples})`)
+        : null;
+    return [h("label", { title: "the scatter's vertical axis" }, "y axis ", select), ...(note ? [note] : [])];
   }
 
   private hover(index: number | null, x: number, y: number): void {
