@@ -43,7 +43,7 @@ import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
 
 import tb_xai_plugin
-from tb_xai_plugin import files, metadata, model_info, safety
+from tb_xai_plugin import files, metadata, model_info, retention, safety
 from tb_xai_plugin.errors import XaiError
 
 # writer -> the folder it writes to, for writers made by create_file_writer below.
@@ -191,17 +191,34 @@ def describe_model(model, class_names=None, preprocessing=None):
         raise XaiError("the model's input must be images [batch, H, W, C] of known size, not %s" % (input_shape,))
     if len(output_shape) != 2 or output_shape[1] is None:
         raise XaiError("the model's output must be class scores [batch, classes], not %s" % (output_shape,))
-    num_classes = int(output_shape[1])
+    head = _head(model, int(output_shape[1]))
+    num_classes = 2 if head in model_info.BINARY_HEADS else int(output_shape[1])
     return {
         "model_name": model.name,
         "input_shape": [int(d) for d in input_shape[1:]],
         "num_classes": num_classes,
-        "class_names": _check_class_names(class_names, num_classes, "the model"),
+        "class_names": _check_class_names(class_names, num_classes, "the model (%s head)" % head),
         "preprocessing": _check_keras_app(metadata.check_preprocessing(preprocessing)),
         "output_activation": model_info.output_activation(model),
+        "head": head,
         "layers": model_info.describe_layers(model),
         "weights_sha256": model_info.weights_checksum(model.get_weights()),
     }
+
+
+def _head(model, units):
+    """The model's head kind (model_info.HEADS); XaiError when its output is no class scores or its logit is out of reach."""
+    activation = model_info.output_activation(model)
+    problem = model_info.head_problem(activation, units)
+    if problem:
+        raise XaiError("model %r cannot be explained: %s" % (model.name, problem))
+    head = model_info.head_kind(activation, units)
+    if head in model_info.BINARY_HEADS and model_info.logit_layer(model) is None:
+        raise XaiError(
+            "model %r cannot be explained: its one output unit must come from a Dense layer (optionally followed by an "
+            "Activation), whose logit explains the negative class negated" % model.name
+        )
+    return head
 
 
 def _check_keras_app(preprocessing):
@@ -249,7 +266,10 @@ def _save_keras3(model, folder):
     return path, "keras"
 
 
-def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=None, logdir=None, allow_unsafe=False):
+def checkpoint(
+    model, step=None, *, class_names=None, preprocessing=None, name=None, logdir=None, allow_unsafe=False,
+    metric=None, metric_name="metric", metric_mode="min", keep_last=None, keep_every=None,
+):  # fmt: skip
     """Log `model` as the checkpoint at `step` of the current run.
 
     Arguments:
@@ -263,6 +283,11 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
       logdir: the run folder; needed only when the default writer was not made by `create_file_writer`.
       allow_unsafe: log a model whose layers hold Python code (a Lambda, at any depth; see `safety`) and
         list them in the manifest's "unsafe_layers"; TensorBoard loads it only with --xai_allow_unsafe_models.
+      metric: a number recorded in the manifest (with `metric_name`) that picks the run's best checkpoint, the
+        lowest one (`metric_mode="min"`) or the highest ("max"), which retention always keeps.
+      keep_last, keep_every: a retention policy (`retention.Policy`) applied to the run after this checkpoint is
+        written: keep the last `keep_last` and the steps that are multiples of `keep_every`, always the first
+        and the best; the default (both None) keeps everything.
 
     Returns:
       True if written, False if there is no default writer or `tf.summary.record_if` says not now.
@@ -274,6 +299,8 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
     _check_eager()
     fields = describe_model(model, class_names, preprocessing)
     unsafe_layers = safety.check_model(model, allow_unsafe)
+    policy = retention.Policy(keep_last, keep_every)
+    metric = None if metric is None else retention.metric_record(metric, metric_name, metric_mode)
     step = _step(step)
     if not _recording():
         return False
@@ -297,13 +324,18 @@ def checkpoint(model, step=None, *, class_names=None, preprocessing=None, name=N
     )
     if unsafe_layers:
         manifest["unsafe_layers"] = unsafe_layers
+    if metric is not None:
+        manifest["metric"] = metric
     _publish_manifest(manifest_path, manifest, data_path)
     for other in metadata.CHECKPOINT_FORMATS.keys() - {fmt}:  # a step logged again in another format
         files.remove_quietly(files.checkpoint_paths(run_dir, step, other)[0])
     index = {k: manifest[k] for k in ("step", "file", "format", "model_name", "input_shape", "num_classes")}
     index.update(weights_sha256=manifest["weights_sha256"], wall_time=manifest["wall_time"])
     with tf.name_scope(name or "xai_checkpoint"):
-        return _write_index(metadata.CHECKPOINT_TAG, index, step, metadata.KIND_CHECKPOINT)
+        written = _write_index(metadata.CHECKPOINT_TAG, index, step, metadata.KIND_CHECKPOINT)
+    if not policy.keeps_everything:
+        retention.apply(run_dir, policy)
+    return written
 
 
 def _publish_manifest(manifest_path, manifest, data_path):
