@@ -1,5 +1,7 @@
 """The `tb-xai` command. `tb-xai import` logs a saved model or a Keras application (and optionally a
 sample set) into a run, so models trained elsewhere can be explained beside logged ones.
+`tb-xai prune` applies a retention policy to a logdir (retention.py, docs/logging.md); `tb-xai
+precompute` runs the Apache Beam pipeline that fills the runs' result stores (docs/precompute.md).
 
     tb-xai import --logdir logs --run vgg --keras-app VGG16 --weights imagenet --images photos/
     tb-xai import --logdir logs --run cnn --model cnn.h5 --images val.npz --step 3
@@ -51,6 +53,29 @@ def _parser():
     imp.add_argument("--step", type=int, default=0, help="the checkpoint's step (default 0)")
     imp.add_argument("--allow-unsafe", action="store_true", help="allow models whose config holds code (a Lambda layer); the checkpoint is marked, and TensorBoard "
                      "loads it only with --xai_allow_unsafe_models")
+    prune = commands.add_parser("prune", help="delete a logdir's checkpoints that a retention policy does not keep")
+    prune.add_argument("--logdir", required=True, help="TensorBoard's --logdir (every run below it)")
+    prune.add_argument("--keep-last", type=int, required=True, metavar="N", help="keep each run's last N checkpoints")
+    prune.add_argument("--keep-every", type=int, metavar="K", help="also keep the checkpoints whose step is a multiple of K")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    pre = commands.add_parser(
+        "precompute", help="compute maps, predictions and suggestion statistics with Apache Beam into the runs' result stores",
+        epilog="Other arguments go to Beam's PipelineOptions, e.g. --runner DataflowRunner --project P --region R "
+        "--temp_location gs://... (see docs/precompute.md)",
+    )  # fmt: skip
+    pre.add_argument("--logdir", required=True, help="TensorBoard's --logdir")
+    pre.add_argument("--runs", nargs="+", help="run names (default: every run with checkpoints)")
+    pre.add_argument("--methods", nargs="*", default=[], help="method ids, e.g. gradient lrp.epsilon (default: predictions only)")
+    pre.add_argument("--params", help='JSON {method id: params}, e.g. \'{"integrated_gradients": {"steps": 32}}\' (default: each method\'s defaults)')
+    pre.add_argument("--steps", nargs="+", type=int, help="checkpoint steps (default: all)")
+    pre.add_argument("--samples", default="validation", metavar="NAME", help="the sample set's name (default validation)")
+    pre.add_argument("--samples-run", help="the run holding the sample set (default: each model's own run)")
+    pre.add_argument("--target", default="predicted", help="predicted, label, or a class index (default predicted)")
+    pre.add_argument("--layer", help="a layer for the methods that take one, and for the suggestions' activation histogram")
+    pre.add_argument("--neuron", type=int, help="a channel of --layer")
+    pre.add_argument("--seed", type=int, default=0, help="seed of the sampling methods (default 0, as the tab)")
+    pre.add_argument("--allow-unsafe", action="store_true", help="load checkpoints marked unsafe (as --xai_allow_unsafe_models)")
+    pre.add_argument("--runner", default="DirectRunner", help="Beam runner: DirectRunner (default), DataflowRunner, FlinkRunner, SparkRunner")
     return parser
 
 
@@ -289,12 +314,71 @@ def run_import(args):
     print("tb-xai: logged %s (step %d) into %s" % (fields["model_name"], args.step, run_dir))
 
 
+def run_prune(args):
+    """`tb-xai prune`: apply a retention policy to every run of the logdir, printing what goes (or would go)."""
+    from tb_xai_plugin import retention
+
+    policy = retention.Policy(args.keep_last, args.keep_every)
+    runs = retention.run_dirs(args.logdir)
+    if not runs:
+        raise XaiError("no checkpoints under %s" % args.logdir)
+    for run_dir in runs:
+        deleted = retention.apply(run_dir, policy, dry_run=args.dry_run)
+        kept = [m["step"] for m in _checkpoint_manifests(run_dir) if m["step"] not in deleted]
+        print("tb-xai: %s: %s steps %s, keeps %s" % (run_dir, "would delete" if args.dry_run else "deleted", deleted or "none", kept))
+
+
+def _checkpoint_manifests(run_dir):
+    """The manifests of a run's checkpoints (files.checkpoint_manifests, imported late: it imports TensorFlow)."""
+    from tb_xai_plugin import files
+
+    return files.checkpoint_manifests(run_dir)
+
+
+def _target(text):
+    """A POST body's target from --target: predicted, label, or a class index."""
+    if text in ("predicted", "label"):
+        return {"kind": text}
+    if text.isdigit():
+        return {"kind": "class", "index": int(text)}
+    raise XaiError("--target must be predicted, label or a class index, not %r" % text)
+
+
+def run_precompute(args, pipeline_args):
+    """`tb-xai precompute`: plan the items, run the Beam pipeline, print its counters."""
+    from tb_xai_plugin.precompute import pipeline, plan
+
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except ValueError as e:
+        raise XaiError("--params is not JSON: %s" % e) from e
+    if not isinstance(params, dict):
+        raise XaiError("--params must be a JSON object {method id: params}")
+    items = plan.plan(
+        args.logdir, runs=args.runs, methods=args.methods, steps=args.steps, samples=args.samples, samples_run=args.samples_run,
+        target=_target(args.target), layer=args.layer, neuron=args.neuron, seed=args.seed, params=params,
+    )  # fmt: skip
+    if not items:
+        raise XaiError("nothing to precompute: no checkpoints under %s" % args.logdir)
+    options = {"allow_unsafe": args.allow_unsafe}
+    totals = pipeline.run(args.logdir, plan.run_names(args.logdir), items, ["--runner", args.runner] + pipeline_args, options)
+    print("tb-xai: precompute: %(items)d items, %(written)d results written, %(stored)d already stored, %(failed)d failed" % totals)
+    if totals["failed"]:
+        print("tb-xai: the failures are in the workers' logs (e.g. a method that does not apply to a model)", file=sys.stderr)
+
+
 def main(argv=None):
     """Entry point of `tb-xai`; returns the exit status (0 ok, 2 bad input)."""
-    args = _parser().parse_args(argv)
+    args, extra = _parser().parse_known_args(argv)
+    if extra and args.command != "precompute":
+        _parser().parse_args(argv)  # exits with argparse's message about the unknown arguments
     try:
         if args.command == "import":
             run_import(args)
+        elif args.command == "prune":
+            run_prune(args)
+        elif args.command == "precompute":
+            run_precompute(args, extra)
     except XaiError as e:
         print("tb-xai: error: %s" % e, file=sys.stderr)
         return 2

@@ -19,12 +19,14 @@ from werkzeug import wrappers
 from tb_xai_plugin import metadata, model_info
 from tb_xai_plugin.engine import registry, targets
 from tb_xai_plugin.errors import NotFoundError, XaiError
-from tb_xai_plugin.plugin import encoding, parsing
+from tb_xai_plugin.plugin import encoding, origins, parsing
 from tb_xai_plugin.plugin import scoring
+from tb_xai_plugin.plugin import map_agreement, sanity_check
 from tb_xai_plugin.plugin import applicability
 from tb_xai_plugin.plugin.cache import ResultCache
 from tb_xai_plugin.plugin.catalog import Catalog
 from tb_xai_plugin.plugin.jobs import Jobs
+from tb_xai_plugin.plugin.result_store import ResultStore
 from tb_xai_plugin.plugin.service import XaiService, checkpoint_key
 from tb_xai_plugin.plugin.workers import WorkerPool
 
@@ -110,11 +112,11 @@ def route(method):
 
 
 def check_post(request):
-    """403 unless the request carries X-XAI-Request: 1 and comes from this server's own origin."""
+    """403 unless the request carries X-XAI-Request: 1 and comes from this server's own origin (or its proxy's, origins.py)."""
     if request.headers.get("X-XAI-Request") != "1":
         raise Forbidden("compute requests need the header X-XAI-Request: 1")
     origin = request.headers.get("Origin")
-    if origin is not None and origin != "%s://%s" % (request.scheme, request.host):
+    if origin is not None and not origins.is_own_origin(origin, request.scheme, request.host, request.headers):
         raise Forbidden("requests from another origin (%s) are refused" % origin[:100])
 
 
@@ -141,11 +143,16 @@ class XaiPlugin(base_plugin.TBPlugin):
         )
         self.pool = WorkerPool(
             flag(flags, "xai_workers"),
-            options={"allow_unsafe": bool(flag(flags, "xai_allow_unsafe_models"))},
+            options={
+                "allow_unsafe": bool(flag(flags, "xai_allow_unsafe_models")),
+                # local copies of remote (gs://) checkpoints, content-addressed (engine/local_copy.py)
+                "checkpoint_cache_dir": os.path.join(os.path.expanduser(cache_dir), "checkpoints") if cache_dir else None,
+            },
             memory_limit_mb=int(flag(flags, "xai_worker_memory_mb")),
         )
         self.jobs = Jobs()
-        self.service = XaiService(self.catalog, self.cache, self.pool, self.jobs)
+        self.results = ResultStore()  # tb-xai precompute's results in each run, read before a worker is asked
+        self.service = XaiService(self.catalog, self.cache, self.pool, self.jobs, results=self.results)
 
     def get_plugin_apps(self):
         """Route -> WSGI app, per docs/http_api.md."""
@@ -161,6 +168,9 @@ class XaiPlugin(base_plugin.TBPlugin):
             "/attributions": self._serve_attributions,
             "/suggestions": self._serve_suggestions,
             "/scores": self._serve_scores,
+            "/sanity": self._serve_sanity,
+            "/first_last": self._serve_first_last,
+            "/agreement": self._serve_agreement,
             "/cancel": self._serve_cancel,
         }
 
@@ -205,9 +215,10 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("GET")
     def _serve_runs(self, request):
-        """GET runs: every run with checkpoints or sample sets."""
+        """GET runs: every run with checkpoints or sample sets, and the listing errors ({"run", "message"}) the tab shows."""
         ctx, eid = request_context(request)
-        return http_util.Respond(request, {"runs": [describe_run(r) for r in self.catalog.runs(ctx, eid)]}, JSON)
+        runs, errors = self.catalog.runs_and_problems(ctx, eid)
+        return http_util.Respond(request, {"runs": [describe_run(r) for r in runs], "errors": errors}, JSON)
 
     @route("GET")
     def _serve_methods(self, request):
@@ -285,6 +296,27 @@ class XaiPlugin(base_plugin.TBPlugin):
         ctx, eid = request_context(request)
         parsed = parsing.parse_scores(parsing.read_json(request))
         return http_util.Respond(request, scoring.scores(self.service, ctx, eid, parsed), JSON)
+
+    @route("POST")
+    def _serve_sanity(self, request):
+        """POST sanity: cascading randomization, rho per stage and sample, per (model, method)."""
+        ctx, eid = request_context(request)
+        parsed = parsing.parse_sanity(parsing.read_json(request))
+        return http_util.Respond(request, sanity_check.sanity_body(self.service, ctx, eid, parsed), JSON)
+
+    @route("POST")
+    def _serve_first_last(self, request):
+        """POST first_last: rho per sample between each run's first and last checkpoint's maps."""
+        ctx, eid = request_context(request)
+        parsed = parsing.parse_first_last(parsing.read_json(request))
+        return http_util.Respond(request, map_agreement.first_last_body(self.service, ctx, eid, parsed), JSON)
+
+    @route("POST")
+    def _serve_agreement(self, request):
+        """POST agreement: rank agreement of maps between methods (per model) and models (per method)."""
+        ctx, eid = request_context(request)
+        parsed = parsing.parse_agreement(parsing.read_json(request))
+        return http_util.Respond(request, map_agreement.agreement_body(self.service, ctx, eid, parsed), JSON)
 
     @route("POST")
     def _serve_cancel(self, request):
