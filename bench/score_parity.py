@@ -1,0 +1,123 @@
+"""Parity of the deletion and insertion areas (engine/faithfulness.py) with Xplique 2.0.2's Deletion / Insertion.
+
+Both score the same maps of the same model on the same inputs: a seeded small CNN (28x28x1, conv 8 ->
+conv 16 (tanh) -> dense 10 softmax, random weights) logged with summary.checkpoint and loaded by the native backend
+(Xplique gets its Keras model, fed the preprocessed inputs: no preprocessing here); `--count` uniform random images;
+maps of gradient (signed) and integrated gradients explaining the predicted class. Matched parameters: our fill
+(a number, or "mean") is Xplique's baseline_mode (0.0, or a function giving each image's channel means); our
+steps are its steps, with the same floor(k P / steps) pixel counts; its area (mean over images of the per-step
+trapezoid) is the mean over images of our `auc`. Xplique orders pixels by an unstable argsort reversed, we by a
+stable one, so tied map values may be taken in another order: the report counts them (float32
+coincidences among 784 values per map; one tie moves a curve only where a step boundary splits it). Goal: |difference| <= 1e-3.
+
+Xplique lives in build/xplique (`make bench-xplique` installs it; see bench/xplique_bench.py):
+    .venv/bin/python bench/score_parity.py [--count 16] [--no-report]
+Replaces its section of docs/benchmarks.md unless --no-report; exits 1 if a difference is over the goal.
+"""
+
+import argparse
+import importlib.util
+import os
+import platform
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "build", "xplique"))
+
+import numpy as np  # noqa: E402
+
+GOAL = 1e-3
+SETTINGS = [("deletion", 0.0, 10), ("insertion", 0.0, 10), ("deletion", "mean", 16), ("insertion", "mean", 16)]
+
+
+def logged_model(folder):
+    """The seeded CNN, logged with summary.checkpoint and loaded by its engine backend."""
+    import tensorflow as tf
+
+    from tb_xai_plugin import files, metadata, summary
+    from tb_xai_plugin.engine import backends
+
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((28, 28, 1))
+    x = tf.keras.layers.Conv2D(8, 3, activation="tanh")(inputs)  # tanh, no pooling: gradients without ties
+    x = tf.keras.layers.Conv2D(16, 3, activation="tanh")(x)
+    outputs = tf.keras.layers.Dense(10, activation="softmax")(tf.keras.layers.Flatten()(x))
+    run_dir = os.path.join(folder, "run")
+    with summary.create_file_writer(run_dir).as_default():
+        summary.checkpoint(tf.keras.Model(inputs, outputs), step=0)
+    manifest = files.checkpoint_manifests(run_dir)[-1]
+    return backends.load_checkpoint(os.path.join(run_dir, *metadata.PLUGIN_DIR, metadata.CHECKPOINTS_DIR, manifest["file"]), manifest)
+
+
+def xplique_area(model, x, targets, maps, metric, fill, steps):
+    """Xplique's Deletion / Insertion .evaluate(maps) with the matched parameters."""
+    import tensorflow as tf
+    from xplique.metrics import Deletion, Insertion
+
+    baseline = fill if not isinstance(fill, str) else (lambda inputs: np.broadcast_to(inputs.mean(axis=(1, 2), keepdims=True), inputs.shape))
+    kind = Deletion if metric == "deletion" else Insertion
+    onehot = tf.one_hot(targets, model.num_classes).numpy()
+    return float(kind(model.keras_model, x, onehot, batch_size=256, baseline_mode=baseline, steps=steps).evaluate(maps))
+
+
+def run(args):
+    """[(method, metric, fill, steps, tied map values, ours, Xplique's)] on the same maps."""
+    from tb_xai_plugin.engine import faithfulness
+    from tb_xai_plugin.engine.attribution import attribute
+
+    model = logged_model(tempfile.mkdtemp())
+    images = np.random.default_rng(0).uniform(0, 1, (args.count, 28, 28, 1)).astype(np.float32)
+    x = model.preprocess(images)
+    rows = []
+    for method in ("gradient", "integrated_gradients"):
+        out = attribute(model, method, images, params={"postprocess": "none"} if method == "gradient" else {}, target={"kind": "predicted"})
+        ties = sum(m.size - len(np.unique(m)) for m in out.maps.reshape(len(images), -1))
+        for metric, fill, steps in SETTINGS:
+            curves = faithfulness.score_maps(model, images, out.targets, {"m": out.maps}, metrics=[metric], fill=fill, steps=steps)
+            ours = float(faithfulness.auc(curves["maps"]["m"][metric]).mean())
+            theirs = xplique_area(model, x, out.targets, out.maps, metric, fill, steps)
+            rows.append((method, metric, fill, steps, ties, ours, theirs))
+            print(method, metric, fill, steps, ties, ours, theirs, flush=True)
+    return rows
+
+
+def report(rows, args):
+    """The markdown section of this bench."""
+    import xplique
+
+    when = time.strftime("%Y-%m-%d %H:%M")
+    lines = [
+        "### Score parity with Xplique %s: deletion / insertion areas on the same maps, %d images, a seeded 28x28 CNN "
+        "(%s, %d CPUs, %s)" % (xplique.__version__, args.count, platform.machine(), os.cpu_count(), when),
+        "",
+        "| map | tied values | metric | fill | steps | tb-xai area | Xplique area | abs difference (goal <= 1e-3) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for method, metric, fill, steps, ties, ours, theirs in rows:
+        lines.append("| %s | %d | %s | %s | %d | %.6f | %.6f | %.1e |" % (method, ties, metric, fill, steps, ours, theirs, abs(ours - theirs)))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Run the check, replace its section of docs/benchmarks.md, exit 1 over the goal."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args(argv)
+    if importlib.util.find_spec("xplique") is None:
+        sys.exit("Xplique is not in build/xplique: `make bench-xplique` installs it")
+    rows = run(args)
+    text = report(rows, args)
+    print(text)
+    if not args.no_report:
+        from bench import report as bench_report
+
+        bench_report.replace_section("score-parity", text)
+    return 1 if any(abs(ours - theirs) > GOAL for *_, ours, theirs in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
