@@ -60,11 +60,12 @@ class SampleSetRef:
 
 @dataclasses.dataclass(frozen=True)
 class RunListing:
-    """A run's checkpoints {step: CheckpointRef} and sample sets {name: SampleSetRef}."""
+    """A run's checkpoints {step: CheckpointRef} and sample sets {name: SampleSetRef}, and why some could not be listed."""
 
     run: str
     checkpoints: dict
     sample_sets: dict
+    problems: tuple = ()  # messages: a folder that cannot be listed, a manifest that cannot be read or is invalid
 
 
 class Catalog:
@@ -87,6 +88,16 @@ class Catalog:
         """RunListing of every run that has checkpoints or sample sets, by run name."""
         listings = [self._listing(run) for run in self.run_names(ctx, experiment_id)]
         return [x for x in listings if x.checkpoints or x.sample_sets]
+
+    def runs_and_problems(self, ctx, experiment_id):
+        """(RunListings with data, [{"run", "message"}] for every listing or manifest that failed), for the runs route."""
+        try:
+            names = self.run_names(ctx, experiment_id)
+        except Exception as e:  # noqa: BLE001  (the data provider's own I/O on a remote logdir)
+            return [], [{"run": None, "message": "the runs of %s cannot be listed: %s" % (self.logdir, e)}]
+        listings = [self._listing(run) for run in names]
+        problems = [{"run": x.run, "message": text} for x in listings for text in x.problems]
+        return [x for x in listings if x.checkpoints or x.sample_sets], problems
 
     def run(self, ctx, experiment_id, run):
         """The RunListing of `run`; NotFoundError if the data provider does not list it."""
@@ -131,15 +142,20 @@ class Catalog:
         if cached is not None and now - cached[0] < self.ttl_s:
             return cached[1]
         run_dir = self._run_dir(run)
-        checkpoints = {m["step"]: CheckpointRef(run, m["step"], path, m) for path, m in files.checkpoint_listing(run_dir, self._manifest)}
-        sample_sets = {m["name"]: SampleSetRef(run, m["name"], path, m) for path, m in files.sample_listing(run_dir, self._manifest)}
-        listing = RunListing(run, checkpoints, sample_sets)
+        problems = []
+        read = lambda path, kind: self._manifest(path, kind, problems)  # noqa: E731
+        checkpoints = {m["step"]: CheckpointRef(run, m["step"], path, m) for path, m in files.checkpoint_listing(run_dir, read)}
+        sample_sets = {m["name"]: SampleSetRef(run, m["name"], path, m) for path, m in files.sample_listing(run_dir, read)}
+        if not checkpoints and not sample_sets:
+            problems.extend(unlistable(files.plugin_dir(run_dir)))
+        listing = RunListing(run, checkpoints, sample_sets, tuple(problems))
         with self._lock:
             self._listings[run] = (now, listing)
         return listing
 
-    def _manifest(self, path, kind):
-        """The parsed manifest at `path` (cached by mtime), or None if it is unreadable or invalid."""
+    def _manifest(self, path, kind, problems=None):
+        """The parsed manifest at `path` (cached by mtime), or None if it is unreadable or invalid (said in `problems`)."""
+        problems = [] if problems is None else problems
         gfile = _gfile()
         try:
             stat = gfile.stat(path)
@@ -151,16 +167,37 @@ class Catalog:
         with self._lock:
             cached = self._manifests.get(path)
         if cached is not None and cached[0] == version and settled:
+            problems.extend(cached[2:])
             return cached[1]
+        problem = ()
         try:
             with gfile.GFile(path, "r") as f:
                 manifest = metadata.parse_manifest(f.read(), kind)
         except XaiError as e:
             logger.warning("tb-xai skips manifest %s: %s", path, e)
-            manifest = None
+            manifest, problem = None, ("%s is skipped: %s" % (_tail(path), e),)
         except Exception as e:  # noqa: BLE001  (I/O errors: skip now, retry on the next listing)
             logger.warning("tb-xai cannot read manifest %s: %s", path, e)
+            problems.append("%s cannot be read: %s" % (_tail(path), e))
             return None
         with self._lock:
-            self._manifests[path] = (version, manifest)
+            self._manifests[path] = (version, manifest) + problem
+        problems.extend(problem)
         return manifest
+
+
+def _tail(path):
+    """The last three parts of a manifest's path (e.g. 'xai/checkpoints/step-000000001.json'): enough to find it."""
+    return "/".join(path.replace("\\", "/").rstrip("/").split("/")[-3:])
+
+
+def unlistable(folder):
+    """[a message] when `folder` exists but cannot be listed (permissions, a remote filesystem's error), else []."""
+    gfile = _gfile()
+    try:
+        gfile.listdir(folder)
+    except Exception as e:  # noqa: BLE001  (tf.errors.NotFoundError is the normal 'no xai data here')
+        if type(e).__name__ == "NotFoundError" or not gfile.exists(folder):
+            return []
+        return ["%s cannot be listed: %s" % (folder, getattr(e, "message", None) or e)]
+    return []

@@ -58,6 +58,8 @@ class Worker:
         )
         self.conn = conn
         self.allow_unsafe = bool(options.get("allow_unsafe", False))
+        if options.get("checkpoint_cache_dir"):
+            importlib.import_module("tb_xai_plugin.engine.local_copy").set_cache_dir(options["checkpoint_cache_dir"])
         self.max_models = max(1, int(options.get("max_models", 4)))
         self.models = collections.OrderedDict()
         self.task_id = None

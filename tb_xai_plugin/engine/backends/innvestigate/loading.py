@@ -37,7 +37,7 @@ import contextlib
 import os
 
 from tb_xai_plugin import model_info
-from tb_xai_plugin.engine import checkpoint
+from tb_xai_plugin.engine import checkpoint, local_copy
 from tb_xai_plugin.errors import XaiError
 
 FORMATS = ("h5", "savedmodel")
@@ -211,6 +211,7 @@ def _probabilities(output, activation):
 
 def load_checkpoint(path, manifest, allow_unsafe=False):
     """Load the .h5 / SavedModel at `path` into a new graph + session, verified against `manifest`."""
+    path = local_copy.local_checkpoint(path, manifest)  # a remote (gs://) file: a checked local copy
     checkpoint.check_file(path, manifest, FORMATS, allow_unsafe)
     import tensorflow as tf
 

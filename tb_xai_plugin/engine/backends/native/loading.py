@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from tb_xai_plugin import keras2_config, model_info
-from tb_xai_plugin.engine import backends, checkpoint
+from tb_xai_plugin.engine import backends, checkpoint, local_copy
 from tb_xai_plugin.errors import XaiError
 
 FORMATS = ("keras", "h5")
@@ -122,6 +122,7 @@ class NativeModel(checkpoint.ModelBase):
 
 def load_checkpoint(path, manifest, allow_unsafe=False):
     """The `.keras` / Keras 2 `.h5` file at `path` loaded by Keras 3 and verified against `manifest`."""
+    path = local_copy.local_checkpoint(path, manifest)  # a remote (gs://) file: a checked local copy
     fmt = checkpoint.check_file(path, manifest, FORMATS, allow_unsafe)
     keras_model = _load_keras(path, fmt, allow_unsafe)
     if not weights_match(keras_model, manifest):
