@@ -11,6 +11,7 @@ import concurrent.futures
 import numpy as np
 
 from tb_xai_plugin import files
+from tb_xai_plugin import model_info
 from tb_xai_plugin.engine import registry
 from tb_xai_plugin.errors import NotFoundError, XaiError
 from tb_xai_plugin.plugin import encoding, suggestions, versions
@@ -383,6 +384,7 @@ class XaiService:
         classes = {int(c.manifest["num_classes"]) for c in ckpts}
         if len(classes) > 1:
             raise XaiError("the models have different numbers of classes (%s); compare models of one task" % sorted(classes))
+        head = suggestions.common_head([model_info.manifest_head(c.manifest) for c in ckpts])
         job = self.jobs.start(req.request_id)
         try:
             first, activation = self._request_first(job, ckpts[0], sref, req) if req.layer is not None else (None, None)
@@ -401,7 +403,8 @@ class XaiService:
                 continue
             good.append(probs)
             body["per_model"].append(dict({"run": run, "step": step, "ok": True}, **suggestions.per_model(probs, labels)))
-        body["per_sample"] = suggestions.per_sample(good, labels) if good else suggestions.empty(body["count"])
+        body["per_sample"] = suggestions.per_sample(good, labels, head) if good else suggestions.empty(body["count"])
+        body["head"] = head
         body["activation"] = activation
         return body
 

@@ -7,9 +7,19 @@ For N samples, M models and K classes, with P_m [N, K] the class probabilities o
     majority_right = (#{m: predicted_m == label} > M / 2), None without a label
     entropy = -sum_k p_k ln p_k  of  p = mean_m P_m  (nats; 0: all models certain of one class,
               ln K: the models' mean is uniform), which is high when models disagree or are unsure
+
+A binary head's P_m is [1 - p, p]: the same statistics over its two classes. A multi-label head's
+P_m[n, k] = sigmoid(z_k) is an independent yes/no per label, so per label (head="multilabel"):
+    predicted_m = argmax_k P_m (the most probable label)   top_score_m = its probability
+    p_true_m = P_m[label], the probability of the sample's labelled label
+    majority_right = (#{m: P_m[label] > 1/2} > M / 2): most models say the labelled label is present
+    entropy = mean_k H(q_k), H(q) = -q ln q - (1 - q) ln(1 - q), q = mean_m P_m[:, k]  (nats; 0: every
+              model certain about every label, ln 2: a coin toss on each), no softmax across labels
 """
 
 import numpy as np
+
+from tb_xai_plugin.errors import XaiError
 
 
 def per_model(probs, labels):
@@ -27,19 +37,19 @@ def per_model(probs, labels):
     return {"predicted": predicted.tolist(), "top_score": top.tolist(), "p_true": p_true}
 
 
-def per_sample(all_probs, labels):
+def per_sample(all_probs, labels, head="softmax"):
     """{"mean_top_score", "distinct_classes", "majority_right", "entropy"} across models' probabilities [M][N, K]."""
     stacked = np.stack([np.asarray(p, dtype=np.float64) for p in all_probs])  # [M, N, K]
     predicted = stacked.argmax(axis=2)  # [M, N]
     mean_top = stacked.max(axis=2).mean(axis=0)
     distinct = [len(set(column)) for column in predicted.T.tolist()]
     mean_probs = stacked.mean(axis=0)  # [N, K]
-    logs = np.log(np.where(mean_probs > 0, mean_probs, 1.0))
-    entropy = -(mean_probs * logs).sum(axis=1)
+    entropy = label_entropy(mean_probs) if head == "multilabel" else class_entropy(mean_probs)
     if labels is None:
         majority = [None] * stacked.shape[1]
     else:
-        right = (predicted == labels[None, :]).sum(axis=0)
+        right = said_present(stacked, labels) if head == "multilabel" else (predicted == labels[None, :])
+        right = right.sum(axis=0)
         majority = [bool(r * 2 > stacked.shape[0]) if label >= 0 else None for r, label in zip(right.tolist(), labels)]
     return {
         "mean_top_score": mean_top.tolist(),
@@ -47,6 +57,35 @@ def per_sample(all_probs, labels):
         "majority_right": majority,
         "entropy": np.maximum(entropy, 0.0).tolist(),
     }
+
+
+def plogp(p):
+    """p ln p elementwise, 0 ln 0 = 0."""
+    return p * np.log(np.where(p > 0, p, 1.0))
+
+
+def class_entropy(probs):
+    """[N]: -sum_k p_k ln p_k of each row of probs [N, K] (nats)."""
+    return -plogp(probs).sum(axis=1)
+
+
+def label_entropy(probs):
+    """[N]: mean over labels of the binary entropy -q ln q - (1 - q) ln(1 - q) of probs [N, K] (nats)."""
+    return -(plogp(probs) + plogp(1.0 - probs)).mean(axis=1)
+
+
+def said_present(stacked, labels):
+    """bool [M, N]: model m gives sample n's labelled label a probability above 1/2 (False where unlabelled)."""
+    safe = np.where(labels >= 0, labels, 0)
+    return (np.take_along_axis(stacked, np.broadcast_to(safe[None, :, None], stacked.shape[:2] + (1,)), axis=2)[..., 0] > 0.5) & (labels >= 0)
+
+
+def common_head(heads):
+    """The statistics' head kind for models of one task: "multilabel" or "softmax"; XaiError when they mix the two."""
+    kinds = {"multilabel" if head == "multilabel" else "softmax" for head in heads}
+    if len(kinds) > 1:
+        raise XaiError("the models mix multi-label (sigmoid per label) and single-label heads; compare models of one task")
+    return kinds.pop()
 
 
 def empty(count):
