@@ -85,7 +85,7 @@ def test_summary_checkpoint_applies_its_policy_after_each_checkpoint(tmp_path):
     log_steps(run_dir, sorted(METRICS), keep_last=2, keep_every=4)
     steps, data = steps_on_disk(run_dir)
     assert steps == [1, 2, 4, 6, 7]  # first, best (val_loss 0.4), a multiple of 4, the last two
-    assert data == ["step-%09d.keras" % s for s in steps]  # no data file without its manifest, and none left over
+    assert data == [m["file"] for m in files.checkpoint_manifests(run_dir)]  # every data file has its manifest, none left over
     best = [m for m in files.checkpoint_manifests(run_dir) if m["step"] == 2][0]
     assert best["metric"] == {"name": "val_loss", "value": 0.4, "mode": "min"}
 
@@ -102,8 +102,9 @@ def test_a_checkpoint_is_deleted_manifest_first(full_logdir, tmp_path, monkeypat
 
     monkeypatch.setattr(tf.io.gfile, "remove", lambda path: order.append(("manifest", os.path.basename(path))) or remove(path))
     monkeypatch.setattr(files, "remove_quietly", data_removal)
+    suffix = os.path.splitext(files.checkpoint_manifests(run_dir)[0]["file"])[1]  # .keras (Keras 3) or .h5 (Keras 2)
     assert retention.apply(run_dir, retention.Policy(keep_last=4)) == [3]
-    assert order == [("manifest", "step-000000003.json"), ("data", "step-000000003.keras", False)]
+    assert order == [("manifest", "step-000000003.json"), ("data", "step-000000003" + suffix, False)]
 
 
 def test_prune_dry_run_says_what_it_would_delete_and_deletes_nothing(full_logdir, tmp_path):
