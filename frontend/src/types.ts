@@ -15,6 +15,7 @@ export interface Checkpoint {
   model_name: string;
   input_shape: number[];
   num_classes: number;
+  head?: string; // docs/heads.md: softmax, logits, binary_sigmoid, binary_logit, multilabel
   wall_time: number;
   version: string; // the checkpoint's content checksum
 }
@@ -76,7 +77,11 @@ export interface LayerInfo {
 export interface LayersResponse {
   layers: LayerInfo[];
   default_layer: string | null;
-  methods: Record<string, { ok: boolean; reason?: string }>;
+  /** ok null: unknown until a worker computed it (methods_from "manifest"); see docs/http_api.md */
+  methods: Record<string, { ok: boolean | null; reason?: string }>;
+  head?: string;
+  class_names?: string[];
+  methods_from?: "model" | "manifest";
 }
 
 export type Target = { kind: "predicted" } | { kind: "label" } | { kind: "class"; index: number };

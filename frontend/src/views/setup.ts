@@ -1,4 +1,5 @@
 // The setup bar: sample set, models (runs x steps), methods with their parameters, layer, neuron, target.
+import { applicabilityNote, headNote } from "../heads";
 import type { ViewState } from "../state";
 import type { LayersResponse, MethodChoice, MethodInfo, ModelRef, ParamSpec, ParamValues, RunInfo, Target } from "../types";
 import { h, replaceChildren } from "./dom";
@@ -202,7 +203,7 @@ export class SetupView {
         "div",
         {},
         h("label", { title: m.description }, box, ` ${m.label}`),
-        usable && !usable.ok ? h("div", { class: "xai-warn" }, `not for this model: ${usable.reason ?? "unsupported"}`) : null,
+        applicabilityNote(usable) ? h("div", { class: "xai-warn" }, applicabilityNote(usable)) : null,
       );
     };
     const groups = families.map((f) => h("div", {}, h("div", { class: "xai-family" }, f), ...data.methods.filter((m) => m.family === f).map(item)));
@@ -210,6 +211,7 @@ export class SetupView {
       "div",
       { class: "xai-field", role: "group", "aria-labelledby": "xai-methods-title" },
       h("span", { class: "xai-label", id: "xai-methods-title" }, `Methods (${s.methods.length} chosen)`),
+      headNote(data.layers?.head) ? h("div", { class: "xai-head-note", "data-head": data.layers?.head ?? "" }, headNote(data.layers?.head)) : null,
       h("div", { class: "xai-methods" }, ...groups),
     );
   }

@@ -1,0 +1,19 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { applicabilityNote, headNote } from "../src/heads";
+
+test("a binary or multi-label head gets its note; softmax and logits read as usual", () => {
+  assert.match(headNote("binary_sigmoid"), /1 − p/);
+  assert.match(headNote("binary_logit"), /negated logit/);
+  assert.match(headNote("multilabel"), /no softmax across labels/);
+  assert.equal(headNote("softmax"), "");
+  assert.equal(headNote("logits"), "");
+  assert.equal(headNote(undefined), "");
+});
+
+test("the picker says refused, unknown, or nothing: never ok for unknown", () => {
+  assert.equal(applicabilityNote({ ok: true, reason: "" }), null);
+  assert.equal(applicabilityNote(undefined), null);
+  assert.equal(applicabilityNote({ ok: false, reason: "layer 'ln' (LayerNormalization)" }), "not for this model: layer 'ln' (LayerNormalization)");
+  assert.match(applicabilityNote({ ok: null, reason: "unknown until computed: no worker answered" }) ?? "", /^may not apply: unknown until computed/);
+});
