@@ -276,7 +276,8 @@ def checkpoint(
       model: a Functional or Sequential Keras model (Keras 2, or Keras 3 on any backend) from images
         [N, H, W, C] to class scores [N, K].
       step: the training step; defaults to `tf.summary.experimental.get_step()`.
-      class_names: K strings; default '0'..'K-1'.
+      class_names: K strings; default '0'..'K-1'. A binary head (one sigmoid or linear unit) has two classes:
+        the negative class's name first, e.g. ["cat", "dog"] for a sigmoid that says "dog" (docs/heads.md).
       preprocessing: how a stored image becomes the model's input (`metadata.PREPROCESSING_TYPES`);
         default {"type": "none"}.
       name: a name scope for the summary op.
@@ -294,7 +295,9 @@ def checkpoint(
 
     Raises:
       XaiError: for a non-model, a model holding code (unless allow_unsafe) or a layer class `safety` does
-        not know, an invalid argument or an unwritable run folder; nothing is written then.
+        not know, a model that cannot be explained (its output is no class scores, or a one-unit head without
+        a Dense layer; see model_info.head_problem), an invalid argument or an unwritable run folder; nothing
+        is written then.
     """
     _check_eager()
     fields = describe_model(model, class_names, preprocessing)
