@@ -85,6 +85,16 @@ class Suggestions:
     layer: str
     neuron: int
     request_id: str
+    evidence: object = None  # an Evidence, or None: the evidence axis was not asked for
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """The suggestions' opt-in evidence axis: which method's maps, on at most how many agreeing samples."""
+
+    method: str
+    params: dict
+    max_samples: int
 
 
 def read_json(request):
@@ -292,13 +302,14 @@ def parse_predictions(body):
 
 def parse_suggestions(body):
     """Suggestions from a POST suggestions body."""
-    fields(body, "the request", ("models", "samples"), ("layer", "neuron", "request_id"))
+    fields(body, "the request", ("models", "samples"), ("layer", "neuron", "request_id", "evidence"))
     parsed = Suggestions(
         models=models(body["models"]),
         samples=samples(body["samples"]),
         layer=layer(body.get("layer")),
         neuron=neuron(body.get("neuron")),
         request_id=request_id(body.get("request_id")),
+        evidence=evidence(body.get("evidence")),
     )
     if parsed.neuron is not None and parsed.layer is None:
         raise XaiError("neuron needs a layer")
@@ -326,6 +337,73 @@ def parse_scores(body):
     steps, region = body.get("steps", 16), body.get("region", 4)
     faithfulness.check_params(metrics, fill, steps, region)
     return Scores(maps, tuple(metrics), fill if isinstance(fill, str) else float(fill), steps, region)
+
+
+MAX_SANITY_INDICES = 16
+MAX_STAGES = 64
+MAX_EVIDENCE_SAMPLES = 256
+RANDOMIZATIONS = ("permute", "init")
+
+
+def evidence(value):
+    """None (absent, null or false), or the Evidence of true / {"method", "params", "max_samples"} (defaults: gradient, 64)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    fields(value, "evidence", (), ("method", "params", "max_samples"))
+    try:
+        (method, params), = methods([{"id": value.get("method", "gradient"), "params": value.get("params") or {}}])
+    except XaiError as e:
+        raise XaiError("evidence: %s" % e) from None
+    return Evidence(method, params, integer(value.get("max_samples", 64), "evidence.max_samples", 1, MAX_EVIDENCE_SAMPLES))
+
+
+@dataclasses.dataclass(frozen=True)
+class Sanity:
+    """A checked POST sanity body: an attributions request plus the randomization's parameters."""
+
+    maps: Attributions
+    max_stages: int
+    randomization: str
+
+
+def parse_sanity(body):
+    """Sanity from a POST sanity body (at most MAX_SANITY_INDICES samples: every stage recomputes every map)."""
+    extra = ("max_stages", "randomization")
+    maps = parse_attributions({k: v for k, v in body.items() if k not in extra})
+    if len(maps.indices) > MAX_SANITY_INDICES:
+        raise XaiError("sanity takes at most %d indices" % MAX_SANITY_INDICES)
+    mode = body.get("randomization", RANDOMIZATIONS[0])
+    if mode not in RANDOMIZATIONS:
+        raise XaiError("randomization must be one of %s, not %s" % (", ".join(RANDOMIZATIONS), _show(mode)))
+    return Sanity(maps, integer(body.get("max_stages", 8), "max_stages", 1, MAX_STAGES), mode)
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstLast:
+    """A checked POST first_last body: run names and an attributions request (its models are filled in by the service)."""
+
+    runs: list
+    maps: Attributions
+
+
+def parse_first_last(body):
+    """FirstLast from a POST first_last body: {"runs": [names], ...attributions fields but "models"}."""
+    fields(body, "the request", ("runs", "samples", "indices", "methods"), ("target", "layer", "neuron", "request_id", "seed"))
+    runs = body["runs"]
+    if not isinstance(runs, list) or not 1 <= len(runs) <= MAX_MODELS:
+        raise XaiError("runs must be a list of 1 to %d run names" % MAX_MODELS)
+    names = [run_name(r, "runs[%d]" % i) for i, r in enumerate(runs)]
+    if len(set(names)) != len(names):
+        raise XaiError("runs lists a run twice")
+    rest = {k: v for k, v in body.items() if k != "runs"}
+    return FirstLast(names, parse_attributions(dict(rest, models=[{"run": r, "step": 0} for r in names])))
+
+
+def parse_agreement(body):
+    """Attributions from a POST agreement body (the same fields)."""
+    return parse_attributions(body)
 
 
 def parse_cancel(body):

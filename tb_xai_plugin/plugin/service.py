@@ -10,11 +10,11 @@ import concurrent.futures
 
 import numpy as np
 
-from tb_xai_plugin import files
-from tb_xai_plugin import model_info
+from tb_xai_plugin import files, model_info
 from tb_xai_plugin.engine import registry
 from tb_xai_plugin.errors import NotFoundError, XaiError
 from tb_xai_plugin.plugin import encoding, suggestions, versions
+from tb_xai_plugin.plugin import map_agreement
 from tb_xai_plugin.plugin.cache import key_digest
 from tb_xai_plugin.plugin.jobs import CANCELLED
 from tb_xai_plugin.plugin.workers import BULK, INTERACTIVE, CancelledError, WorkerDiedError
@@ -406,6 +406,9 @@ class XaiService:
         body["per_sample"] = suggestions.per_sample(good, labels, head) if good else suggestions.empty(body["count"])
         body["head"] = head
         body["activation"] = activation
+        if req.evidence is not None:  # opt-in: 1 - the models' map agreement where they agree on the class
+            values, body["evidence"] = map_agreement.evidence(self, ctx, eid, req, body["per_model"], body["count"])
+            body["per_sample"]["evidence_disagreement"] = values
         return body
 
     def _activation_key(self, ckpt, sref, req):

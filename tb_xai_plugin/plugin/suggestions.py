@@ -91,3 +91,24 @@ def common_head(heads):
 def empty(count):
     """per_sample's shape when no model could answer: every statistic null."""
     return {name: [None] * count for name in ("mean_top_score", "distinct_classes", "majority_right", "entropy")}
+
+
+def agreeing_samples(predicted, max_samples):
+    """(indices where every model predicts the same, at most max_samples of them evenly spaced: floor(j * n / max))."""
+    stacked = np.asarray(predicted)
+    same = (stacked == stacked[0]).reshape(len(stacked), stacked.shape[1], -1).all(axis=(0, 2))
+    agreeing = np.flatnonzero(same)
+    if len(agreeing) <= max_samples:
+        return agreeing, agreeing
+    return agreeing, agreeing[np.arange(max_samples) * len(agreeing) // max_samples]
+
+
+def evidence_disagreement(rho):
+    """[n]: 1 - the mean over model pairs (i < j) of rho [n, M, M] (NaN entries left out; NaN if none)."""
+    rho = np.asarray(rho, dtype=np.float64)
+    upper = np.triu_indices(rho.shape[1], k=1)
+    pairs = rho[:, upper[0], upper[1]]
+    finite = np.isfinite(pairs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(finite, pairs, 0.0).sum(axis=1) / finite.sum(axis=1)
+    return np.where(finite.any(axis=1), 1.0 - mean, np.nan)

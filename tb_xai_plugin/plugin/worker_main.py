@@ -243,7 +243,33 @@ def op_scores(worker, message):
     )  # fmt: skip
 
 
-OPS = {"predict": op_predict, "attribute": op_attribute, "activation": op_activation, "applicable": op_applicable, "scores": op_scores}
+def op_sanity(worker, message):
+    """Cascading randomization (engine.sanity) of a private copy of the checkpoint: the cached model stays as
+    trained. {"stages", "randomized", "methods": [{"correlations": [stages, n]} | {"error"}]}."""
+    import importlib
+
+    from tb_xai_plugin.errors import XaiError
+
+    sanity = importlib.import_module("tb_xai_plugin.engine.sanity")
+    checkpoint = message["checkpoint"]
+    try:
+        model = worker.engine.load_checkpoint(checkpoint["path"], checkpoint["manifest"], allow_unsafe=worker.allow_unsafe)
+    except XaiError:
+        raise
+    except Exception as e:  # noqa: BLE001  (h5py / TF errors on a corrupt file)
+        raise XaiError("checkpoint step %s cannot be loaded: %s" % (checkpoint["manifest"].get("step"), e)) from e
+    try:
+        images, labels = worker.images(message["samples"], message["indices"])
+        return sanity.cascading_randomization(
+            model, [tuple(m) for m in message["methods"]], images, target=message["target"], labels=labels,
+            layer=message["layer"], neuron=message["neuron"], seed=message["seed"], max_stages=message["max_stages"],
+            mode=message["randomization"], progress=worker.progress,
+        )  # fmt: skip
+    finally:
+        model.close()
+
+
+OPS = {"predict": op_predict, "attribute": op_attribute, "activation": op_activation, "applicable": op_applicable, "scores": op_scores, "sanity": op_sanity}
 
 
 def main(conn, options):
