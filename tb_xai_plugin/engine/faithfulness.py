@@ -9,12 +9,14 @@ A metric cuts the image into segments (single pixels, or `region` x `region` squ
 by the map (summed over each segment; most relevant first, or least first for LeRF), and after
 each of `steps` equal fractions of the segments records the target's probability on a copy whose
 first segments are filled (deletion, MoRF, LeRF) or, starting from the all-fill image, restored
-(insertion). The same curve in a random order (one seeded permutation) is the baseline. All copies
+(insertion). The same curve in a random order is the baseline: one permutation per image, drawn from
+the seed and the image's content (so it does not depend on the batch, the request or the method). All copies
 of all curves of all samples go through the backend-neutral model.scores in memory-bounded chunks
 (one pass), in the model's input space, filled as occlusion fills (perturbation.common.fill_image).
 """
 
 import dataclasses
+import hashlib
 
 import numpy as np
 
@@ -89,10 +91,15 @@ def ranks_of(relevance, most_first):
     return ranks
 
 
-def random_ranks(count, segments, seed):
-    """int [count, S]: the ranks of one seeded random order of S segments (default_rng(seed).permutation), the same for every sample."""
-    order = np.random.default_rng(seed).permutation(segments)
-    return np.repeat(np.argsort(order)[None, :], count, axis=0)
+def image_seed(image):
+    """An integer naming an image's content: the first 8 bytes of the sha256 of its float32 bytes."""
+    return int.from_bytes(hashlib.sha256(np.ascontiguousarray(image, np.float32).tobytes()).digest()[:8], "little")
+
+
+def random_ranks(x, segments, seed):
+    """int [N, S]: per image, the ranks of the random order default_rng([seed, image_seed(image)]).permutation(S)."""
+    orders = [np.random.default_rng([seed, image_seed(image)]).permutation(segments) for image in x]
+    return np.stack([np.argsort(order) for order in orders])
 
 
 def fill_of(x, fill):
@@ -155,7 +162,7 @@ def score_maps(model, images, targets, maps, *, metrics, fill="mean", steps=16, 
     labels = {False: region_labels(height, width, 1), True: region_labels(height, width, region)}
     wanted = [METRICS[name] for name in metrics]
     random_keys = sorted({(m.regions, m.insert) for m in wanted})  # LeRF and MoRF share one random curve
-    curves = [Curve(labels[r], random_ranks(n, int(labels[r].max()) + 1, seed), i) for r, i in random_keys]
+    curves = [Curve(labels[r], random_ranks(x, int(labels[r].max()) + 1, seed), i) for r, i in random_keys]
     for name in maps:
         for metric in wanted:
             relevance = segment_relevance(maps[name], labels[metric.regions])
