@@ -6,8 +6,9 @@ manifests; see `summary.checkpoint(metric=...)`). Steps, not positions, decide `
 applying a policy again, after more checkpoints were logged, never deletes what it kept before
 for that reason. With neither `keep_last` nor `keep_every` a policy keeps everything (the default).
 
-A checkpoint is deleted manifest first, then its data: the manifest is what makes a checkpoint
-exist (files.checkpoint_listing), so a reader never finds a manifest whose file is gone.
+A checkpoint is deleted manifest first, then its data, then its precomputed results (see
+plugin/result_store.py): the manifest is what makes a checkpoint exist (files.checkpoint_listing),
+so a reader never finds a manifest whose file is gone.
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ from tensorboard.compat import tf
 
 from tb_xai_plugin import files, metadata
 from tb_xai_plugin.errors import XaiError
+from tb_xai_plugin.plugin import result_store
 
 METRIC_MODES = ("min", "max")
 # The callback warns once when a run's checkpoints pass this many megabytes (XaiCallback(size_warning_mb=...)).
@@ -93,7 +95,8 @@ def kept_steps(manifests, policy):
 
 
 def delete_checkpoint(run_dir, manifest):
-    """Delete one checkpoint: its manifest first (it stops existing for every reader), then its data file or folder."""
+    """Delete one checkpoint: its manifest first (it stops existing for every reader), then its data file or folder,
+    then the results precomputed for it."""
     data_path, manifest_path = files.checkpoint_paths(run_dir, manifest["step"], manifest["format"])
     try:
         tf.io.gfile.remove(manifest_path)
@@ -102,6 +105,7 @@ def delete_checkpoint(run_dir, manifest):
     except (OSError, tf.errors.OpError) as e:
         raise XaiError("cannot delete %s: %s" % (manifest_path, e)) from e
     files.remove_quietly(data_path)
+    files.remove_quietly(result_store.results_dir(run_dir, manifest["step"]))
 
 
 def apply(run_dir, policy, dry_run=False):

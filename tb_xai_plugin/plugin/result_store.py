@@ -1,17 +1,19 @@
 """Precomputed results (`tb-xai precompute`) in the logdir, read before anything is computed.
 
-A checkpoint's results live in its run: `<run>/plugins/xai/results/<d[:2]>/<d>.npz`, where `d` is
-`cache.key_digest(key)` of the very cache key the service computes them under (checkpoint and
-sample-set checksums, engine versions, method, parameters, target, ...), so a result is found only
-for the request it answers. Each file holds the value's arrays plus KEY_FIELD, the key's canonical
+A checkpoint's results live in its run, in a folder named like the checkpoint:
+`<run>/plugins/xai/results/step-<N>/<d[:2]>/<d>.npz`, where `d` is `cache.key_digest(key)` of the
+very cache key the service computes them under (checkpoint and sample-set checksums, engine
+versions, method, parameters, target, ...), so a result is found only for the request it answers,
+and deleting a checkpoint (retention) deletes its results folder with it. Each file holds the value's arrays plus KEY_FIELD, the key's canonical
 JSON, checked on read. Files are written whole under a temporary name and renamed into place
 (files.write_stream), and read through tf.io.gfile, so a remote logdir works. Which digests a
-run holds is listed once per `ttl_s` per run, so a miss costs no file access.
+checkpoint holds is listed once per `ttl_s`, so a miss costs no file access.
 """
 
 import io
 import logging
 import os
+import re
 import threading
 import time
 
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 RESULTS_DIR = "results"
 KEY_FIELD = "_key"  # the key's canonical JSON as uint8, stored beside the value's arrays
+CHECKPOINT_STEM = re.compile(r"^(step-\d{9,})")  # the checkpoint's file name without its format's suffix
 
 
 def _gfile():
@@ -33,21 +36,27 @@ def _gfile():
     return tf.io.gfile
 
 
+def _join(*parts):
+    """Join path parts with '/' for URLs (gs://...) and the OS separator otherwise."""
+    return "/".join(p.rstrip("/") for p in parts) if "://" in parts[0] else os.path.join(*parts)
+
+
 def results_dir_of_checkpoint(checkpoint_path):
-    """<run>/plugins/xai/results of the run holding `checkpoint_path` (<run>/plugins/xai/checkpoints/<file>)."""
-    plugin = os.path.dirname(os.path.dirname(checkpoint_path.rstrip("/")))
-    return "/".join((plugin, RESULTS_DIR)) if "://" in plugin else os.path.join(plugin, RESULTS_DIR)
+    """<run>/plugins/xai/results/step-<N> of the checkpoint at <run>/plugins/xai/checkpoints/step-<N>[.suffix]."""
+    path = checkpoint_path.rstrip("/")
+    stem = CHECKPOINT_STEM.match(path.replace("\\", "/").rsplit("/", 1)[-1]).group(1)
+    return _join(os.path.dirname(os.path.dirname(path)), RESULTS_DIR, stem)
 
 
-def results_dir(run_dir):
-    """<run_dir>/plugins/xai/results."""
-    parts = (run_dir.rstrip("/"),) + metadata.PLUGIN_DIR + (RESULTS_DIR,)
-    return "/".join(parts) if "://" in run_dir else os.path.join(*parts)
+def results_dir(run_dir, step=None):
+    """<run_dir>/plugins/xai/results, or the folder of the checkpoint at `step` in it."""
+    folder = _join(run_dir, *metadata.PLUGIN_DIR, RESULTS_DIR)
+    return folder if step is None else _join(folder, metadata.checkpoint_basename(step))
 
 
 def result_path(folder, digest):
     """The file of one result: <folder>/<first two hex digits>/<digest>.npz."""
-    return "/".join((folder, digest[:2], digest + ".npz")) if "://" in folder else os.path.join(folder, digest[:2], digest + ".npz")
+    return _join(folder, digest[:2], digest + ".npz")
 
 
 def encode(key, value):
@@ -82,7 +91,7 @@ class ResultStore:
         self._lock = threading.Lock()
 
     def get(self, checkpoint_path, key):
-        """The value precomputed under `key` in the run of `checkpoint_path`, or None."""
+        """The value precomputed under `key` for the checkpoint at `checkpoint_path`, or None."""
         folder = results_dir_of_checkpoint(checkpoint_path)
         digest = key_digest(key)
         if digest not in self._listed(folder):
@@ -102,7 +111,7 @@ class ResultStore:
         return value
 
     def has(self, checkpoint_path, key):
-        """Whether a result for `key` is stored in the run of `checkpoint_path` (as last listed)."""
+        """Whether a result for `key` is stored for the checkpoint at `checkpoint_path` (as last listed)."""
         return key_digest(key) in self._listed(results_dir_of_checkpoint(checkpoint_path))
 
     def _listed(self, folder):

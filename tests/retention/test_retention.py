@@ -14,6 +14,7 @@ import tensorflow as tf
 from tb_xai_plugin import cli, files, retention, summary
 from tb_xai_plugin.errors import XaiError
 from tb_xai_plugin.keras import XaiCallback
+from tb_xai_plugin.plugin import result_store
 
 METRICS = {1: 0.9, 2: 0.4, 3: 0.7, 4: 0.8, 5: 0.6, 6: 0.5, 7: 0.65}  # step -> val_loss: step 2 is the best
 
@@ -90,21 +91,29 @@ def test_summary_checkpoint_applies_its_policy_after_each_checkpoint(tmp_path):
     assert best["metric"] == {"name": "val_loss", "value": 0.4, "mode": "min"}
 
 
-def test_a_checkpoint_is_deleted_manifest_first(full_logdir, tmp_path, monkeypatch):
+def test_a_checkpoint_is_deleted_manifest_first_then_its_data_then_its_results(full_logdir, tmp_path, monkeypatch):
     run_dir = str(tmp_path / "x")
     shutil.copytree(os.path.join(full_logdir, "x"), run_dir)
+    results = result_store.results_dir(run_dir, 3)
+    os.makedirs(os.path.join(results, "ab"))
+    open(os.path.join(results, "ab", "ab12.npz"), "wb").close()
+    manifest_path = os.path.join(files.checkpoints_dir(run_dir), "step-000000003.json")
     order, remove = [], tf.io.gfile.remove
 
-    def data_removal(path):
-        manifest_path = path.rsplit(".", 1)[0] + ".json"
-        order.append(("data", os.path.basename(path), os.path.exists(manifest_path)))
-        remove(path)
+    def quiet_removal(path):
+        order.append((os.path.basename(os.path.dirname(path)), os.path.basename(path), os.path.exists(manifest_path)))
+        shutil.rmtree(path) if os.path.isdir(path) else remove(path)
 
     monkeypatch.setattr(tf.io.gfile, "remove", lambda path: order.append(("manifest", os.path.basename(path))) or remove(path))
-    monkeypatch.setattr(files, "remove_quietly", data_removal)
+    monkeypatch.setattr(files, "remove_quietly", quiet_removal)
     suffix = os.path.splitext(files.checkpoint_manifests(run_dir)[0]["file"])[1]  # .keras (Keras 3) or .h5 (Keras 2)
     assert retention.apply(run_dir, retention.Policy(keep_last=4)) == [3]
-    assert order == [("manifest", "step-000000003.json"), ("data", "step-000000003" + suffix, False)]
+    assert order == [
+        ("manifest", "step-000000003.json"),
+        ("checkpoints", "step-000000003" + suffix, False),
+        ("results", "step-000000003", False),
+    ]
+    assert not os.path.exists(results) and os.path.exists(result_store.results_dir(run_dir))
 
 
 def test_prune_dry_run_says_what_it_would_delete_and_deletes_nothing(full_logdir, tmp_path):
