@@ -149,7 +149,7 @@ export const DEFAULT_SANITY_THRESHOLD = 0.5;
 
 /** Why the badge is there, in the words the tab shows beside it. */
 export const SANITY_EXPLANATION =
-  "This method barely depends on the weights here: after the model's layers were re-initialized, from the output layer down, " +
+  "A flagged method barely depends on the weights here: after the model's layers were randomized, from the output layer down, " +
   "its maps still correlate with the trained model's. A map that survives randomizing the model cannot show what the model " +
   "learned (Adebayo et al., 2018, “Sanity Checks for Saliency Maps”).";
 
@@ -167,12 +167,12 @@ export function flagged(cell: SanityCell, threshold: number): boolean {
   return r !== null && r >= threshold;
 }
 
-/** One line per checked cell: "ρ after randomizing all 4 layers: 0.93 (flagged above 0.50)". */
+/** One line per checked cell: "ρ = 0.93 with all 4 weighted layers randomized (flagged at 0.50 or above)". */
 export function sanitySummary(cell: SanityCell, threshold: number): string {
   if (!cell.ok) return cell.error ?? "the sanity check failed";
   const r = fullRandomization(cell);
   const n = cell.randomized?.[cell.randomized.length - 1] ?? cell.stages?.length ?? 0;
-  return `Spearman ρ of |map| with the trained model's after randomizing all ${n} weighted layer${n === 1 ? "" : "s"}: ${r === null ? "–" : r.toFixed(2)} (flagged at ${threshold.toFixed(2)} or above)`;
+  return `ρ = ${r === null ? "–" : r.toFixed(2)} with all ${n} weighted layer${n === 1 ? "" : "s"} randomized (flagged at ${threshold.toFixed(2)} or above)`;
 }
 
 /** Background of an agreement cell: RdBu over [-1, 1] (blue: agree, red: disagree), as an rgb() string. */

@@ -188,7 +188,7 @@ export class TrustController {
     if (!current()) return;
     const threshold = answer.threshold ?? DEFAULT_SANITY_THRESHOLD;
     const isFlagged = (c: SanityResponse["cells"][number]) => flagged(c, c.threshold ?? threshold);
-    this.panel.showSanity(answer.cells, threshold, this.host.methodLabel, isFlagged);
+    this.panel.showSanity(answer.cells, threshold, this.host.methodLabel, isFlagged, answer.randomization);
     for (const c of columns) {
       const cell = answer.cells.find((x) => x.run === c.model.run && x.step === c.model.step && x.method === c.method);
       grid.setBadge(c, cell && isFlagged(cell) ? sanityBadge(c.methodLabel) : null);

@@ -37,6 +37,14 @@ export interface RunInfo {
 
 export interface RunsResponse {
   runs: RunInfo[];
+  /** What of the logdir could not be listed or read (absent from servers before it was reported). */
+  errors?: ListingError[];
+}
+
+/** One listing error of GET runs: its run (null: the whole logdir) and the sentence to show. */
+export interface ListingError {
+  run: string | null;
+  message: string;
 }
 
 export type ParamType = "int" | "float" | "bool" | "choice";
@@ -203,6 +211,7 @@ export interface SanityCell {
 
 export interface SanityResponse {
   threshold?: number;
+  randomization?: string; // "permute": each weight array shuffled; "init": drawn anew
   cells: SanityCell[];
 }
 

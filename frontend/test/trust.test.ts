@@ -101,10 +101,10 @@ test("the sanity badge: the server's flag wins; without one, full randomization'
   assert.equal(flagged(base, 0.5), true);
   assert.equal(flagged({ ...base, mean: [0.9, 0.3, 0.1] }, 0.5), false);
   assert.equal(flagged({ ...base, mean: [0.9, 0.3, null] }, 0.5), false); // every map constant at the end: no verdict
-  assert.equal(sanitySummary({ ...base, randomized: [1, 3, 5] }, 0.5).includes("all 5 weighted layers"), true);
+  assert.equal(sanitySummary({ ...base, randomized: [1, 3, 5] }, 0.5).includes("all 5 weighted layers randomized"), true);
   assert.equal(flagged({ ...base, badge: false }, 0.5), false);
   assert.equal(flagged({ ...base, ok: false, badge: true }, 0.5), false);
-  assert.equal(sanitySummary(base, 0.5), "Spearman ρ of |map| with the trained model's after randomizing all 3 weighted layers: 0.80 (flagged at 0.50 or above)");
+  assert.equal(sanitySummary(base, 0.5), "ρ = 0.80 with all 3 weighted layers randomized (flagged at 0.50 or above)");
   assert.equal(sanitySummary({ ...base, ok: false, error: "no such layer" }, 0.5), "no such layer");
 });
 

@@ -169,3 +169,94 @@ def test_the_maps_export_carries_the_scores(tab):
     lines = open(download.value.path()).read().splitlines()
     assert lines[0] == "index,run,step,method,metric,better,auc,random_auc"
     assert len(lines) == 1 + len(MODELS) * len(METHODS) * len(ROWS) * 4
+
+
+def test_the_sanity_badge_marks_the_columns_the_server_flags_and_says_why(tab):
+    page, frame, base, _ = tab
+    frame.check("#xai-trust-sanity")
+    frame.wait_for_selector("#xai-sanity-table", timeout=WAIT_MS)
+    answer = post(base, "sanity", body())
+    flagged = {(c["run"], c["step"], c["method"]) for c in answer["cells"] if c["ok"] and c["badge"]}
+    rows = frame.evaluate("[...document.querySelectorAll('#xai-sanity-table tbody tr')].map(r => [r.dataset.run, r.dataset.method, r.dataset.flagged, r.textContent])")
+    assert len(rows) == len(answer["cells"]) == len(MODELS) * len(METHODS)
+    for (run, method, shown, text), cell in zip(rows, answer["cells"]):
+        assert (run, method) == (cell["run"], cell["method"])
+        assert shown == ("true" if (cell["run"], cell["step"], cell["method"]) in flagged else "false")
+        assert ("%.2f" % cell["mean"][-1]) in text, (text, cell["mean"])
+    # The grid's column titles carry the badge exactly where the server set it.
+    titled = frame.evaluate(
+        "[...document.querySelectorAll('#xai-grid thead th')].filter(th => th.querySelector('.xai-badge'))"
+        ".map(th => th.getAttribute('title'))"
+    )
+    assert sorted(titled) == sorted("%s at step %d, %s" % (r, s, labels(base)[m]) for r, s, m in flagged)
+    if flagged:
+        assert "cannot show what the model learned" in frame.locator("#xai-sanity-explain").inner_text()
+    else:
+        assert frame.locator("#xai-sanity-explain").count() == 0
+    # The over-training panel: first vs last checkpoint of its run, per method, as the route answers.
+    frame.wait_for_selector("#xai-first-last [data-method]", timeout=WAIT_MS)
+    first_last = post(base, "first_last", {k: v for k, v in body(runs=["alpha"]).items() if k != "models"})
+    lines = frame.evaluate("[...document.querySelectorAll('#xai-first-last [data-method]')].map(d => [d.dataset.method, d.dataset.mean, d.textContent])")
+    assert [m for m, _, _ in lines] == METHODS
+    for (method, mean, text), cell in zip(lines, first_last["cells"]):
+        assert cell["ok"] and float(mean) == pytest.approx(cell["mean"], abs=1e-12)
+        assert "step %d and step %d" % (cell["first"], cell["last"]) in text
+
+
+def labels(base):
+    """Each method's display label, as GET methods names it."""
+    with urllib.request.urlopen(base + "/data/plugin/xai/methods", timeout=60) as r:
+        return {m["id"]: m["label"] for m in json.load(r)["methods"]}
+
+
+def test_the_agreement_matrices_print_the_servers_correlations(tab):
+    _, frame, base, _ = tab
+    frame.check("#xai-trust-agreement")
+    frame.wait_for_selector("#xai-agreement-methods table", timeout=WAIT_MS)
+    answer = post(base, "agreement", body())
+
+    def tables(selector):
+        return frame.evaluate(
+            "(s) => [...document.querySelectorAll(s + ' table')].map(t => [...t.querySelectorAll('tbody tr')]"
+            ".map(r => [...r.querySelectorAll('td')].map(td => td.textContent)))",
+            selector,
+        )
+
+    def printed(matrix):
+        return [["–" if v is None else "%.3f" % v for v in row] for row in matrix]
+
+    assert tables("#xai-agreement-methods") == [printed(m["matrix"]) for m in answer["methods"]]
+    assert tables("#xai-agreement-models") == [printed(m["matrix"]) for m in answer["models"]]
+    frame.select_option("#xai-agreement-sample", "1")
+    assert tables("#xai-agreement-methods") == [printed(m["per_sample"][1]) for m in answer["methods"]]
+    frame.select_option("#xai-agreement-sample", "mean")
+
+
+def test_the_scatter_has_the_evidence_axis(tab):
+    _, frame, base, _ = tab
+    frame.wait_for_selector("#xai-scatter", timeout=WAIT_MS)
+    frame.select_option("#xai-scatter-axis", "evidence")
+    frame.wait_for_selector("#xai-evidence-note", timeout=WAIT_MS)
+    answer = post(base, "suggestions", {"models": body()["models"], "samples": body()["samples"], "layer": None, "neuron": None, "evidence": True})
+    values = answer["per_sample"]["evidence_disagreement"]
+    covered = sorted(i for i, v in enumerate(values) if v is not None)
+    points = frame.evaluate("async () => (await import('./index.js')).current().suggestions.plot.positions()")
+    assert sorted(p["index"] for p in points) == covered
+    # Higher disagreement is drawn higher (smaller y on screen).
+    by_value = sorted(points, key=lambda p: values[p["index"]])
+    assert all(a["y"] >= b["y"] for a, b in zip(by_value, by_value[1:]))
+    assert frame.evaluate("[...document.querySelectorAll('#xai-scatter svg text')].some(t => t.textContent.startsWith('evidence disagreement'))")
+
+
+@pytest.mark.parametrize("theme", ["Light", "Dark"])
+def test_axe_finds_no_violation_with_every_trust_part_on(tab, theme):
+    page, frame, _, errors = tab
+    choose_theme(page, theme)
+    frame.wait_for_function("(t) => document.documentElement.dataset.theme === t", arg=theme.lower(), timeout=10_000)
+    frame.locator("#xai-grid .xai-score").first.focus()  # a curve shown, too
+    violations = run_axe(frame)
+    assert violations == [], json.dumps(violations, indent=1)
+    if theme == "Light":
+        frame.locator("#xai-trust").screenshot(path=os.path.join(SCREENSHOTS, "trust.png"))
+    choose_theme(page, "Light")
+    assert [e for e in errors if "page error" in e or e.startswith(("4", "5"))] == [], errors

@@ -94,7 +94,6 @@ export class TrustPanel {
     replaceChildren(
       this.ranking,
       h("h3", {}, "Ranking of the methods"),
-      h("button", { class: "xai-btn", id: "xai-export-scores", onclick: () => this.actions.exportScores() }, "Scores CSV"),
       h(
         "table",
         { class: "xai-rank", id: "xai-rank-table" },
@@ -103,11 +102,13 @@ export class TrustPanel {
         h("tbody", {}, ...body),
       ),
       missing.length ? h("div", { class: "xai-message" }, `not scored: ${missing.join("; ")}`) : null,
+      h("button", { class: "xai-btn xai-after-table", id: "xai-export-scores", onclick: () => this.actions.exportScores() }, "Scores CSV"),
     );
   }
 
   /** The sanity check's verdict per (model, method): the correlation left after full randomization, and the badge. */
-  showSanity(cells: SanityCell[], threshold: number, label: (id: string) => string, flaggedOf: (c: SanityCell) => boolean): void {
+  showSanity(cells: SanityCell[], threshold: number, label: (id: string) => string, flaggedOf: (c: SanityCell) => boolean, randomization?: string): void {
+    const how = randomization === "permute" ? " (each layer's weights shuffled)" : randomization === "init" ? " (each layer's weights drawn anew)" : "";
     const rows = cells.map((c) =>
       h(
         "tr",
@@ -125,7 +126,7 @@ export class TrustPanel {
       h(
         "table",
         { class: "xai-rank", id: "xai-sanity-table" },
-        h("caption", {}, "Cascading randomization: the model's layers re-initialized from the output down; ρ is the Spearman rank correlation of the absolute maps with the trained model's, mean over the grid's samples."),
+        h("caption", {}, `Cascading randomization: the model's layers randomized from the output down${how}; ρ is the Spearman rank correlation of the absolute maps with the trained model's, mean over the grid's samples.`),
         h("thead", {}, h("tr", {}, ...["model", "method", "after full randomization", "verdict"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, ...rows),
       ),
