@@ -14,6 +14,7 @@ import type { LayersResponse, MethodInfo, ModelRef, RunInfo, SuggestionsResponse
 import type { CellView } from "./views/cell";
 import { h, keepFocus, replaceChildren } from "./views/dom";
 import { cellKey, GridView, type Column } from "./views/grid";
+import { ListingErrorsView } from "./views/listingErrors";
 import { ProgressView } from "./views/progress";
 import { defaultParams, latestStep, SetupView } from "./views/setup";
 import { SuggestionPanel } from "./views/suggestions";
@@ -39,6 +40,7 @@ const changed = (s: ViewState, prev: ViewState, keys: (keyof ViewState)[]) => ke
 export class App {
   readonly store: Store;
   private runs: RunInfo[] = [];
+  private readonly listingErrors = new ListingErrorsView();
   private methods: MethodInfo[] = [];
   private layers: LayersResponse | null = null;
   private sessions = new Map<string, Hparams>();
@@ -104,6 +106,7 @@ export class App {
       h("h1", { class: "xai-sr-only" }, "XAI: explanations of the logged models"),
       this.setup.el,
       this.progress.el,
+      this.listingErrors.el,
       h("div", { class: "xai-panel", id: "xai-compare" }, h("h2", {}, "Comparison"), this.gridTools, this.gridSlot),
       this.trust.panel.el,
       h("div", { class: "xai-panel" }, h("h2", {}, "Over training"), this.timelineSlot),
@@ -119,6 +122,7 @@ export class App {
     try {
       const [runs, methods, groups, tbRuns] = await Promise.all([getRuns(), getMethods(), getSessionGroups().catch(() => []), getTensorBoardRuns().catch(() => [])]);
       this.runs = runs.runs;
+      this.listingErrors.show(runs.errors ?? []);
       this.assignColors(tbRuns);
       this.methods = methods.methods;
       this.sessions = sessionHparams(groups);
@@ -244,6 +248,7 @@ export class App {
     try {
       const [runs, tbRuns] = await Promise.all([getRuns(), getTensorBoardRuns().catch(() => [])]);
       this.runs = runs.runs;
+      this.listingErrors.show(runs.errors ?? []);
       this.assignColors(tbRuns);
     } catch (e) {
       this.progress.tell(`Cannot reload the runs: ${messageOf(e)}`);

@@ -10,6 +10,7 @@ plugin's --xai_cache_dir) or DEFAULT_DIR; the least recently used copies go once
 `budget_bytes`.
 """
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -85,6 +86,8 @@ def _fetch(path, target, file_sha256, is_dir):
             shutil.rmtree(temp, ignore_errors=True)
         elif os.path.exists(temp):
             os.remove(temp)
+        with contextlib.suppress(OSError):  # a failed copy leaves no empty folder (one still in use is not empty)
+            os.rmdir(os.path.dirname(target))
 
 
 def _copy_file(source, target):
