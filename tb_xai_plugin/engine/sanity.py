@@ -82,19 +82,13 @@ def randomize(model, layers, positions, seed, mode=DEFAULT_MODE):
 
 
 def _rebuild(model):
-    """Drop compiled functions and analyzers, and re-make the logits model (it may hold copies of the last layer)."""
+    """Drop compiled functions and analyzers (built from the old weights); the native backend's logits model holds a
+    copy of the last layer's weights, so it is re-made (the iNNvestigate backend's shares them)."""
     model.cache.clear()
     if model.backend == "native":
         from tb_xai_plugin.engine.backends.native.loading import strip_output_activation
 
         model.logits_model = strip_output_activation(model.keras_model)
-        return
-    from tb_xai_plugin.engine.backends.innvestigate.loading import strip_output_activation
-
-    with model.building() as fetches:
-        model.logits_model = strip_output_activation(model.keras_model)
-        fetches.append(model.logits_model.output)
-    model._ancestors = None
 
 
 def maps_for_classes(model, method, images, classes, options):
