@@ -1,7 +1,7 @@
 """Compute routes behind reverse proxies that rewrite Host: a TLS-terminating ingress (X-Forwarded-*), a
 notebook-style proxy serving TensorBoard under /proxy/6006/ on another port (RFC 7239 Forwarded), both
 over a real `tensorboard --path_prefix /tb` (its logdir on gs://, see conftest.py); CSRF stays (custom header required, a foreign Origin refused).
-The tab itself loads through the TLS ingress in Chromium and draws a map."""
+The tab itself loads through the TLS ingress in Chromium, draws a map and shows the logdir's listing errors."""
 
 import json
 import ssl
@@ -112,5 +112,7 @@ def test_the_tab_draws_a_map_through_the_tls_ingress(proxied, chromium_path, tmp
             )
             assert drawn and max(drawn) > 0, drawn
             assert not refused, refused
+            shown = frame.locator("#xai-listing-errors").inner_text()  # the logdir's broken manifest, said in the tab
+            assert "broken: " in shown and "step-000000001.json" in shown, shown
         finally:
             browser.close()
