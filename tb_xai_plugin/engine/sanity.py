@@ -8,7 +8,7 @@ ones once the whole model is random (mean rho >= BADGE_THRESHOLD) does not show 
 Randomization, seeded by (seed, the layer's position counted from the output), so a layer gets the same
 weights at every stage and in both backends. Two modes:
     "permute" (default)  each weight array's values shuffled (all entries): the trained weights' scale and
-                         signs stay, what was learned goes (Quantus permutes a Keras layer's weights too)
+                         signs stay, what was learned goes (Quantus permutes weights too)
     "init"               re-initialized as Keras does: arrays of >= 2 dimensions Glorot-uniform,
                          U(-l, l), l = sqrt(6 / (fan_in + fan_out)), fan_in = shape[-2] * r,
                          fan_out = shape[-1] * r, r = prod(shape[:-2]); 1-D arrays ones for `gamma` and
