@@ -27,6 +27,7 @@ from tb_xai_plugin.errors import XaiError
 FILLS = ("mean", "zero", "blur")
 MAX_STEPS = 256
 MAX_REGION = 64
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +65,8 @@ def check_params(metrics, fill, steps, region):
     for name in metrics:
         if name not in METRICS:
             raise XaiError("unknown metric %r; the metrics are %s" % (name, ", ".join(METRICS)))
-    if isinstance(fill, bool) or not (fill in FILLS or (isinstance(fill, (int, float)) and np.isfinite(fill))):
-        raise XaiError("fill must be one of %s or a finite number, not %r" % (", ".join(FILLS), fill))
+    if isinstance(fill, bool) or not (fill in FILLS or (isinstance(fill, (int, float)) and abs(fill) <= FLOAT32_MAX)):
+        raise XaiError("fill must be one of %s or a float32 number, not %r" % (", ".join(FILLS), fill))
     for name, value, high in (("steps", steps, MAX_STEPS), ("region", region, MAX_REGION)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= high:
             raise XaiError("%s must be an integer in [1, %d], not %r" % (name, high, value))
@@ -167,7 +168,10 @@ def score_maps(model, images, targets, maps, *, metrics, fill="mean", steps=16, 
         for metric in wanted:
             relevance = segment_relevance(maps[name], labels[metric.regions])
             curves.append(Curve(labels[metric.regions], ranks_of(relevance, metric.most_first), metric.insert))
-    values = iter(compute_curves(model, x, fill_of(x, fill), targets, curves, steps, progress, budget_bytes))
+    computed = compute_curves(model, x, fill_of(x, fill), targets, curves, steps, progress, budget_bytes)
+    if not all(np.isfinite(c).all() for c in computed):
+        raise XaiError("the model's probabilities are not finite on the perturbed images (fill %r); try another fill" % (fill,))
+    values = iter(computed)
     random = dict(zip(random_keys, [next(values) for _ in random_keys]))
     out = {"random": {m.name: random[(m.regions, m.insert)] for m in wanted}, "maps": {}}
     for name in maps:

@@ -141,7 +141,8 @@ def test_areas_by_hand():
     "metrics, fill, steps, region",
     [([], "mean", 4, 2), (["deletion", "deletion"], "mean", 4, 2), (["roar"], "mean", 4, 2), ([["deletion"]], "mean", 4, 2),
      (["morf"], "purple", 4, 2), (["morf"], True, 4, 2), (["morf"], float("nan"), 4, 2), (["morf"], "mean", 0, 2),
-     (["morf"], "mean", 257, 2), (["morf"], "mean", 4.0, 2), (["morf"], "mean", 4, 0), (["morf"], "mean", 4, 17)],
+     (["morf"], "mean", 257, 2), (["morf"], "mean", 4.0, 2), (["morf"], "mean", 4, 0), (["morf"], "mean", 4, 17),
+     (["morf"], 1e39, 4, 2), (["morf"], [0.0], 4, 2)],
 )  # fmt: skip
 def test_bad_parameters_are_refused_before_any_run(linear, metrics, fill, steps, region):
     model, w, images = linear
@@ -153,3 +154,9 @@ def test_maps_of_the_wrong_shape_are_refused(linear):
     model, _, images = linear
     with pytest.raises(XaiError, match="shape"):
         faithfulness.score_maps(model, images, [0] * 4, {"m": images[:2, ..., 0]}, metrics=["deletion"])
+
+
+def test_a_fill_that_overflows_the_model_is_refused_not_answered_with_nan(linear):
+    model, _, images = linear
+    with pytest.raises(XaiError, match="not finite"):
+        faithfulness.score_maps(model, images, [0] * 4, {"m": images[..., 0]}, metrics=["deletion"], fill=3e38, steps=2)

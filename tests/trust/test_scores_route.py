@@ -1,13 +1,18 @@
 """POST scores through a real worker: the curves are the engine's on the route's own maps, cached, validated."""
 
+import json
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tb_xai_plugin import files, metadata
 from tb_xai_plugin.engine import backends, faithfulness
 from tb_xai_plugin.plugin import encoding
 from tests.engine.float32_error import EPS
 from tests.plugin.conftest import Served, body_of, build_logdir, checkpoint_file, cnn_images
+from tests.reliability.test_hostile_input import ALLOWED_STATUS, ATTRIBUTIONS, FUZZ, body_strategy, json_leaf, json_value
 
 CNN = {"run": "cnn", "step": 1}
 VAL = {"run": "cnn", "name": "val"}
@@ -95,6 +100,8 @@ def test_a_cell_that_cannot_be_scored_says_why_and_the_others_answer(served):
     assert [c["ok"] for c in cells] == [True, False] and "convolution" in cells[1]["error"], cells
     too_big = body_of(served.post("scores", scores_body(metrics=["morf"], region=29, methods=[{"id": "gradient"}])))["cells"]
     assert too_big[0]["ok"] is False and "region 29 is larger than the image" in too_big[0]["error"]
+    overflow = body_of(served.post("scores", scores_body(metrics=["deletion"], fill=3e38, methods=[{"id": "gradient"}])))["cells"]
+    assert overflow[0]["ok"] is False and "not finite" in overflow[0]["error"], overflow
 
 
 def test_progress_counts_the_maps_and_the_curves(served):
@@ -117,3 +124,22 @@ def test_bad_scores_requests_are_400_with_a_message(served, change):
 
 def test_scores_need_the_request_header(served):
     assert served.post("scores", scores_body(), headers={}).status_code == 403
+
+
+SCORE_FIELDS = dict(
+    ATTRIBUTIONS,
+    metrics=st.lists(st.sampled_from(["deletion", "insertion", "morf", "lerf", "roar"]) | json_leaf, max_size=5) | json_value,
+    fill=st.sampled_from(["mean", "zero", "blur", 0.5, 3e38, -3.4e38, 1e39]) | json_leaf,
+    steps=st.integers(-5, 300) | json_leaf,
+    region=st.integers(-2, 70) | json_leaf,
+)
+
+
+@FUZZ
+@given(body=body_strategy(dict(scores_body(methods=[{"id": "gradient"}], indices=[0], steps=2)), SCORE_FIELDS))
+def test_scores_fuzz(served, body):
+    response = served.post("scores", body)
+    assert response.status_code in ALLOWED_STATUS, (response.status_code, response.get_data()[:300])
+    answer = json.loads(response.get_data(), parse_constant=lambda name: pytest.fail("the answer holds %s" % name))
+    assert response.status_code == 200 or answer["error"]
+    assert b'"NaN"' not in response.get_data() and b'Infinity"' not in response.get_data(), "TensorBoard writes NaN as a string"
