@@ -106,6 +106,39 @@ def test_a_rerun_writes_nothing_already_stored(precomputed, tmp_path):
     assert computer.pool.stats["computed"] == 0
 
 
+def copy_to_ram(local, remote):
+    """Copy a local folder but its result stores into TensorFlow's in-memory filesystem (ram://): a logdir off the local disk."""
+    import tensorflow as tf
+
+    for root, dirs, names in os.walk(local):
+        dirs[:] = [d for d in dirs if d != result_store.RESULTS_DIR]
+        relative = os.path.relpath(root, local)
+        target = remote if relative == "." else "/".join([remote] + relative.split(os.sep))
+        tf.io.gfile.makedirs(target)
+        for name in names:
+            tf.io.gfile.copy(os.path.join(root, name), target + "/" + name, overwrite=True)
+
+
+def test_a_logdir_off_the_local_disk_is_precomputed_and_served_through_gfile(precomputed, tmp_path):
+    from tb_xai_plugin.precompute import inline, plan
+
+    remote = "ram://precompute-%s" % tmp_path.name
+    copy_to_ram(precomputed[0], remote)
+    items = plan.plan(remote, runs=["b"], methods=["gradient"], samples="val", samples_run="a")
+    computer = inline.Computer(remote, plan.run_names(remote), {"checkpoint_cache_dir": str(tmp_path / "copies")})
+    assert [computer.compute(item)["written"] for item in items] == [1, 6]
+    assert not os.path.exists("ram:") and not os.path.exists(os.path.join(str(tmp_path), "ram:"))
+    server = Served(remote, str(tmp_path / "cache"), xai_workers=1)
+    try:
+        body = dict(gradient_body([0, 5]), models=[{"run": "b", "step": 1}])
+        response = server.post("attributions", body)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        cells = body_of(response)["cells"]
+        assert cells[0]["ok"] and server.plugin.pool.stats["submitted"] == 0 and server.plugin.results.stats["hits"] == 2
+    finally:
+        server.close()
+
+
 def test_a_result_under_another_keys_name_is_ignored(precomputed, tmp_path):
     store = result_store.ResultStore()
     checkpoint = os.path.join(str(tmp_path), "run", "plugins", "xai", "checkpoints", "step-000000001.keras")
