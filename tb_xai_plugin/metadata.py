@@ -5,7 +5,9 @@ Layout of one run (the files are the source of truth; the event file only indexe
     <run>/plugins/xai/checkpoints/step-000000042.keras  the model (weights included): .keras from
                                                         Keras 3, .h5 (or a SavedModel folder) from Keras 2
     <run>/plugins/xai/checkpoints/step-000000042.json   its manifest (see CHECKPOINT_KEYS)
-    <run>/plugins/xai/samples/<name>.npz                images [N,H,W,C], labels [N] (-1: none), ids [N]
+    <run>/plugins/xai/samples/<name>.npz                images [N,H,W,C], labels [N] (-1: none), ids [N];
+                                                        np.savez (members stored uncompressed: readers
+                                                        read the images by rows at their byte offset)
     <run>/plugins/xai/samples/<name>.json               its manifest (see SAMPLES_KEYS)
 
 A manifest is written after its data file, both under a temporary name renamed into place,

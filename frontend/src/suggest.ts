@@ -181,3 +181,34 @@ export const normalRect = ([x0, y0, x1, y1]: [number, number, number, number]): 
   Math.max(x0, x1),
   Math.max(y0, y1),
 ];
+
+/** The suggestions request that counts: starting a new one hands back the one it replaces, to cancel on the server. */
+export class LatestRequest {
+  private current: string | null = null;
+
+  /** Make `id` the request that counts; the replaced request's id, or null. */
+  start(id: string): string | null {
+    const stale = this.current;
+    this.current = id;
+    return stale;
+  }
+
+  /** Forget the request that counts (the selection changed before it was sent); its id, or null. */
+  drop(): string | null {
+    const stale = this.current;
+    this.current = null;
+    return stale;
+  }
+
+  /** Whether `id` is still the request that counts. */
+  isCurrent(id: string): boolean {
+    return this.current === id;
+  }
+}
+
+/** "12,800 of 60,000 rows (21%)": a suggestions request's progress (GET progress counts rows, every model's). */
+export function rowsText(done: number, total: number): string {
+  if (total <= 0) return "starting…";
+  const percent = Math.floor((100 * Math.min(done, total)) / total);
+  return `${done.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} rows (${percent}%)`;
+}

@@ -1,7 +1,7 @@
 // The suggestion panel: which samples are worth a look. A scatter for several models, a histogram
 // for one; filters; hover preview; click / brush send samples to the grid; the selection as CSV.
 import type { Filters, HistogramSource } from "../state";
-import { applyFilters, lossOfTruth, selectionTable } from "../suggest";
+import { applyFilters, lossOfTruth, rowsText, selectionTable } from "../suggest";
 import type { ScatterAxis } from "../trust";
 import type { SuggestionsResponse } from "../types";
 import { h, replaceChildren } from "./dom";
@@ -62,6 +62,16 @@ export class SuggestionPanel {
     replaceChildren(this.note, text);
     replaceChildren(this.plotSlot);
     replaceChildren(this.controls);
+  }
+
+  /** Say how far the statistics are (rows done of every model's rows), with a button that cancels them. */
+  working(done: number, total: number, onCancel: () => void): void {
+    this.message("");
+    replaceChildren(
+      this.note,
+      h("span", { id: "xai-suggest-progress", role: "status" }, `computing statistics over the sample set: ${rowsText(done, total)} `),
+      h("button", { class: "xai-btn", id: "xai-suggest-cancel", onclick: onCancel }, "Cancel"),
+    );
   }
 
   /** Plot `stats` under `filters`: scatter with two usable models or more, histogram with one. */
