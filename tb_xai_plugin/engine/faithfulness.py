@@ -148,9 +148,9 @@ def aopc(curves):
     return curves[:, 0] - curves.mean(axis=1)
 
 
-def score_maps(model, images, targets, maps, *, metrics, fill="mean", steps=16, region=4, seed=0, progress=None,
+def score_maps(model, images, targets, maps, *, metrics, fill="mean", steps=16, region=4, seed=0, random=True, progress=None,
                budget_bytes=common.MEMORY_BUDGET_BYTES):  # fmt: skip
-    """{"random": {metric: [N, steps+1]}, "maps": {name: {metric: [N, steps+1]}}} for stored images and maps {name: [N, H, W]}."""
+    """{"random": {metric: [N, steps+1]} ({} unless `random`), "maps": {name: {metric: [N, steps+1]}}} for stored images and maps {name: [N, H, W]}."""
     check_params(metrics, fill, steps, region)
     x = model.preprocess(images)
     n, height, width = x.shape[:3]
@@ -162,7 +162,7 @@ def score_maps(model, images, targets, maps, *, metrics, fill="mean", steps=16, 
             raise XaiError("maps of %s have shape %s; the images need [%d, %d, %d]" % (name, list(np.shape(m)), n, height, width))
     labels = {False: region_labels(height, width, 1), True: region_labels(height, width, region)}
     wanted = [METRICS[name] for name in metrics]
-    random_keys = sorted({(m.regions, m.insert) for m in wanted})  # LeRF and MoRF share one random curve
+    random_keys = sorted({(m.regions, m.insert) for m in wanted}) if random else []  # LeRF and MoRF share one
     curves = [Curve(labels[r], random_ranks(x, int(labels[r].max()) + 1, seed), i) for r, i in random_keys]
     for name in maps:
         for metric in wanted:
@@ -172,8 +172,8 @@ def score_maps(model, images, targets, maps, *, metrics, fill="mean", steps=16, 
     if not all(np.isfinite(c).all() for c in computed):
         raise XaiError("the model's probabilities are not finite on the perturbed images (fill %r); try another fill" % (fill,))
     values = iter(computed)
-    random = dict(zip(random_keys, [next(values) for _ in random_keys]))
-    out = {"random": {m.name: random[(m.regions, m.insert)] for m in wanted}, "maps": {}}
+    shuffled = dict(zip(random_keys, [next(values) for _ in random_keys]))
+    out = {"random": {m.name: shuffled[(m.regions, m.insert)] for m in wanted} if random else {}, "maps": {}}
     for name in maps:
         out["maps"][name] = {metric.name: next(values) for metric in wanted}
     return out

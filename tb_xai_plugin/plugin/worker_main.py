@@ -239,7 +239,8 @@ def op_scores(worker, message):
     images, _ = worker.images(message["samples"], message["indices"])
     return faithfulness.score_maps(
         model, images, message["targets"], message["maps"], metrics=message["metrics"], fill=message["fill"],
-        steps=message["steps"], region=message["region"], seed=message["seed"], progress=worker.progress,
+        steps=message["steps"], region=message["region"], seed=message["seed"], random=message.get("random", True),
+        progress=worker.progress,
     )  # fmt: skip
 
 

@@ -111,6 +111,18 @@ def test_progress_counts_the_maps_and_the_curves(served):
     assert progress["state"] == "done" and progress["done"] == progress["total"] > 2 * 2, progress
 
 
+def test_the_methods_of_a_model_share_its_random_curves_across_requests(served):
+    totals, random = [], []
+    for n, method in enumerate([{"id": "gradient", "params": {"postprocess": "square"}}, {"id": "occlusion", "params": {"window": 5}}]):
+        body = scores_body(indices=[2, 4], methods=[method], metrics=["deletion"], steps=4, request_id="shared-random-%d" % n)
+        response = served.post("scores", body)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        random.append(body_of(response)["cells"][0]["scores"]["deletion"]["random_curves"])
+        totals.append(body_of(served.get("progress", request_id=body["request_id"]))["total"])
+    assert random[0] == random[1]
+    assert totals[0] - totals[1] == 2 * 5, "the second request computed the random curves again: %s" % totals
+
+
 @pytest.mark.parametrize(
     "change",
     [{"metrics": ["roar"]}, {"metrics": []}, {"metrics": "deletion"}, {"metrics": ["deletion", "deletion"]}, {"fill": "purple"},
