@@ -100,7 +100,7 @@ def test_sanity_cells_say_what_they_computed_and_why_a_cell_failed(served):
 
 
 def test_sanity_leaves_the_served_model_as_trained(served):
-    assert served.post("sanity", sanity_body(models=[CNN1], indices=[0])).status_code == 200
+    assert served.post("sanity", sanity_body(models=[CNN1], indices=[0], methods=[{"id": "gradient"}])).status_code == 200
     probs = body_of(served.post("predictions", {"models": [CNN1], "samples": VAL, "indices": [5], "top_k": 3}))["models"][0]
     expected = tiny_cnn(1).predict(cnn_images()[0][[5]] / np.float32(255), verbose=0)[0]
     assert probs["ok"] and probs["top_classes"][0][0] == int(expected.argmax())
