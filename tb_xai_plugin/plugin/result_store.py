@@ -42,10 +42,10 @@ def _join(*parts):
 
 
 def results_dir_of_checkpoint(checkpoint_path):
-    """<run>/plugins/xai/results/step-<N> of the checkpoint at <run>/plugins/xai/checkpoints/step-<N>[.suffix]."""
+    """<run>/plugins/xai/results/step-<N> of the checkpoint at <run>/plugins/xai/checkpoints/step-<N>[.suffix] (None: no such name)."""
     path = checkpoint_path.rstrip("/")
-    stem = CHECKPOINT_STEM.match(path.replace("\\", "/").rsplit("/", 1)[-1]).group(1)
-    return _join(os.path.dirname(os.path.dirname(path)), RESULTS_DIR, stem)
+    stem = CHECKPOINT_STEM.match(os.path.basename(path))
+    return None if stem is None else _join(os.path.dirname(os.path.dirname(path)), RESULTS_DIR, stem.group(1))
 
 
 def results_dir(run_dir, step=None):
@@ -94,7 +94,7 @@ class ResultStore:
         """The value precomputed under `key` for the checkpoint at `checkpoint_path`, or None."""
         folder = results_dir_of_checkpoint(checkpoint_path)
         digest = key_digest(key)
-        if digest not in self._listed(folder):
+        if folder is None or digest not in self._listed(folder):
             self.stats["misses"] += 1
             return None
         path = result_path(folder, digest)
@@ -112,7 +112,8 @@ class ResultStore:
 
     def has(self, checkpoint_path, key):
         """Whether a result for `key` is stored for the checkpoint at `checkpoint_path` (as last listed)."""
-        return key_digest(key) in self._listed(results_dir_of_checkpoint(checkpoint_path))
+        folder = results_dir_of_checkpoint(checkpoint_path)
+        return folder is not None and key_digest(key) in self._listed(folder)
 
     def _listed(self, folder):
         """The digests in `folder`, listed again when the listing is older than ttl_s."""

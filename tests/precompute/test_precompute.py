@@ -139,7 +139,7 @@ def test_a_logdir_off_the_local_disk_is_precomputed_and_served_through_gfile(pre
         server.close()
 
 
-def test_a_result_under_another_keys_name_is_ignored(precomputed, tmp_path):
+def test_a_result_under_another_keys_name_is_ignored(tmp_path):
     store = result_store.ResultStore()
     checkpoint = os.path.join(str(tmp_path), "run", "plugins", "xai", "checkpoints", "step-000000001.keras")
     folder = result_store.results_dir_of_checkpoint(checkpoint)
