@@ -75,23 +75,25 @@ def first_last_body(service, ctx, eid, req):
     pairs, cells = [], []
     for run in req.runs:
         steps = sorted(service.catalog.run(ctx, eid, run).checkpoints)
-        if not steps:
-            raise XaiError("run %r has no checkpoints" % run)
-        pairs.append((run, steps[0], steps[-1]))
-    models = sorted({(run, step) for run, first, last in pairs for step in (first, last)})
+        pairs.append((run, steps[0], steps[-1]) if steps else (run, None, None))
+    models = sorted({(run, step) for run, first, last in pairs if first is not None for step in (first, last)})
+    if not models:
+        raise XaiError("none of the runs %s has a checkpoint" % ", ".join(map(repr, req.runs)))
     maps_req = parsing.Attributions(**dict(vars(req.maps), models=models))
     sref, found = collect_maps(service, ctx, eid, maps_req)
     by_key = {(c["ckpt"].run, c["ckpt"].step, c["method"], repr(c["params"])): c for c in found}
     for run, first, last in pairs:
         for method, params in req.maps.methods:
             head = {"run": run, "first": first, "last": last, "method": method}
-            a, b = (by_key[(run, step, method, repr(params))] for step in (first, last))
+            a, b = (by_key.get((run, step, method, repr(params))) for step in (first, last))
             cells.append(dict(head, **_pair_json(run, first, last, a, b)))
     return {"samples_sha256": sref.manifest["sha256"], "indices": list(req.maps.indices), "correlation": CORRELATION, "cells": cells}
 
 
 def _pair_json(run, first, last, a, b):
     """{"ok", "correlations", "mean"} of two cells' maps, or {"ok": false, "error"}."""
+    if first is None:
+        return {"ok": False, "error": "run %r has no checkpoints" % run}
     if first == last:
         return {"ok": False, "error": "run %r has one checkpoint (step %d): nothing to compare" % (run, first)}
     for cell in (a, b):

@@ -116,6 +116,13 @@ def test_a_repeated_sanity_request_reaches_no_worker(served):
     assert first["cells"][0]["stages"] == ["conv"] and first["cells"][0]["randomized"] == [2]
 
 
+def test_sanity_progress_counts_every_map_of_every_stage(served):
+    body = sanity_body(models=[CNN2], methods=[{"id": "gradient"}], indices=[1, 2], max_stages=1, request_id="sanity-progress")
+    assert served.post("sanity", body).status_code == 200
+    progress = body_of(served.get("progress", request_id="sanity-progress"))
+    assert progress["state"] == "done" and progress["done"] == progress["total"] == (1 + 1) * 1 * 2, progress
+
+
 @pytest.mark.parametrize(
     "change",
     [{"indices": list(range(17))}, {"randomization": "shuffle"}, {"max_stages": 0}, {"max_stages": 65}, {"colour": 1},
