@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import shutil
+import sys
 
 import numpy as np
 import psutil
@@ -149,3 +150,29 @@ def test_a_result_under_another_keys_name_is_ignored(tmp_path):
         f.write(result_store.encode(wrong, {"probs": np.ones((2, 3), np.float32)}))
     assert store.get(checkpoint, right) is None and store.stats["unreadable"] == 1
     assert store.get(checkpoint, wrong) is None and store.stats["misses"] == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "no_such_method"], "no_such_method"),
+        (["--runs", "zzz"], "no run zzz"),
+        (["--samples", "missing"], "no sample set named 'missing'"),
+        (["--methods", "gradient", "--target", "best"], "--target must be"),
+        (["--methods", "gradient", "--params", "[1]"], "--params must be a JSON object"),
+        (["--steps", "9"], "no step of run 'a': 9"),
+    ],
+)
+def test_bad_arguments_fail_before_any_work(precomputed, capsys, args, message):
+    logdir = precomputed[0]
+    before = result_files(logdir, "a") + result_files(logdir, "b")
+    argv = ["precompute", "--logdir", logdir, "--samples-run", "a", "--samples", "val"] + args
+    assert cli.main(argv + BEAM_ARGS) == 2
+    assert message in capsys.readouterr().err
+    assert result_files(logdir, "a") + result_files(logdir, "b") == before
+
+
+def test_without_beam_the_command_says_how_to_install_it(precomputed, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # import apache_beam raises ImportError
+    assert cli.main(["precompute", "--logdir", precomputed[0], "--samples-run", "a", "--samples", "val"]) == 2
+    assert "pip install apache-beam==2.77.0" in capsys.readouterr().err
