@@ -2,6 +2,7 @@
 // base is /data/plugin/xai/, which also holds behind --path_prefix.
 import type { SessionGroup } from "./hparams";
 import type {
+  ApplicabilityResponse,
   AttributionsResponse,
   LayersResponse,
   MethodChoice,
@@ -87,6 +88,10 @@ export const getMethods = (): Promise<MethodsResponse> => getJson("methods");
 
 export const getLayers = (model: ModelRef): Promise<LayersResponse> =>
   getJson(`layers?run=${encodeURIComponent(model.run)}&step=${model.step}`);
+
+/** Which methods apply to one model, from a worker's look at the loaded model (GET layers only reads the cached answer). */
+export const postApplicability = (model: ModelRef, signal?: AbortSignal): Promise<ApplicabilityResponse> =>
+  postJson("applicability", { run: model.run, step: model.step }, signal);
 
 /** TensorBoard's hparams session groups (its own plugin's route, beside ours); [] when it has none. */
 export async function getSessionGroups(): Promise<SessionGroup[]> {

@@ -1,5 +1,6 @@
 // Wiring: state changes -> requests -> views. Responses for a selection that changed meanwhile are dropped.
-import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, getTensorBoardRuns, imageUrl, postSuggestions } from "./api";
+import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, getTensorBoardRuns, imageUrl, postApplicability, postSuggestions } from "./api";
+import { withApplicability } from "./heads";
 import { classNames, sampleCount } from "./catalog";
 import { sessionHparams, type Hparams } from "./hparams";
 import { scaleGroup, sharedScales } from "./heatmap";
@@ -220,6 +221,11 @@ export class App {
       const layers = await getLayers(first);
       if (this.layersFor !== key) return; // the first model changed meanwhile
       this.layers = layers;
+      this.renderSetup();
+      if (layers.methods_from === "model") return;
+      const checked = await postApplicability(first); // the manifest cannot tell: a worker checks the loaded model
+      if (this.layersFor !== key) return;
+      this.layers = withApplicability(layers, checked);
       this.renderSetup();
     } catch (e) {
       if (this.layersFor === key) this.progress.tell(`Cannot read the layers of ${first.run} at step ${first.step}: ${messageOf(e)}`);

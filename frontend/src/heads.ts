@@ -1,3 +1,5 @@
+import type { ApplicabilityResponse, LayersResponse } from "./types";
+
 /** What a model's head kind (GET layers' `head`, docs/heads.md) and a method's applicability mean, as the tab says them. */
 
 export type HeadKind = "softmax" | "logits" | "binary_sigmoid" | "binary_logit" | "multilabel";
@@ -20,4 +22,9 @@ export function applicabilityNote(usable: Applicability | undefined): string | n
   if (!usable || usable.ok === true) return null;
   if (usable.ok === null) return `may not apply: ${usable.reason ?? "unknown until computed"}`;
   return `not for this model: ${usable.reason || "unsupported"}`;
+}
+
+/** GET layers' answer with the methods a worker checked on the loaded model in place of the manifest's guess. */
+export function withApplicability(layers: LayersResponse, checked: ApplicabilityResponse): LayersResponse {
+  return { ...layers, methods: checked.methods, methods_from: "model" };
 }

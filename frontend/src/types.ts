@@ -92,6 +92,14 @@ export interface LayersResponse {
   methods_from?: "model" | "manifest";
 }
 
+/** POST applicability: the worker's answer on the loaded model (docs/http_api.md). */
+export interface ApplicabilityResponse {
+  run: string;
+  step: number;
+  methods: LayersResponse["methods"];
+  methods_from: "model";
+}
+
 export type Target = { kind: "predicted" } | { kind: "label" } | { kind: "class"; index: number };
 
 export type ParamValues = Record<string, number | boolean | string>;

@@ -406,6 +406,12 @@ def parse_agreement(body):
     return parse_attributions(body)
 
 
+def parse_applicability(body):
+    """(run, step) of a POST applicability body."""
+    fields(body, "the request", ("run", "step"))
+    return run_name(body["run"]), integer(body["step"], "step", 0, MAX_STEP)
+
+
 def parse_cancel(body):
     """The request id of a POST cancel body."""
     fields(body, "the request", ("request_id",))

@@ -62,21 +62,21 @@ class ManifestModel:
         self.head = model_info.manifest_head(manifest)
 
 
-UNKNOWN_UNTIL_COMPUTED = "unknown until computed: this check needs the loaded model, and no worker answered"
+UNKNOWN_UNTIL_COMPUTED = "unknown until computed: the backend checks the loaded model (POST applicability)"
 
 
 def method_applicability(manifest):
-    """{method id: {"ok": true | false | null, "reason"}} from a manifest alone: null where only the loaded model can tell."""
+    """{method id: {"ok": false | null, "reason"}} from a manifest alone: false where the method's own rule refuses,
+    null (unknown until a worker checked the loaded model) everywhere else, never true by default."""
     registry.describe_methods()  # imports the method modules, which register themselves
     model = ManifestModel(manifest)
     out = {}
     for method in registry.METHODS.values():
         try:
             reason = method.reason_unusable(model) or targets.reason_head_unusable(model, method)
-        except Exception:  # noqa: BLE001  (a check that needs the loaded model: never "ok" by default)
-            out[method.id] = {"ok": None, "reason": UNKNOWN_UNTIL_COMPUTED}
-            continue
-        out[method.id] = {"ok": reason is None, "reason": reason or ""}
+        except Exception:  # noqa: BLE001  (a rule that needs the loaded model: unknown here)
+            reason = None
+        out[method.id] = {"ok": False, "reason": reason} if reason else {"ok": None, "reason": UNKNOWN_UNTIL_COMPUTED}
     return out
 
 
@@ -162,6 +162,7 @@ class XaiPlugin(base_plugin.TBPlugin):
             "/runs": self._serve_runs,
             "/methods": self._serve_methods,
             "/layers": self._serve_layers,
+            "/applicability": self._serve_applicability,
             "/image": self._serve_image,
             "/progress": self._serve_progress,
             "/predictions": self._serve_predictions,
@@ -227,13 +228,13 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("GET")
     def _serve_layers(self, request):
-        """GET layers: one checkpoint's layers, default layer, head, and which methods apply (a worker's answer on the model)."""
+        """GET layers: one checkpoint's layers, default layer, head, and which methods apply (the worker's cached answer, else the manifest's)."""
         ctx, eid = request_context(request)
         run = parsing.run_name(request.args.get("run"))
         step = parsing.integer_text(request.args.get("step"), "step", parsing.MAX_STEP)
         ckpt = self.catalog.checkpoint(ctx, eid, run, step)
         manifest = ckpt.manifest
-        methods = applicability.methods_of(self.cache, self.pool, ckpt, [m["id"] for m in registry.describe_methods()])
+        methods = applicability.cached_methods(self.cache, ckpt)  # a GET only reads: no worker, no model load
         body = {
             "layers": manifest["layers"],
             "default_layer": model_info.default_layer(manifest["layers"]),
@@ -243,6 +244,15 @@ class XaiPlugin(base_plugin.TBPlugin):
             "methods_from": "model" if methods is not None else "manifest",
         }
         return http_util.Respond(request, body, JSON)
+
+    @route("POST")
+    def _serve_applicability(self, request):
+        """POST applicability: which methods apply to one checkpoint, from a worker's look at the loaded model (cached)."""
+        ctx, eid = request_context(request)
+        run, step = parsing.parse_applicability(parsing.read_json(request))
+        ckpt = self.catalog.checkpoint(ctx, eid, run, step)
+        methods = applicability.methods_of(self.cache, self.pool, ckpt, [m["id"] for m in registry.describe_methods()])
+        return http_util.Respond(request, {"run": run, "step": step, "methods": methods, "methods_from": "model"}, JSON)
 
     @route("GET")
     def _serve_image(self, request):

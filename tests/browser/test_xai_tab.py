@@ -110,9 +110,9 @@ def test_grid_fills_for_two_runs_and_three_methods(tab):
             frame.locator('.xai-run-check[data-run="%s"]' % run).click()
     methods = chosen_methods(frame)
     states = wait_grid(frame)
-    applies = [
-        frame.evaluate("async (u) => (await (await fetch(u)).json()).methods", "layers?run=%s&step=3" % run) for run in ("alpha", "beta")
-    ]
+    ask = """async (run) => (await (await fetch("applicability", {method: "POST", headers: {"X-XAI-Request": "1",
+        "Content-Type": "application/json"}, body: JSON.stringify({run, step: 3})})).json()).methods"""
+    applies = [frame.evaluate(ask, run) for run in ("alpha", "beta")]  # a worker's check of each loaded model
     assert all(a[m]["ok"] for a in applies for m in methods), applies  # every chosen method applies to both models
     assert states == ["ready"] * (2 * 3), states
     state = state_in_url(page)

@@ -114,7 +114,9 @@ def served(tmp_path_factory, certificate):
         write_run(local, run)
     with open(os.path.join(local, "broken", CKPT + ".json"), "w") as f:
         f.write("{not json")
-    with open(os.path.join(local, "tampered", CKPT + ".keras"), "ab") as f:
+    with open(os.path.join(local, "tampered", CKPT + ".json")) as f:
+        data_file = json.load(f)["file"]  # .keras from Keras 3, .h5 from Keras 2
+    with open(os.path.join(local, "tampered", "plugins", "xai", "checkpoints", data_file), "ab") as f:
         f.write(b"\0")
     cache = str(tmp_path_factory.mktemp("cache"))
     gcs = GcsEmulator(certificate, log_path=os.path.join(cache, "gcs.log"))

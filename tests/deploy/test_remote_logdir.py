@@ -58,7 +58,7 @@ def test_maps_come_from_a_checked_local_copy_of_the_remote_checkpoint(remote):
     assert cells["cnn"]["ok"] is True and cells["cnn"]["shape"] == [2, 16, 16], cells["cnn"]
     with open(os.path.join(local, "cnn", CKPT + ".json")) as f:
         manifest = json.load(f)
-    copy = os.path.join(cache, manifest["file_sha256"], "step-000000001.keras")
+    copy = os.path.join(cache, manifest["file_sha256"], manifest["file"])
     with open(copy, "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == manifest["file_sha256"]
     assert cells["tampered"]["ok"] is False and "file_sha256" in cells["tampered"]["error"], cells["tampered"]

@@ -169,10 +169,14 @@ def test_logits_head_probabilities_are_the_softmax(served):
 def test_the_picker_answers_per_model_from_the_loaded_model(served):
     answers = {}
     for run in ("binary", "softmax"):
-        status, body = fetch(served[0] + "layers?run=%s&step=1" % run)
-        assert status == 200 and body["methods_from"] == "model" and body["head"] == EXPECTED_HEAD[run]
-        assert all(isinstance(answer["ok"], bool) for answer in body["methods"].values())
-        answers[run] = body["methods"]
+        status, guessed = fetch(served[0] + "layers?run=%s&step=1" % run)  # a GET reads: the manifest, never ok by default
+        assert status == 200 and guessed["head"] == EXPECTED_HEAD[run]
+        if guessed["methods_from"] == "manifest":
+            assert all(answer["ok"] is not True for answer in guessed["methods"].values())
+        checked = post(served, "applicability", {"run": run, "step": 1})
+        assert checked["methods_from"] == "model" and all(isinstance(a["ok"], bool) for a in checked["methods"].values())
+        answers[run] = checked["methods"]
+        assert fetch(served[0] + "layers?run=%s&step=1" % run)[1]["methods"] == answers[run]  # cached per checkpoint
     assert not answers["binary"]["pattern.net"]["ok"] and "binary head" in answers["binary"]["pattern.net"]["reason"]
     assert answers["softmax"]["pattern.net"]["ok"] and answers["binary"]["lrp.epsilon"]["ok"]
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tb_xai_plugin.plugin import xai_plugin
-from tests.plugin.conftest import CLASSES, body_of, cnn_images
+from tests.plugin.conftest import CLASSES, Served, body_of, cnn_images
 
 
 def test_runs_lists_every_checkpoint_and_sample_set(served):
@@ -42,10 +42,26 @@ def test_layers_from_the_manifest(served):
     body = body_of(served.get("layers", run="cnn", step="2"))
     assert [layer["name"] for layer in body["layers"]][1:] == ["conv", "pool", "dense"]
     assert body["default_layer"] == "conv"
-    assert body["methods"]["grad_cam"]["ok"] is True and body["methods_from"] == "model"
+    assert body["methods"]["grad_cam"]["ok"] is None and body["methods_from"] == "manifest"  # unknown: nothing loaded
     dense = body_of(served.get("layers", run="a", step="0"))
     assert dense["default_layer"] is None
     assert dense["methods"]["grad_cam"]["ok"] is False and "reason" in dense["methods"]["grad_cam"]
+
+
+def test_layers_starts_no_worker_and_applicability_asks_one(logdir, tmp_path):
+    fresh = Served(logdir, str(tmp_path / "cache"))
+    try:
+        assert body_of(fresh.get("layers", run="cnn", step="1"))["methods_from"] == "manifest"
+        assert fresh.plugin.pool._slots == []  # a GET loads nothing: no worker process, no thread
+        assert fresh.post("applicability", {"run": "cnn", "step": 1}, headers={}).status_code == 403
+        checked = body_of(fresh.post("applicability", {"run": "cnn", "step": 1}))
+        assert checked["methods_from"] == "model" and checked["methods"]["grad_cam"] == {"ok": True, "reason": ""}
+        after = body_of(fresh.get("layers", run="cnn", step="1"))
+        assert after["methods_from"] == "model" and after["methods"] == checked["methods"]
+        assert fresh.post("applicability", {"run": "cnn", "step": 9}).status_code == 404
+        assert fresh.post("applicability", {"run": "cnn", "step": 1, "x": 1}).status_code == 400
+    finally:
+        fresh.close()
 
 
 def test_image_is_the_stored_sample_as_png(served):
@@ -150,8 +166,9 @@ def test_the_default_layer_of_a_nested_base_network_is_the_base(tmp_path_factory
     server = Served(root, str(tmp_path_factory.mktemp("transfer_cache")))
     try:
         body = body_of(server.get("layers", run="transfer", step="1"))
+        checked = body_of(server.post("applicability", {"run": "transfer", "step": 1}))
     finally:
         server.close()
     assert [layer["name"] for layer in body["layers"]][1:] == ["base", "pool", "dense"]
     assert body["default_layer"] == "base"  # no top-level conv: the last layer with an [H, W, C] output
-    assert body["methods"]["grad_cam"]["ok"] is True and body["methods_from"] == "model"
+    assert checked["methods"]["grad_cam"]["ok"] is True and checked["methods_from"] == "model"

@@ -33,7 +33,7 @@ def test_offered_for_the_models_they_apply_to(served):
     listed = {m["id"]: m for m in body_of(served.get("methods"))["methods"]}
     assert {m["id"] for m in METHODS} <= set(listed)
     assert all(listed[m]["sampling"] for m in SAMPLING) and not listed["deeplift"]["sampling"]
-    methods = body_of(served.get("layers", run="cnn", step="1"))["methods"]
+    methods = body_of(served.post("applicability", {"run": "cnn", "step": 1}))["methods"]
     assert all(methods[m["id"]]["ok"] is True for m in METHODS), methods
 
 

@@ -109,9 +109,11 @@ def test_no_nesting_of_a_lambda_runs_by_default(untrusted, tmp_path):
             assert "layer '%s' %s" % (UNSAFE_RUNS[entry["run"]], REFUSED) in entry["error"], entry
         cells = body_of(server.post("attributions", body(sorted(UNSAFE_RUNS))))["cells"]
         assert not any(c["ok"] for c in cells) and all(REFUSED in c["error"] for c in cells)
-        layers = server.get("layers", run="lambda", step="1")  # the worker's loader refuses it before building it
+        layers = server.get("layers", run="lambda", step="1")  # read from the manifest: nothing loaded
         assert layers.status_code == 200
-        assert all(not m["ok"] and REFUSED in m["reason"] for m in body_of(layers)["methods"].values())
+        checked = server.post("applicability", {"run": "lambda", "step": 1})  # the worker's loader refuses it unbuilt
+        assert checked.status_code == 200
+        assert all(not m["ok"] and REFUSED in m["reason"] for m in body_of(checked)["methods"].values())
         assert not os.path.exists(marker)
     finally:
         server.close()
