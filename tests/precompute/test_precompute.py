@@ -176,3 +176,26 @@ def test_without_beam_the_command_says_how_to_install_it(precomputed, capsys, mo
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # import apache_beam raises ImportError
     assert cli.main(["precompute", "--logdir", precomputed[0], "--samples-run", "a", "--samples", "val"]) == 2
     assert "pip install apache-beam==2.77.0" in capsys.readouterr().err
+
+
+def test_a_layer_adds_its_activations_and_the_layer_methods_maps(precomputed, tmp_path):
+    from tb_xai_plugin.precompute import inline, plan
+
+    logdir = str(tmp_path / "copy")
+    shutil.copytree(precomputed[0], logdir, ignore=shutil.ignore_patterns(result_store.RESULTS_DIR))
+    items = plan.plan(logdir, runs=["a"], steps=[2], methods=["grad_cam"], samples="val", layer="conv", neuron=1)
+    computer = inline.Computer(logdir, plan.run_names(logdir))
+    assert [computer.compute(item) for item in items] == [
+        {"written": 2, "stored": 0, "failed": []},  # predictions and the layer's mean activations
+        {"written": 6, "stored": 0, "failed": []},
+    ]
+    server = Served(logdir, str(tmp_path / "cache"), xai_workers=1)
+    try:
+        model = [{"run": "a", "step": 2}]
+        suggested = body_of(server.post("suggestions", {"models": model, "samples": SAMPLES, "layer": "conv", "neuron": 1}))
+        body = {"models": model, "samples": SAMPLES, "indices": [2, 3], "methods": [{"id": "grad_cam"}], "layer": "conv", "neuron": 1}
+        maps = body_of(server.post("attributions", body))
+        assert suggested["activation"]["ok"] and len(suggested["activation"]["mean"]) == 6 and maps["cells"][0]["ok"]
+        assert server.plugin.pool.stats["submitted"] == 0
+    finally:
+        server.close()
