@@ -82,6 +82,9 @@ input[type=checkbox] { accent-color: var(--xai-accent); }
 .xai-rank tr.xai-baseline { font-style: italic; color: var(--xai-muted); }
 .xai-explain { max-width: 720px; margin: 6px 0 0; }
 .xai-after-table { margin-top: 6px; }
+.xai-verdict { max-width: 760px; border-left: 3px solid var(--xai-accent); padding: 2px 8px; margin: 6px 0; background: var(--xai-surface); }
+.xai-verdict p { margin: 2px 0; }
+.xai-rank th .xai-badge { margin-left: 6px; }
 .xai-badge { display: inline-block; margin-top: 2px; padding: 0 6px; border-radius: 9px; border: 1px solid var(--xai-note); color: var(--xai-note); font-size: 11px; font-weight: 500; white-space: normal; }
 .xai-badge-slot { display: block; }
 .xai-score-wrap { position: relative; }

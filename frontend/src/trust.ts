@@ -210,3 +210,26 @@ export type ScatterAxis = "classes" | "evidence";
 
 /** The samples of `visible` the evidence axis covers (a number, not null). */
 export const evidenceCovered = (values: (number | null)[], visible: number[]): number[] => visible.filter((i) => finite(values[i]));
+
+/** The panel's verdict in sentences: the best-ranked method that passes the sanity check (when it ran), the methods
+ * no better than the random order on `metric`, and those the sanity check flagged. */
+export function verdict(rows: RankRow[], metric: Metric, flaggedIds: Set<string> | null, label: (id: string) => string): string[] {
+  const random = rows.find((r) => r.method === RANDOM_ROW)?.rank ?? null;
+  const methods = rows.filter((r) => r.method !== RANDOM_ROW && r.rank !== null);
+  const beat = methods.filter((r) => random !== null && r.rank! < random);
+  const best = beat.find((r) => !flaggedIds?.has(r.method));
+  const out: string[] = [];
+  const area = (r: RankRow) => `${METRIC_LABELS[metric]} ${fmt(r.means[metric]!)}`;
+  const randomRow = rows.find((r) => r.method === RANDOM_ROW);
+  if (best)
+    out.push(
+      `Trust first: ${label(best.method)}, the most faithful on ${METRIC_LABELS[metric]} (${area(best)} against ${fmt(randomRow?.means[metric])} for a random order)` +
+        (flaggedIds ? " that passes the sanity check." : "; turn on the sanity check to see whether it depends on the weights."),
+    );
+  else if (methods.length)
+    out.push(`None of the chosen methods is better than a random order on ${METRIC_LABELS[metric]}${flaggedIds && beat.length ? " and passes the sanity check" : ""}.`);
+  const worse = methods.filter((r) => !beat.includes(r));
+  if (worse.length) out.push(`No better than a random order on ${METRIC_LABELS[metric]}: ${worse.map((r) => label(r.method)).join(", ")}.`);
+  if (flaggedIds?.size) out.push(`Barely depend on the weights (sanity check): ${[...flaggedIds].map(label).join(", ")}.`);
+  return out;
+}

@@ -5,7 +5,7 @@ import { download } from "./export";
 import { scoresCsv } from "./gridExport";
 import { messageOf, type DataModel, type MapQuery, type Versions } from "./model";
 import type { ViewState } from "./state";
-import { DEFAULT_SANITY_THRESHOLD, firstLastText, flagged, METRIC_LABELS, rankMethods, type SampleScores, type ScoredMap, type ScoreOptions } from "./trust";
+import { DEFAULT_SANITY_THRESHOLD, firstLastText, flagged, METRIC_LABELS, rankMethods, verdict, type RankRow, type SampleScores, type ScoredMap, type ScoreOptions } from "./trust";
 import { TrustData, type GroupQuery } from "./trustModel";
 import type { AgreementResponse, Metric, ModelRef, SanityResponse } from "./types";
 import { h } from "./views/dom";
@@ -36,6 +36,9 @@ export class TrustController {
   private generation = 0;
   private agreementChoice = MEAN;
   private lastAgreement: AgreementResponse | null = null;
+  /** What the verdict is made of: the last ranking drawn, and the methods the sanity check flagged (null: not run). */
+  private ranked: { rows: RankRow[]; metric: Metric; what: string; missing: string[] } | null = null;
+  private flaggedIds: Set<string> | null = null;
   /** The over-training panel's line: how much each method's maps changed from the run's first to last checkpoint. */
   readonly firstLastEl = h("div", { id: "xai-first-last", class: "xai-first-last" });
   private timelineRun: string | null = null;
@@ -75,6 +78,9 @@ export class TrustController {
       return;
     }
     const current = () => this.generation === gen;
+    this.ranked = null;
+    this.flaggedIds = null;
+    this.panel.showVerdict([]);
     if (s.trust.scores) void this.fillScores(grid, columns, s.rows, current);
     else grid.forEach((c) => c.setScore(null));
     if (s.trust.sanity) void this.fillSanity(grid, columns, current);
@@ -171,7 +177,16 @@ export class TrustController {
     const order = [...new Set(columns.map((c) => c.method))];
     const models = new Set(columns.map((c) => `${c.model.run}@${c.model.step}`)).size;
     const what = `over ${models} model${models === 1 ? "" : "s"} × ${rows.length} sample${rows.length === 1 ? "" : "s"}`;
-    this.panel.showRanking(rankMethods(maps, metric, order), metric, this.host.methodLabel, what, missing.slice(0, 6));
+    this.ranked = { rows: rankMethods(maps, metric, order), metric, what, missing: missing.slice(0, 6) };
+    this.drawVerdict();
+  }
+
+  /** The ranking table and the verdict above the panel's parts, from the last ranking and sanity answer. */
+  private drawVerdict(): void {
+    if (!this.ranked) return;
+    const { rows, metric, what, missing } = this.ranked;
+    this.panel.showRanking(rows, metric, this.host.methodLabel, what, missing, this.flaggedIds);
+    this.panel.showVerdict(verdict(rows, metric, this.flaggedIds, this.host.methodLabel));
   }
 
   /** Run the sanity check for the grid's models and methods; badge the columns whose maps survive randomization. */
@@ -189,6 +204,8 @@ export class TrustController {
     const threshold = answer.threshold ?? DEFAULT_SANITY_THRESHOLD;
     const isFlagged = (c: SanityResponse["cells"][number]) => flagged(c, c.threshold ?? threshold);
     this.panel.showSanity(answer.cells, threshold, this.host.methodLabel, isFlagged, answer.randomization);
+    this.flaggedIds = new Set(answer.cells.filter(isFlagged).map((c) => c.method));
+    this.drawVerdict();
     for (const c of columns) {
       const cell = answer.cells.find((x) => x.run === c.model.run && x.step === c.model.step && x.method === c.method);
       grid.setBadge(c, cell && isFlagged(cell) ? sanityBadge(c.methodLabel) : null);

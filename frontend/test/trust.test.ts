@@ -127,3 +127,18 @@ test("the off-diagonal mean says how much a group agrees", () => {
   assert.equal(offDiagonalMean([[1, 0.5], [0.5, 1]]), 0.5);
   assert.equal(offDiagonalMean([[1]]), null);
 });
+
+test("the verdict names the best method that beats random and passes the sanity check, and says why the others do not", async () => {
+  const { verdict } = await import("../src/trust");
+  const maps = [scored("gradient", "a", 0, 0.3, 0.6), scored("input_t_gradient", "a", 0, 0.2, 0.7), scored("guided", "a", 0, 0.6, 0.3)];
+  const rows = rankMethods(maps, "deletion", ["gradient", "input_t_gradient", "guided"]);
+  const upper = (id: string) => id.toUpperCase();
+  assert.deepEqual(verdict(rows, "deletion", new Set(["input_t_gradient"]), upper), [
+    "Trust first: GRADIENT, the most faithful on deletion (deletion 0.300 against 0.450 for a random order) that passes the sanity check.",
+    "No better than a random order on deletion: GUIDED.",
+    "Barely depend on the weights (sanity check): INPUT_T_GRADIENT.",
+  ]);
+  // Without the sanity check the best-ranked one is named, with the advice to check it.
+  assert.match(verdict(rows, "deletion", null, upper)[0], /^Trust first: INPUT_T_GRADIENT, .*turn on the sanity check/);
+  assert.match(verdict(rows, "deletion", new Set(["input_t_gradient", "gradient"]), upper)[0], /^None of the chosen methods/);
+});

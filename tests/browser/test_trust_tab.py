@@ -193,6 +193,25 @@ def test_the_sanity_badge_marks_the_columns_the_server_flags_and_says_why(tab):
         assert "cannot show what the model learned" in frame.locator("#xai-sanity-explain").inner_text()
     else:
         assert frame.locator("#xai-sanity-explain").count() == 0
+    # The verdict above the ranking: the best method on deletion that beats the random order and is not flagged.
+    scores = post(base, "scores", body(metrics=["deletion", "insertion", "morf", "lerf"], fill="mean", steps=16, region=4))
+    mean = {m: np.mean([a for c in scores["cells"] if c["method"] == m for a in c["scores"]["deletion"]["auc"]]) for m in METHODS}
+    random = np.mean([a for c in scores["cells"] if c["method"] == METHODS[0] for a in c["scores"]["deletion"]["random_auc"]])
+    flagged_methods = {m for _, _, m in flagged}
+    trusted = sorted((m for m in METHODS if mean[m] < random and m not in flagged_methods), key=lambda m: mean[m])
+    frame.wait_for_function(
+        "() => { const v = document.querySelector('#xai-verdict'); return v.textContent && !v.textContent.includes('turn on the sanity check'); }",
+        timeout=WAIT_MS,
+    )
+    said = frame.locator("#xai-verdict").inner_text()
+    names = labels(base)
+    if trusted:
+        assert said.startswith("Trust first: %s, the most faithful on deletion" % names[trusted[0]]), said
+    else:
+        assert said.startswith("None of the chosen methods"), said
+    if flagged_methods:
+        assert "Barely depend on the weights (sanity check): " in said
+        assert all(names[m] in said.split("(sanity check): ")[1] for m in flagged_methods), said
     # The over-training panel: first vs last checkpoint of its run, per method, as the route answers.
     frame.wait_for_selector("#xai-first-last [data-method]", timeout=WAIT_MS)
     first_last = post(base, "first_last", {k: v for k, v in body(runs=["alpha"]).items() if k != "models"})

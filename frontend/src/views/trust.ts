@@ -27,12 +27,13 @@ export class TrustPanel {
     { class: "xai-empty xai-intro" },
     "Scores, a sanity check and agreement tell which of the maps above follow the model. Each is computed on demand for the grid's models, methods and samples.",
   );
+  readonly verdict = h("div", { id: "xai-verdict", class: "xai-verdict xai-hidden", role: "status" });
   readonly ranking = h("section", { id: "xai-ranking", class: "xai-trust-part xai-hidden" });
   readonly sanity = h("section", { id: "xai-sanity", class: "xai-trust-part xai-hidden" });
   readonly agreement = h("section", { id: "xai-agreement", class: "xai-trust-part xai-hidden" });
 
   constructor(private readonly actions: TrustPanelActions) {
-    this.el = h("div", { class: "xai-panel", id: "xai-trust" }, h("h2", {}, "Which maps to trust"), this.controls, this.intro, this.ranking, this.sanity, this.agreement);
+    this.el = h("div", { class: "xai-panel", id: "xai-trust" }, h("h2", {}, "Which maps to trust"), this.controls, this.intro, this.verdict, this.ranking, this.sanity, this.agreement);
   }
 
   /** Draw the switches and the score settings for `t`, and show the parts that are on. */
@@ -71,7 +72,7 @@ export class TrustPanel {
   }
 
   /** The ranking table: one row per method (and the random order), mean area per metric, rank on `metric`. */
-  showRanking(rows: RankRow[], metric: Metric, label: (id: string) => string, what: string, missing: string[]): void {
+  showRanking(rows: RankRow[], metric: Metric, label: (id: string) => string, what: string, missing: string[], flaggedIds: Set<string> | null): void {
     const better = (m: Metric) => (m === "deletion" || m === "morf" ? "lower is better" : "higher is better");
     const head = h(
       "tr",
@@ -86,7 +87,7 @@ export class TrustPanel {
         "tr",
         { class: r.method === RANDOM_ROW ? "xai-baseline" : null, "data-method": r.method, "data-rank": r.rank ?? "" },
         h("td", {}, r.rank === null ? "–" : String(r.rank)),
-        h("th", { scope: "row" }, r.method === RANDOM_ROW ? "random order (baseline)" : label(r.method)),
+        h("th", { scope: "row" }, r.method === RANDOM_ROW ? "random order (baseline)" : label(r.method), flaggedIds?.has(r.method) ? sanityBadge(label(r.method)) : null),
         ...METRICS.map((m) => h("td", { class: m === metric ? "xai-chosen" : null }, r.means[m] === undefined ? "–" : fmt(r.means[m]!))),
         h("td", {}, String(r.count)),
       ),
@@ -104,6 +105,12 @@ export class TrustPanel {
       missing.length ? h("div", { class: "xai-message" }, `not scored: ${missing.join("; ")}`) : null,
       h("button", { class: "xai-btn xai-after-table", id: "xai-export-scores", onclick: () => this.actions.exportScores() }, "Scores CSV"),
     );
+  }
+
+  /** The panel's verdict sentences (none: hidden). */
+  showVerdict(sentences: string[]): void {
+    replaceChildren(this.verdict, ...sentences.map((t) => h("p", {}, t)));
+    this.verdict.classList.toggle("xai-hidden", !sentences.length);
   }
 
   /** The sanity check's verdict per (model, method): the correlation left after full randomization, and the badge. */
