@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from tb_xai_plugin import model_info
 from tb_xai_plugin.engine import agreement
 from tb_xai_plugin.engine.attribution import attribute
 from tb_xai_plugin.errors import XaiError
@@ -82,13 +83,25 @@ def randomize(model, layers, positions, seed, mode=DEFAULT_MODE):
 
 
 def _rebuild(model):
-    """Drop compiled functions and analyzers (built from the old weights); the native backend's logits model holds a
-    copy of the last layer's weights, so it is re-made (the iNNvestigate backend's shares them)."""
+    """Drop compiled functions and analyzers (built from the old weights) and re-make the logits models that hold a
+    copy of the last layer's weights: the native backend's, and a binary head's two-logit Dense in both backends."""
     model.cache.clear()
+    binary = model.head in model_info.BINARY_HEADS
     if model.backend == "native":
-        from tb_xai_plugin.engine.backends.native.loading import strip_output_activation
+        from tb_xai_plugin.engine.backends.native import loading
 
-        model.logits_model = strip_output_activation(model.keras_model)
+        build = loading.binary_logits_model if binary else loading.strip_output_activation
+        model.logits_model = build(model.keras_model)
+    elif binary:
+        import tensorflow as tf
+
+        from tb_xai_plugin.engine.backends.innvestigate import loading
+
+        with model.building() as fetches:
+            model.logits_model = loading.binary_logits_model(model.keras_model, model.session)
+            model.probs = tf.nn.sigmoid(model.logits_model.output)
+            fetches.append(model.logits_model.output)
+        model._ancestors = None
 
 
 def maps_for_classes(model, method, images, classes, options):

@@ -1,8 +1,12 @@
 """POST sanity, agreement and first_last, and the suggestions' evidence axis, through a real worker and the real engine."""
 
+import os
+
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from tb_xai_plugin import summary
 from tb_xai_plugin.engine import agreement, sanity
 from tb_xai_plugin.plugin import encoding
 from tests.plugin.conftest import SCALE, Served, body_of, cnn_images, dense_model, tiny_cnn, write_run
@@ -10,6 +14,7 @@ from tests.plugin.conftest import SCALE, Served, body_of, cnn_images, dense_mode
 CNN1, CNN2 = {"run": "cnn", "step": 1}, {"run": "cnn", "step": 2}
 TWIN, NOISY, DENSE = {"run": "twin", "step": 1}, {"run": "noisy", "step": 1}, {"run": "dense", "step": 0}
 RANDOM, RANDOM_SEED = {"run": "random", "step": 1}, 3
+BINARY, BINARY_RANDOM = {"run": "binary", "step": 1}, {"run": "binary_random", "step": 1}
 VAL = {"run": "cnn", "name": "val"}
 INDICES = [0, 1, 2]
 PIXELS = 28 * 28
@@ -29,25 +34,40 @@ def noisy_cnn():
     return model
 
 
-def randomized_cnn(seed):
-    """tiny_cnn(1) with every weighted layer randomized as sanity's last stage does (engine.sanity.random_weights)."""
-    model = tiny_cnn(1)
+def randomized(model, seed):
+    """`model` with every weighted layer randomized as sanity's last stage does (engine.sanity.random_weights)."""
     for position, layer in enumerate(sanity.weighted_layers(model)[::-1]):
         layer.set_weights(sanity.random_weights(layer, position, seed))
     return model
 
 
+def binary_cnn():
+    """28x28x1 -> conv(4) -> global average pool -> dense(1, sigmoid): a binary head (two classes, p and 1 - p)."""
+    tf.keras.utils.set_random_seed(4)
+    inputs = tf.keras.Input((28, 28, 1))
+    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(tf.keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs))
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(1, activation="sigmoid", name="dense")(x))
+
+
+def log_binary(root, run, model):
+    """Log a binary-head model at step 1 of root/run."""
+    with summary.create_file_writer(os.path.join(root, run)).as_default():
+        assert summary.checkpoint(model, step=1, class_names=["no", "yes"], preprocessing=SCALE)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """cnn (tiny CNNs at steps 1, 2; samples 'val'), twin (cnn@1's weights), noisy (cnn@1 perturbed), dense (no conv),
-    random (cnn@1 with every layer randomized)."""
+    random (cnn@1 with every layer randomized), binary and binary_random (a binary head, and it randomized)."""
     root = str(tmp_path_factory.mktemp("logdir"))
     images, labels = cnn_images()
     write_run(root, "cnn", {1: tiny_cnn(1), 2: tiny_cnn(2)}, [("val", images, labels)], preprocessing=SCALE)
     write_run(root, "twin", {1: tiny_cnn(1)}, preprocessing=SCALE)
     write_run(root, "noisy", {1: noisy_cnn()}, preprocessing=SCALE)
     write_run(root, "dense", {0: dense_model([0.0, 1.0, 0.0], [0.0, 0.0, 1.5])})
-    write_run(root, "random", {1: randomized_cnn(RANDOM_SEED)}, preprocessing=SCALE)
+    write_run(root, "random", {1: randomized(tiny_cnn(1), RANDOM_SEED)}, preprocessing=SCALE)
+    log_binary(root, "binary", binary_cnn())
+    log_binary(root, "binary_random", randomized(binary_cnn(), RANDOM_SEED))
     server = Served(root, str(tmp_path_factory.mktemp("cache")))
     yield server
     server.close()
@@ -68,15 +88,17 @@ def sanity_body(**overrides):
 
 
 def test_sanity_at_full_randomization_is_the_agreement_with_the_randomized_model_logged_as_a_checkpoint(served):
-    methods, target = [{"id": "gradient"}, {"id": "grad_cam"}], {"kind": "class", "index": 1}
-    body = {"models": [CNN1], "samples": VAL, "indices": INDICES, "methods": methods, "target": target, "seed": RANDOM_SEED}
+    # Class 0 of the binary head is explained through its negated logit: a Dense copy that sanity must re-make too.
+    methods, target = [{"id": "gradient"}, {"id": "grad_cam"}], {"kind": "class", "index": 0}
+    body = {"models": [CNN1, BINARY], "samples": VAL, "indices": INDICES, "methods": methods, "target": target, "seed": RANDOM_SEED}
     response = served.post("sanity", body)
     assert response.status_code == 200, response.get_data(as_text=True)
-    cells = body_of(response)["cells"]
-    trained, randomized = route_maps(served, [CNN1], methods, target=target), route_maps(served, [RANDOM], methods, target=target)
-    for cell in cells:
+    trained = route_maps(served, [CNN1, BINARY], methods, target=target)
+    random = route_maps(served, [RANDOM, BINARY_RANDOM], methods, target=target)
+    for cell in body_of(response)["cells"]:
         assert cell["ok"] and cell["stages"] == ["dense", "conv"] and cell["randomized"] == [1, 2], cell
-        expected = agreement.rank_correlation(trained[("cnn", 1, cell["method"])], randomized[("random", 1, cell["method"])])
+        twin = "random" if cell["run"] == "cnn" else "binary_random"
+        expected = agreement.rank_correlation(trained[(cell["run"], 1, cell["method"])], random[(twin, 1, cell["method"])])
         np.testing.assert_allclose(cell["correlations"][-1], expected, rtol=0, atol=rank_tolerance())
 
 
