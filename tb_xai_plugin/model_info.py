@@ -31,17 +31,43 @@ def _shape(layer):
     return [None if d is None else int(d) for d in tuple(shape)[1:]]
 
 
-def describe_layers(model):
-    """[{"name", "type", "output_shape", "conv"}] for every layer, in model order."""
-    return [
-        {
-            "name": layer.name,
-            "type": type(layer).__name__,
-            "output_shape": _shape(layer),
-            "conv": type(layer).__name__ in CONV_TYPES and len(_shape(layer)) == 3,
-        }
-        for layer in model.layers
-    ]
+def describe_layers(model, prefix=""):
+    """[{"name", "type", "output_shape", "conv"}] for every layer in model order; a nested model's layers follow it as "outer/inner"."""
+    records = []
+    for layer in model.layers:
+        records.append(
+            {
+                "name": prefix + layer.name,
+                "type": type(layer).__name__,
+                "output_shape": _shape(layer),
+                "conv": type(layer).__name__ in CONV_TYPES and len(_shape(layer)) == 3,
+            }
+        )
+        if is_nested_model(layer):
+            inner = describe_layers(layer, prefix + layer.name + "/")
+            records.extend(record for record in inner if record["type"] != "InputLayer")
+    return records
+
+
+def is_nested_model(layer):
+    """True if a layer of a model is itself a Functional or Sequential model (a base network)."""
+    return hasattr(layer, "layers") and hasattr(layer, "get_layer")
+
+
+def find_nested_layer(model, path, rename=lambda name: name):
+    """The Keras layer named `path` in `model`: a layer's own name, or "outer/inner" into nested models; None if none.
+
+    `rename` maps a recorded name to the loaded model's (a Keras 2 name read by Keras 3).
+    """
+    for layer in model.layers:
+        if layer.name in (path, rename(path)):
+            return layer
+    for layer in model.layers:
+        if is_nested_model(layer) and path.startswith(layer.name + "/"):
+            found = find_nested_layer(layer, path[len(layer.name) + 1 :], rename)
+            if found is not None:
+                return found
+    return None
 
 
 def last_conv_layer(layers):
@@ -56,9 +82,22 @@ def has_spatial_output(layer):
 
 
 def default_layer(layers):
-    """The default layer: the last conv layer, else the last with a spatial output (a nested base net), else None."""
-    spatial = [layer["name"] for layer in layers if has_spatial_output(layer)]
-    return last_conv_layer(layers) or (spatial[-1] if spatial else None)
+    """The default layer: the last conv layer, else the last with a spatial output (a nested base net), else None.
+
+    Layers whose output is one pixel (1x1, which only a constant map can show) come last in both choices.
+    """
+    convs = [layer for layer in layers if layer["conv"]]
+    spatial = [layer for layer in layers if has_spatial_output(layer)]
+    for group in ([c for c in convs if _wider_than_a_pixel(c)], [s for s in spatial if _wider_than_a_pixel(s)], convs, spatial):
+        if group:
+            return group[-1]["name"]
+    return None
+
+
+def _wider_than_a_pixel(layer):
+    """True if a layer record's [H, W, C] output has more than one spatial position (unknown sizes count as wide)."""
+    height, width = layer["output_shape"][:2]
+    return (height or 2) * (width or 2) > 1
 
 
 def output_activation(model):

@@ -48,8 +48,8 @@ def nested(tmp_path_factory):
     features = tf.keras.Sequential(
         [
             tf.keras.Input((6, 6, 2)),
-            layers.Conv2D(3, 3, padding="same", activation="relu"),
-            layers.Conv2D(4, 2, strides=2, activation="relu"),
+            layers.Conv2D(3, 3, padding="same", activation="relu", name="conv_a"),
+            layers.Conv2D(4, 2, strides=2, activation="relu", name="conv_b"),
         ],
         name="features",
     )
@@ -117,10 +117,14 @@ def test_grad_cam_at_a_chosen_layer_equals_the_hand_computation(hand, x):
 
 def test_grad_cam_at_a_nested_model_uses_its_call_inside_the_outer_model(hand, nested, x):
     _, weights = hand
-    assert model_info.last_conv_layer(nested.layers) is None
-    maps = GRAD_CAM.compute(nested, x, TARGETS, {}, None, None, None)
+    assert model_info.default_layer(nested.layers) == "features/conv_b"  # the last convolution inside the base
     expected = [hand_grad_cam_conv2(weights, image, t) for image, t in zip(x, TARGETS)]
-    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5)
+    for layer in (None, "features", "features/conv_b"):
+        maps = GRAD_CAM.compute(nested, x, TARGETS, {}, layer, None, None)
+        np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5)
+    inner = GRAD_CAM.compute(nested, x, TARGETS, {}, "features/conv_a", None, None)
+    expected = [hand_grad_cam_conv1(weights, image, t) for image, t in zip(x, TARGETS)]
+    np.testing.assert_allclose(inner, expected, rtol=1e-4, atol=1e-5)
     guided = GUIDED.compute(nested, x, TARGETS, {}, "features", None, None)
     np.testing.assert_allclose(guided, GUIDED.compute(hand[0], x, TARGETS, {}, None, None, None), rtol=1e-4, atol=1e-6)
 

@@ -36,7 +36,7 @@ created that are still uninitialized, in one session run.
 import contextlib
 import os
 
-from tb_xai_plugin import model_info
+from tb_xai_plugin import model_info, safety
 from tb_xai_plugin.engine import checkpoint, local_copy
 from tb_xai_plugin.errors import XaiError
 
@@ -114,12 +114,9 @@ class LoadedModel(checkpoint.ModelBase):
 
     def layer_output(self, name):
         """The output tensor of layer `name` inside this model (a nested model: its outer call); XaiError if unknown."""
-        try:
-            layer = self.keras_model.get_layer(name)
-        except ValueError:
-            raise XaiError(
-                "unknown layer %r; this model has %s" % (name, ", ".join(layer["name"] for layer in self.layers))
-            ) from None
+        layer = model_info.find_nested_layer(self.keras_model, name)  # "outer/inner": a layer inside a nested base
+        if layer is None:
+            raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(layer["name"] for layer in self.layers)))
         # layer.output of a nested model (or a layer shared with one) is its own graph's tensor, not its call here.
         calls = [layer.get_output_at(k) for k in range(len(layer.inbound_nodes))] + [layer.output]
         ancestors = self._ancestor_ops()
@@ -245,11 +242,22 @@ def _load_keras(path, graph, session, allow_unsafe):
         # Inference only: a constant learning phase spares every BatchNormalization / Dropout a tf.cond.
         tf.compat.v1.keras.backend.set_learning_phase(0)
         try:
-            keras_model = tf.keras.models.load_model(path, compile=False, safe_mode=not allow_unsafe)
+            keras_model = tf.keras.models.load_model(
+                path, compile=False, safe_mode=not allow_unsafe, custom_objects=application_layers()
+            )
             initialize_variables(session, tf.compat.v1.global_variables())
             return keras_model
         except (ValueError, OSError, KeyError) as e:
             raise XaiError("checkpoint %s cannot be loaded: %s" % (os.path.basename(path), e)) from e
+
+
+def application_layers():
+    """{class name: class} of the Keras applications' own layers (safety.APPLICATION_LAYERS), which Keras 2 files name without registering."""
+    from keras.src.applications import convnext, inception_resnet_v2
+
+    found = {"CustomScaleLayer": inception_resnet_v2.CustomScaleLayer, "LayerScale": convnext.LayerScale,
+             "StochasticDepth": convnext.StochasticDepth}
+    return {name: cls for name, cls in found.items() if name in safety.APPLICATION_LAYERS}
 
 
 def reserve_layer_names(keras_model):

@@ -228,6 +228,9 @@ def _layer_and_logits(model, name):
     # The manifest of a Keras 2 checkpoint names layers as Keras 2 did; its Keras 3 translation renamed "a/b" to "a_b".
     layer = known.get(name) or known.get(keras3_name(name))
     if layer is None:
+        inner = model_info.find_nested_layer(model.keras_model, name, keras3_name)
+        if inner is not None:
+            return _inner_layer_and_logits(model, inner, name)
         raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(e["name"] for e in model.layers)))
     logits = model.logits_model.outputs[0]
     upstream = _upstream_tensors(logits)
@@ -255,3 +258,20 @@ def _upstream_tensors(tensor):
         if node_index < len(nodes):
             stack.extend(nodes[node_index].input_tensors)
     return seen
+
+
+def _inner_layer_and_logits(model, layer, name):
+    """x -> (output of `layer` inside a nested base where the logits read it, logits), through the flattened walk."""
+    from tb_xai_plugin.engine.backends.native.walk import Walk
+
+    walk = Walk(model.logits_model)
+    calls = [step for step in walk.steps if step.layer is layer]  # a split layer's activation half comes last
+    if not calls:
+        raise XaiError("layer %r does not feed the model's output" % name)
+    key, logits_key = calls[-1].outputs[0], walk.outputs[0]
+
+    def both(x, training=False):
+        values = walk.forward(x)
+        return values[key], values[logits_key]
+
+    return both
