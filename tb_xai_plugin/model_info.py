@@ -8,6 +8,11 @@ import hashlib
 
 import numpy as np
 
+# Layers that return their input unchanged at inference: training-time augmentation and noise.
+INFERENCE_IDENTITY_TYPES = (
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+)
 CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose")
 
 

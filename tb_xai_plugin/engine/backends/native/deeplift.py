@@ -16,6 +16,7 @@ engine/backends/innvestigate/deeplift.py (which overrides graph-mode op gradient
 
 import numpy as np
 
+from tb_xai_plugin import model_info
 from tb_xai_plugin.engine.backends.native import implements, walk
 from tb_xai_plugin.engine.deeplift_reference import reference
 
@@ -26,7 +27,7 @@ SUPPORTED_LAYERS = (
     "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Dropout", "SpatialDropout2D", "BatchNormalization",
     "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D",
     "Cropping2D", "Add", "Subtract", "Average", "Concatenate", "Rescaling", "Normalization",
-)
+) + model_info.INFERENCE_IDENTITY_TYPES
 ELEMENTWISE_LAYERS = ("LeakyReLU", "ELU")  # layers the walk calls as a whole ("layer" steps) that are elementwise
 NOT_ELEMENTWISE = ("linear", "softmax", "log_softmax")  # activation names the rescale rule leaves alone
 

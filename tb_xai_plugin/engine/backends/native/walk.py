@@ -215,6 +215,8 @@ def _recall(node):
         import keras
 
         args, kwargs = node.arguments.fill_in({id(t): v for t, v in zip(node.arguments.keras_tensors, tensors)})
+        if "training" in getattr(node.operation, "_call_context_args", ()):
+            kwargs["training"] = False  # outside a model's call, augmentation layers default to training=True
         return keras.tree.flatten(node.operation(*args, **kwargs))
 
     return call

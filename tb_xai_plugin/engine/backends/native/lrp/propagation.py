@@ -12,11 +12,13 @@ Each step maps the relevance at its outputs to its inputs; a value read by sever
   ReLU layers; Zennit passes every activation); Deep Taylor: fused ones unchanged (the layer's rule
   covers them), the others by gradient (iNNvestigate's DeepTaylor);
 - Add and average pooling: LRP-z over their inputs (Deep Taylor: by gradient);
-- Rescaling and Normalization (in-model preprocessing, elementwise): relevance unchanged;
+- Rescaling and Normalization (in-model preprocessing, elementwise) and the layers that are the identity
+  at inference (augmentation, noise: model_info.INFERENCE_IDENTITY_TYPES): relevance unchanged;
 - max pooling, Flatten, Reshape, Concatenate, padding, cropping, Dropout: by gradient (the
   op's vector-Jacobian product with the relevance: routed to the max, moved, split or copied).
 """
 
+from tb_xai_plugin import model_info
 from tb_xai_plugin.engine.backends.native.walk import LINEAR_CLASSES
 from tb_xai_plugin.engine.backends.native.lrp import rules
 
@@ -29,7 +31,7 @@ GRADIENT_LAYERS = (
     "Flatten", "Reshape", "Concatenate", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
     "Cropping1D", "Cropping2D", "Cropping3D", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
 )
-PASS_LAYERS = ("Rescaling", "Normalization")
+PASS_LAYERS = ("Rescaling", "Normalization") + model_info.INFERENCE_IDENTITY_TYPES
 # Layers a first layer's input may pass through and still be "the input" (iNNvestigate's
 # is_input_layer ignores Flatten, Permute, Reshape; in-model preprocessing is elementwise too).
 TRANSPARENT_LAYERS = ("Flatten", "Permute", "Reshape") + PASS_LAYERS
