@@ -63,20 +63,21 @@ def test_a_layers_random_weights_depend_only_on_seed_and_position():
     assert (gamma == 1).all() and not beta.any() and not mean.any() and (variance == 1).all()
 
 
-def test_maps_after_full_randomization_are_those_of_the_randomized_model_saved_and_loaded_again(tmp_path):
+@pytest.mark.parametrize("build, method", [(lambda: tiny_cnn(1), "gradient"), (nested_model, "lrp.epsilon")])
+def test_maps_after_full_randomization_are_those_of_the_randomized_model_saved_and_loaded_again(tmp_path, build, method):
     root = str(tmp_path)
-    model = log_and_load(root, "cnn", tiny_cnn(1))
+    model = log_and_load(root, "trained", build())
     images = cnn_images()[0][:3]
-    trained = attribute(model, "gradient", images)
-    result = sanity.cascading_randomization(model, [("gradient", {})], images, seed=5)
-    assert result["stages"] == ["dense", "conv"]
+    trained = attribute(model, method, images)
+    before = model.probabilities(model.preprocess(images))
+    result = sanity.cascading_randomization(model, [(method, {})], images, seed=5)
+    assert result["randomized"][-1] == len(sanity.weighted_layers(model.keras_model))
     reloaded = log_and_load(root, "random", model.keras_model)  # the private copy, fully randomized, as a new checkpoint
-    maps = np.stack([attribute(reloaded, "gradient", images[[i]], target={"kind": "class", "index": int(c)}).maps[0]
+    maps = np.stack([attribute(reloaded, method, images[[i]], target={"kind": "class", "index": int(c)}).maps[0]
                      for i, c in enumerate(trained.targets)])  # fmt: skip
     expected = agreement.rank_correlation(trained.maps, maps)
     np.testing.assert_allclose(result["methods"][0]["correlations"][-1], expected, rtol=0, atol=rank_tolerance())
-    original = log_and_load(root, "again", tiny_cnn(1))
-    assert not np.allclose(original.probabilities(original.preprocess(images)), model.probabilities(model.preprocess(images)))
+    assert not np.allclose(before, model.probabilities(model.preprocess(images)))
 
 
 def test_an_unknown_randomization_is_refused():
