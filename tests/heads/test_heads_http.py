@@ -181,6 +181,14 @@ def test_the_picker_answers_per_model_from_the_loaded_model(served):
     assert answers["softmax"]["pattern.net"]["ok"] and answers["binary"]["lrp.epsilon"]["ok"]
 
 
+@pytest.mark.parametrize(
+    "body, headers, status",
+    [({"run": "binary", "step": 1}, {}, 403), ({"run": "binary", "step": 9}, POST, 404), ({"run": "binary", "step": 1, "x": 1}, POST, 400)],
+)
+def test_applicability_refuses_bad_requests(served, body, headers, status):
+    assert fetch(served[0] + "applicability", body, headers)[0] == status
+
+
 def test_suggestions_per_label_on_a_multilabel_head(served):
     body = {"models": [{"run": "multilabel", "step": 1}], "samples": {"run": "multilabel", "name": "validation"}}
     answer = post(served, "suggestions", body)
