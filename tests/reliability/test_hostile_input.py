@@ -202,6 +202,12 @@ def test_suggestions_fuzz(hostile, body):
 
 
 @FUZZ
+@given(body=body_strategy({"run": "m1", "step": 1}, {"run": run_value, "step": step_value}))
+def test_applicability_fuzz(hostile, body):
+    fuzz_check(hostile[0].post("applicability", body), hostile)
+
+
+@FUZZ
 @given(body=body_strategy({"request_id": "r1"}, {"request_id": COMMON["request_id"]}))
 def test_cancel_fuzz(hostile, body):
     fuzz_check(hostile[0].post("cancel", body), hostile)
