@@ -275,6 +275,13 @@ def test_axe_finds_no_violation_with_every_trust_part_on(tab, theme):
     frame.locator("#xai-grid .xai-score").first.focus()  # a curve shown, too
     violations = run_axe(frame)
     assert violations == [], json.dumps(violations, indent=1)
+    if theme == "Dark":  # the panel follows the theme; only the matrices' cells keep their data colours
+        backgrounds = frame.evaluate(
+            "() => [...document.querySelectorAll('#xai-trust *, #xai-grid .xai-score-wrap *')].filter(el => el.getClientRects().length"
+            " && !el.closest('.xai-matrix tbody td')).map(el => getComputedStyle(el).backgroundColor)"
+        )
+        assert all(bg in ("rgba(0, 0, 0, 0)", "rgb(66, 66, 66)", "rgb(58, 58, 58)", "rgb(48, 48, 48)", "rgb(245, 124, 0)") for bg in backgrounds), set(backgrounds)
+        frame.locator("#xai-trust").screenshot(path=os.path.join(SCREENSHOTS, "trust_dark.png"))
     if theme == "Light":
         frame.locator("#xai-trust").screenshot(path=os.path.join(SCREENSHOTS, "trust.png"))
     choose_theme(page, "Light")
