@@ -18,8 +18,8 @@ from tb_xai_plugin import files, metadata, summary
 from tb_xai_plugin.engine import backends, faithfulness
 from tb_xai_plugin.engine.attribution import attribute
 
-TRAIN_SIZE, EPOCHS, PROBES = 10000, 3, 12
-METHODS = {"occlusion": {}, "integrated_gradients": {"steps": 16}}
+TRAIN_SIZE, EPOCHS, PROBES = 10000, 3, 10
+METHODS = {"occlusion": {"window": 3, "stride": 2}, "integrated_gradients": {"steps": 16}}
 SCALE = {"type": "scale", "scale": 1.0 / 255.0, "offset": 0.0}
 
 
