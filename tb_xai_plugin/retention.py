@@ -134,11 +134,16 @@ def checkpoint_bytes(run_dir):
     return total
 
 
-def run_dirs(logdir):
-    """Every folder under `logdir` (itself included) that holds a plugins/xai/checkpoints folder, sorted."""
-    marker = os.path.join(*metadata.PLUGIN_DIR)
+def run_dirs(logdir, folders=(metadata.CHECKPOINTS_DIR,)):
+    """Every folder under `logdir` (itself included) whose plugins/xai holds one of `folders`, sorted; the
+    walk never enters a plugins folder (result stores hold thousands of files, each a remote call to list)."""
+    plugins = metadata.PLUGIN_DIR[0]
     found = []
     for root, dirs, _ in tf.io.gfile.walk(logdir):
-        if metadata.CHECKPOINTS_DIR in [d.rstrip("/") for d in dirs] and root.rstrip("/").endswith(marker):
-            found.append(root.rstrip("/")[: -len(marker)].rstrip("/") or logdir)
+        names = [d.rstrip("/") for d in dirs]
+        dirs[:] = [d for d, name in zip(dirs, names) if name != plugins]
+        if plugins in names:
+            xai = os.path.join(root, *metadata.PLUGIN_DIR)
+            if any(tf.io.gfile.isdir(os.path.join(xai, folder)) for folder in folders):
+                found.append(root.rstrip("/"))
     return sorted(found)

@@ -9,9 +9,7 @@ like any request. A "suggestions" item computes a checkpoint's predictions on a 
 
 import os
 
-from tensorboard.compat import tf
-
-from tb_xai_plugin import files, metadata
+from tb_xai_plugin import files, metadata, retention
 from tb_xai_plugin.errors import XaiError
 from tb_xai_plugin.plugin import parsing
 
@@ -19,14 +17,11 @@ from tb_xai_plugin.plugin import parsing
 def run_names(logdir):
     """The runs of `logdir` (TensorBoard's names: relative paths with '/', '.' for the logdir itself) with xai files."""
     logdir = logdir.rstrip("/")
-    marker = "/".join(metadata.PLUGIN_DIR)
-    found = []
-    for root, dirs, _ in tf.io.gfile.walk(logdir):
-        root = root.rstrip("/").replace(os.sep, "/")
-        if root.endswith("/" + marker) and {metadata.CHECKPOINTS_DIR, metadata.SAMPLES_DIR} & {d.rstrip("/") for d in dirs}:
-            run_dir = root[: -len(marker) - 1]
-            found.append("." if run_dir == logdir.replace(os.sep, "/") else run_dir[len(logdir) + 1 :])
-    return sorted(found)
+    names = []
+    for found in retention.run_dirs(logdir, (metadata.CHECKPOINTS_DIR, metadata.SAMPLES_DIR)):
+        relative = found[len(logdir) :].strip("/").replace(os.sep, "/")
+        names.append(relative or ".")
+    return sorted(names)
 
 
 def run_dir(logdir, run):
