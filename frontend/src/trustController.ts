@@ -102,8 +102,12 @@ export class TrustController {
     const s = this.host.state();
     const gen = ++this.firstLastGeneration;
     const el = this.firstLastEl;
-    if (!s.trust.sanity || !this.timelineRun || !s.samples || !s.methods.length) {
+    if (!this.timelineRun || !s.samples || !s.methods.length) {
       el.replaceChildren();
+      return;
+    }
+    if (!s.trust.sanity) {
+      el.replaceChildren(h("div", { class: "xai-empty" }, "Turn on the sanity check (Which maps to trust) to see how much each method's maps changed from the first to the last checkpoint."));
       return;
     }
     el.replaceChildren(h("div", { class: "xai-empty" }, "comparing the first and the last checkpoint…"));
