@@ -134,8 +134,11 @@ def test_bad_scores_requests_are_400_with_a_message(served, change):
     assert response.status_code == 400 and body_of(response)["error"], response.get_data(as_text=True)
 
 
-def test_scores_need_the_request_header(served):
-    assert served.post("scores", scores_body(), headers={}).status_code == 403
+@pytest.mark.parametrize("headers", [{}, {"X-XAI-Request": "0"}, {"X-XAI-Request": "1", "Origin": "http://evil.example"}])
+def test_scores_refuse_cross_site_requests_before_any_work(served, headers):
+    submitted = served.plugin.pool.stats["submitted"]
+    assert served.post("scores", scores_body(indices=[4], fill="blur"), headers=headers).status_code == 403
+    assert served.plugin.pool.stats["submitted"] == submitted
 
 
 SCORE_FIELDS = dict(
