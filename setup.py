@@ -44,7 +44,7 @@ setuptools.setup(
         "protobuf>=3.20.3,!=4.24.0",
         "werkzeug>=3,<4",
         "h5py>=3.9,<4",
-        "pillow>=10,<12",
+        "pillow>=10,<13",
         "scikit-image>=0.24,<0.25",
         "scipy>=1.9,<2",
         "psutil>=5.9,<7",  # --xai_worker_memory_mb reads the workers' resident memory
@@ -61,6 +61,8 @@ setuptools.setup(
             "numpy>=1.26,<2",
             "setuptools<82",  # TensorBoard 2.14 finds plugins through pkg_resources
         ],
+        # `tb-xai precompute` (docs/precompute.md): an Apache Beam pipeline.
+        "beam": ["apache-beam>=2.77,<3"],
     },
     cmdclass={"build_py": BuildWithFrontend},
     entry_points={
