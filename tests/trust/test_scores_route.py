@@ -111,6 +111,12 @@ def test_progress_counts_the_maps_and_the_curves(served):
     assert progress["state"] == "done" and progress["done"] == progress["total"] > 2 * 2, progress
 
 
+def test_a_cancelled_request_id_stops_the_scores_with_409(served):
+    assert body_of(served.post("cancel", {"request_id": "scores-cancelled"})) == {"cancelled": True}
+    response = served.post("scores", scores_body(indices=[5], fill="blur", request_id="scores-cancelled"))
+    assert response.status_code == 409 and body_of(response)["error"] == "cancelled"
+
+
 def test_the_methods_of_a_model_share_its_random_curves_across_requests(served):
     totals, random = [], []
     for n, method in enumerate([{"id": "gradient", "params": {"postprocess": "square"}}, {"id": "occlusion", "params": {"window": 5}}]):
