@@ -21,8 +21,8 @@ from tests.plugin.test_tensorboard_cli import TENSORBOARD, fetch, wait_for_xai
 
 POST = {"X-XAI-Request": "1"}
 # The Keras 2 stack logs the heads whose explanation its backend does its own way (binary's doubled Dense in the
-# graph, sigmoid scores), plus softmax for the picker's contrast; Keras 3 logs every kind (time budget).
-LOGGED = sorted(HEADS) if STACK == "keras3" else ["binary", "multilabel", "softmax"]
+# graph, sigmoid scores); Keras 3 logs every kind (time budget).
+LOGGED = sorted(HEADS) if STACK == "keras3" else ["binary", "multilabel"]
 keras3_only = pytest.mark.stack("keras3")
 PERTURBATION = ("occlusion", "prediction_difference", "shapley_sampling")
 
@@ -91,7 +91,7 @@ def test_runs_list_each_head_kind(served):
     heads = {run["run"]: run["checkpoints"][0]["head"] for run in body["runs"]}
     assert status == 200 and heads == {run: EXPECTED_HEAD[run] for run in LOGGED}
     classes = {run["run"]: run["checkpoints"][0]["num_classes"] for run in body["runs"]}
-    assert classes["binary"] == 2 and classes["softmax"] == 3
+    assert classes["binary"] == 2 and classes["multilabel"] == 3
 
 
 @pytest.mark.parametrize("run", ["binary", pytest.param("binary_logit", marks=keras3_only)])
@@ -168,7 +168,7 @@ def test_logits_head_probabilities_are_the_softmax(served):
 
 def test_the_picker_answers_per_model_from_the_loaded_model(served):
     answers = {}
-    for run in ("binary", "softmax"):
+    for run in ("binary", "multilabel"):
         status, guessed = fetch(served[0] + "layers?run=%s&step=1" % run)  # a GET reads: the manifest, never ok by default
         assert status == 200 and guessed["head"] == EXPECTED_HEAD[run]
         if guessed["methods_from"] == "manifest":
@@ -178,7 +178,8 @@ def test_the_picker_answers_per_model_from_the_loaded_model(served):
         answers[run] = checked["methods"]
         assert fetch(served[0] + "layers?run=%s&step=1" % run)[1]["methods"] == answers[run]  # cached per checkpoint
     assert not answers["binary"]["pattern.net"]["ok"] and "binary head" in answers["binary"]["pattern.net"]["reason"]
-    assert answers["softmax"]["pattern.net"]["ok"] and answers["binary"]["lrp.epsilon"]["ok"]
+    assert not answers["multilabel"]["pattern.net"]["ok"] and "'sigmoid'" in answers["multilabel"]["pattern.net"]["reason"]
+    assert answers["binary"]["lrp.epsilon"]["ok"] and answers["multilabel"]["lrp.epsilon"]["ok"]
 
 
 @pytest.mark.parametrize(
