@@ -67,7 +67,8 @@ def xplique_area(model, x, targets, maps, metric, fill, steps):
     import tensorflow as tf
     from xplique.metrics import Deletion, Insertion
 
-    baseline = fill if not isinstance(fill, str) else (lambda inputs: np.broadcast_to(inputs.mean(axis=(1, 2), keepdims=True), inputs.shape))
+    channel_means = lambda inputs: np.broadcast_to(inputs.mean(axis=(1, 2), keepdims=True), inputs.shape)  # noqa: E731
+    baseline = channel_means if isinstance(fill, str) else fill
     kind = Deletion if metric == "deletion" else Insertion
     onehot = tf.one_hot(targets, model.num_classes).numpy()
     return float(kind(model.keras_model, x, onehot, batch_size=256, baseline_mode=baseline, steps=steps).evaluate(maps))
@@ -113,7 +114,8 @@ def run(args):
     x = model.preprocess(images)
     rows, maps, targets = [], {}, {}
     for method in ("gradient", "integrated_gradients"):
-        out = attribute(model, method, images, params={"postprocess": "none"} if method == "gradient" else {}, target={"kind": "predicted"})
+        params = {"postprocess": "none"} if method == "gradient" else {}
+        out = attribute(model, method, images, params=params, target={"kind": "predicted"})
         maps[method], targets[method] = out.maps, out.targets
         ties = sum(m.size - len(np.unique(m)) for m in out.maps.reshape(len(images), -1))
         for metric, fill, steps in SETTINGS:
@@ -141,7 +143,8 @@ def report(rows, region_rows, args):
         "|---|---|---|---|---|---|---|---|",
     ]
     for method, metric, fill, steps, ties, ours, theirs in rows:
-        lines.append("| %s | %d | %s | %s | %d | %.6f | %.6f | %.1e |" % (method, ties, metric, fill, steps, ours, theirs, abs(ours - theirs)))
+        row = (method, ties, metric, fill, steps, ours, theirs, abs(ours - theirs))
+        lines.append("| %s | %d | %s | %s | %d | %.6f | %.6f | %.1e |" % row)
     lines += [
         "",
         "MoRF / LeRF against Quantus' `RegionPerturbation` (%dx%d regions, one region per step): every point of the drop "

@@ -59,8 +59,9 @@ class Curve:
 
 
 def check_params(metrics, fill, steps, region):
-    """XaiError unless metrics are known and distinct, fill a known name or finite number, steps and region in range."""
-    if not isinstance(metrics, (list, tuple)) or not metrics or not all(isinstance(m, str) for m in metrics) or len(set(metrics)) != len(metrics):
+    """XaiError unless metrics are known and distinct, fill a known name or float32 number, steps and region in range."""
+    names = isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics)
+    if not names or not metrics or len(set(metrics)) != len(metrics):
         raise XaiError("metrics must be a non-empty list of distinct names from %s" % ", ".join(METRICS))
     for name in metrics:
         if name not in METRICS:
@@ -150,7 +151,7 @@ def aopc(curves):
 
 def score_maps(model, images, targets, maps, *, metrics, fill="mean", steps=16, region=4, seed=0, random=True, progress=None,
                budget_bytes=common.MEMORY_BUDGET_BYTES):  # fmt: skip
-    """{"random": {metric: [N, steps+1]} ({} unless `random`), "maps": {name: {metric: [N, steps+1]}}} for stored images and maps {name: [N, H, W]}."""
+    """{"random": {metric: [N, K+1]} ({} unless `random`), "maps": {name: {metric: [N, K+1]}}} of maps {name: [N, H, W]}."""
     check_params(metrics, fill, steps, region)
     x = model.preprocess(images)
     n, height, width = x.shape[:3]
