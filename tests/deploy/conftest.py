@@ -90,7 +90,7 @@ def tensorboard(logdir, cache, args=(), env=None, prefix=""):
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def certificate(tmp_path_factory):
     """(cert.pem, key.pem): a self-signed certificate for 127.0.0.1 and www.googleapis.com (openssl CLI)."""
     folder = tmp_path_factory.mktemp("tls")
@@ -103,7 +103,7 @@ def certificate(tmp_path_factory):
     return cert, key
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def served(tmp_path_factory, certificate):
     """(TensorBoard's port, its checkpoint cache folder, the local copy of the logdir) over gs://logs/exp.
 
