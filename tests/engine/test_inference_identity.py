@@ -1,4 +1,5 @@
-"""Augmentation and noise layers are the identity at inference: the native walk calls them so, and LRP passes them.
+"""Augmentation and noise layers are the identity at inference: the native walk calls them so, and LRP passes them;
+so are preprocess_input's Keras 3 op nodes (x / 127.5 - 1), elementwise affine like Rescaling.
 
 Keras's "image classification from scratch" starts with RandomFlip and RandomRotation. Outside a model's
 call those layers default to training=True; the walk (LRP, DeepLIFT, a layer inside a nested base) must call
@@ -64,4 +65,24 @@ def test_lrp_passes_the_augmentation_layers_and_conserves_the_logit(augmented, i
     result = engine.attribute(model, "lrp.z", images)
     logits = model.scores(model.preprocess(images), "logit")[np.arange(len(images)), result.targets]
     # n = 27 products per conv output, 64 per pooled mean, 4 per logit: relative rounding well below 1e-4.
+    np.testing.assert_allclose(result.maps.sum(axis=(1, 2)), logits, rtol=1e-4, atol=1e-4 * np.abs(logits).max())
+
+
+@pytest.fixture(scope="module")
+def preprocessing_ops(tmp_path_factory):
+    """The engine's model of x / 127.5 - 1 -> Conv2D(relu) -> GAP -> Dense, no biases (MobileNetV2's preprocess_input inside)."""
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", use_bias=False)(inputs / 127.5 - 1.0)
+    outputs = keras.layers.Dense(3, use_bias=False)(keras.layers.GlobalAveragePooling2D()(x))
+    keras_model = keras.Model(inputs, outputs, name="ops_first")
+    return engine.load_checkpoint(*write_checkpoint(keras_model, tmp_path_factory.mktemp("ops_first")))
+
+
+def test_lrp_passes_preprocessing_ops_and_conserves_the_logit(preprocessing_ops, images):
+    model = preprocessing_ops
+    assert all(engine.applicable_methods(model)[m]["ok"] for m in ("lrp.z", "lrp.flat", "deep_taylor.bounded"))
+    result = engine.attribute(model, "lrp.z", images)
+    logits = model.scores(model.preprocess(images), "logit")[np.arange(len(images)), result.targets]
     np.testing.assert_allclose(result.maps.sum(axis=(1, 2)), logits, rtol=1e-4, atol=1e-4 * np.abs(logits).max())

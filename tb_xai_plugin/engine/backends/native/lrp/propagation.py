@@ -12,15 +12,18 @@ Each step maps the relevance at its outputs to its inputs; a value read by sever
   ReLU layers; Zennit passes every activation); Deep Taylor: fused ones unchanged (the layer's rule
   covers them), the others by gradient (iNNvestigate's DeepTaylor);
 - Add and average pooling: LRP-z over their inputs (Deep Taylor: by gradient);
-- Rescaling and Normalization (in-model preprocessing, elementwise) and the layers that are the identity
+- Rescaling and Normalization (in-model preprocessing, elementwise), Keras 3 op nodes x * c, x / c, x + c,
+  x - c (preprocess_input inside the model: is_constant_affine), and the layers that are the identity
   at inference (augmentation, noise: model_info.INFERENCE_IDENTITY_TYPES): relevance unchanged;
 - max pooling, Flatten, Reshape, Concatenate, padding, cropping, Dropout: by gradient (the
-  op's vector-Jacobian product with the relevance: routed to the max, moved, split or copied).
+  op's vector-Jacobian product with the relevance: routed to the max, moved, split or copied);
+- LayerNormalization, MultiHeadAttention, Softmax, LayerScale and GELU: AttnLRP (lrp/transformer.py),
+  in the composites that have its stabilizer (LRP-z, LRP-epsilon, the sequential presets).
 """
 
 from tb_xai_plugin import model_info
 from tb_xai_plugin.engine.backends.native.walk import LINEAR_CLASSES
-from tb_xai_plugin.engine.backends.native.lrp import rules
+from tb_xai_plugin.engine.backends.native.lrp import rules, transformer
 
 MERGE_LAYERS = (
     "Add", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
@@ -36,6 +39,15 @@ PASS_LAYERS = ("Rescaling", "Normalization") + model_info.INFERENCE_IDENTITY_TYP
 # is_input_layer ignores Flatten, Permute, Reshape; in-model preprocessing is elementwise too).
 TRANSPARENT_LAYERS = ("Flatten", "Permute", "Reshape") + PASS_LAYERS
 ACTIVATIONS = ("relu", "relu6", "linear")
+# Keras 3 op nodes that, with one tensor input and a constant, are elementwise affine preprocessing: passed like Rescaling.
+AFFINE_OPS = ("Add", "Subtract", "Multiply", "TrueDivide", "Divide")
+
+
+def is_constant_affine(step):
+    """True for a Keras 3 op node x * c, x / c, x + c or x - c with one tensor input (preprocess_input, x / 127.5 - 1)."""
+    layer = step.layer
+    return (step.kind == "layer" and len(step.inputs) == 1 and type(layer).__module__.startswith("keras.src.ops")
+            and type(layer).__name__ in AFFINE_OPS)
 
 
 def relevance(walk, composite, x, targets, bounds=None):
@@ -82,8 +94,10 @@ def backward(step, composite, ins, ys, outs, first, bounds, nonnegative=False):
         if split_off or composite.activation_layers == "pass":
             return outs
         return gradient(step, ins, outs)
-    if name in PASS_LAYERS:
+    if name in PASS_LAYERS or is_constant_affine(step):
         return outs
+    if name in transformer.LAYERS:
+        return transformer.backward(step, composite, ins, ys, outs)
     if name in MERGE_LAYERS and composite.merge == "z":
         return z_through(step, ins, outs)
     return gradient(step, ins, outs)
@@ -139,7 +153,7 @@ def _from_input(walk, key):
     producer = walk.producer(key)
     if producer is None:
         return key in walk.inputs
-    if producer.kind != "layer" or type(producer.layer).__name__ not in TRANSPARENT_LAYERS:
+    if producer.kind != "layer" or not (type(producer.layer).__name__ in TRANSPARENT_LAYERS or is_constant_affine(producer)):
         return False
     return all(_from_input(walk, k) for k in producer.inputs)
 
@@ -171,10 +185,21 @@ def _unsupported_step(step, composite):
     if step.kind == "linear":
         return ""
     if step.kind == "activation":
+        if _activation_name(step) in transformer.ACTIVATIONS:
+            return "" if composite.transformer is not None else "activation %s has no rule here" % _activation_name(step) + _attn_hint(composite)
         return "" if _activation_name(step) in ACTIVATIONS else "activation %s is not ReLU, ReLU6 or linear" % _activation_name(step)
-    if name in MERGE_LAYERS + GRADIENT_LAYERS + PASS_LAYERS:
+    if name in MERGE_LAYERS + GRADIENT_LAYERS + PASS_LAYERS or is_constant_affine(step):
         return ""
+    if name in transformer.LAYERS:
+        return transformer.unsupported(step) if composite.transformer is not None else "no LRP rule for this layer type" + _attn_hint(composite)
     return "no LRP rule for this layer type"
+
+
+def _attn_hint(composite):
+    """Where the AttnLRP rules (GELU, LayerNormalization, attention) are, for a composite that has none."""
+    if composite.transformer is not None:
+        return ""
+    return " (AttnLRP's GELU, LayerNormalization and attention rules come with lrp.z, lrp.epsilon and the sequential presets)"
 
 
 def _activation_name(step):
