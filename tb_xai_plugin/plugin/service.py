@@ -27,11 +27,12 @@ WAIT_POLL_S = 0.1
 # many samples evenly spaced (worker_main.pattern_fit_indices).
 PATTERN_FIT_CAP = 2000
 # A whole-set computation (suggestions, activations) runs as one task per chunk of rows at BULK priority,
-# each chunk about this many bytes of stored images and a multiple of CHUNK_ROWS_STEP rows: a worker
-# turns to the grid's tasks between chunks, a cancel drops the chunks not yet started, and every
-# finished chunk counts in the progress.
-CHUNK_BYTES = 32 << 20
+# each chunk at most this many bytes of stored images (at least one row), a multiple of CHUNK_ROWS_STEP
+# rows when it holds that many: a worker turns to the grid's tasks between chunks, a cancel drops the
+# chunks not yet started, and every finished chunk counts in the progress.
+CHUNK_BYTES = 16 << 20
 CHUNK_ROWS_STEP = 256
+MAX_CHUNKS = 128  # per model and job, so that a few jobs stay within the pool's queue (larger chunks past it)
 
 
 def checkpoint_key(ref):
@@ -55,10 +56,12 @@ def samples_message(ref):
 
 
 def chunk_bounds(manifest):
-    """[(start, stop)] of a whole-set job's chunks: CHUNK_BYTES of images each, a multiple of CHUNK_ROWS_STEP rows."""
+    """[(start, stop)] of a whole-set job's chunks: at most CHUNK_BYTES of images (one row at least) each,
+    unless that makes more than MAX_CHUNKS chunks."""
     count = int(manifest["count"])
     row_bytes = int(np.prod(manifest["image_shape"])) * np.dtype(manifest["dtype"]).itemsize
-    rows = max(CHUNK_ROWS_STEP, CHUNK_BYTES // max(1, row_bytes) // CHUNK_ROWS_STEP * CHUNK_ROWS_STEP)
+    rows = max(1, CHUNK_BYTES // max(1, row_bytes))
+    rows = max(rows // CHUNK_ROWS_STEP * CHUNK_ROWS_STEP or rows, -(-count // MAX_CHUNKS))
     return [(start, min(count, start + rows)) for start in range(0, count, rows)]
 
 
