@@ -7,7 +7,7 @@ FRONT_SRC := $(shell find frontend/src -type f 2>/dev/null) frontend/package.jso
 PORT    ?= 6006
 LOGDIR  ?= demo_logs
 
-.PHONY: demo demo-imagenet bench-xplique test test-python test-frontend setup system frontend bench clean
+.PHONY: demo demo-imagenet bench-xplique bench-parity test test-python test-frontend setup system frontend bench clean
 
 setup: .venv/.stamp .venv-innvestigate/.stamp $(STATIC)
 
@@ -74,9 +74,10 @@ demo-imagenet: setup
 # The browser tests write their screenshots to build/screenshots; this refreshes docs/images from them on purpose.
 .PHONY: screenshots
 screenshots: setup system
-	$(PY_INNV) -m pytest tests/browser -q
+	$(PY) -m pytest tests/browser -q
 	cp build/screenshots/grid.png build/screenshots/over_training.png build/screenshots/suggestions.png \
-	  build/screenshots/histogram.png build/screenshots/tab.png docs/images/
+	  build/screenshots/histogram.png build/screenshots/tab.png build/screenshots/trust.png \
+	  build/screenshots/trust_scores.png build/screenshots/trust_dark.png docs/images/
 
 bench: setup
 	$(PY) -m bench
@@ -87,6 +88,11 @@ bench-xplique: setup
 	  opencv-python-headless scikit-learn threadpoolctl joblib contourpy cycler fonttools kiwisolver pyparsing \
 	  python-dateutil tensorflow-probability==0.25.0 tf-keras==2.21.0 dm-tree cloudpickle gast decorator narwhals
 	$(PY) bench/xplique_bench.py
+
+# Quantus 0.6 (region perturbation) beside Xplique: the faithfulness scores' parity, bench-only as well.
+bench-parity: bench-xplique
+	$(PY) -m pip install -q --no-deps --target build/quantus quantus==0.6.0 pandas==3.1.1 pytz tzdata tqdm cachetools
+	$(PY) bench/score_parity.py
 
 clean:
 	rm -rf .venv .venv-innvestigate frontend/node_modules tb_xai_plugin/static .stamp-system
