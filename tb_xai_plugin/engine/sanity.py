@@ -83,8 +83,7 @@ def randomize(model, layers, positions, seed, mode=DEFAULT_MODE):
 
 
 def _rebuild(model):
-    """Drop compiled functions and analyzers (built from the old weights) and re-make the logits models that hold a
-    copy of the last layer's weights: the native backend's, and a binary head's two-logit Dense in both backends."""
+    """Drop what was built from the old weights (functions, analyzers) and re-make the logits models holding copies of them."""
     model.cache.clear()
     binary = model.head in model_info.BINARY_HEADS
     if model.backend == "native":
@@ -109,7 +108,8 @@ def maps_for_classes(model, method, images, classes, options):
     out = None
     for cls in np.unique(classes):
         chosen = np.flatnonzero(classes == cls)
-        result = attribute(model, method[0], images[chosen], params=method[1], target={"kind": "class", "index": int(cls)}, **options)
+        target = {"kind": "class", "index": int(cls)}
+        result = attribute(model, method[0], images[chosen], params=method[1], target=target, **options)
         out = np.zeros((len(images),) + result.maps.shape[1:], np.float32) if out is None else out
         out[chosen] = result.maps
     return out

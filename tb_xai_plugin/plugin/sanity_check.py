@@ -42,7 +42,8 @@ def _cells_of(service, ckpt, sref, req):
     for method, params in req.maps.methods:
         cell = _cell_spec(ckpt, sref, req.maps, method, params)
         if "error" not in cell:
-            cell["key"] = ("sanity", service._map_key(cell, req.maps, tuple(req.maps.indices)), req.max_stages, req.randomization, req.maps.seed)
+            map_key = service._map_key(cell, req.maps, tuple(req.maps.indices))
+            cell["key"] = ("sanity", map_key, req.max_stages, req.randomization, req.maps.seed)
             cell["result"] = service.cache.get(cell["key"])
         cells.append(cell)
     return cells
