@@ -11,13 +11,15 @@ LOGDIR  ?= demo_logs
 
 setup: .venv/.stamp .venv-innvestigate/.stamp $(STATIC)
 
-# System packages: Chromium for the browser tests, Fashion-MNIST for the offline demo.
+# System packages: Chromium for the browser tests, Fashion-MNIST for the offline demo, openssl for the
+# deployment tests' certificates.
 system: .stamp-system
 .stamp-system:
 	@if command -v apt-get >/dev/null; then \
 	  need=""; \
 	  [ -x /usr/bin/chromium ] || need="$$need chromium"; \
 	  [ -d /usr/share/datasets/fashion-mnist ] || need="$$need dataset-fashion-mnist"; \
+	  command -v openssl >/dev/null || need="$$need openssl"; \
 	  if [ -n "$$need" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need; fi; \
 	else echo "no apt-get: install chromium yourself for the browser tests"; fi
 	touch $@
