@@ -49,5 +49,7 @@ def _label_targets(labels, count, num_classes):
 def reason_head_unusable(model, method):
     """Why `method` cannot explain the classes of `model`'s head (model.head), or None."""
     if method.family == "pattern" and getattr(model, "head", None) in model_info.BINARY_HEADS:
-        return "patterns are fitted per output unit, and a binary head's two classes share its one unit (z and -z)"
+        last = model.layers[-1]
+        return "patterns are fitted per output unit, and the binary head %r (%s) gives its two classes one unit (z and -z)" % (
+            last["name"], last["type"])
     return None
