@@ -7,9 +7,9 @@ params -> Composite; each matches the iNNvestigate 2.1.2 analyzer of that id (do
 """
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
-from tb_xai_plugin.engine.backends.native.lrp import rules
+from tb_xai_plugin.engine.backends.native.lrp import rules, transformer
 
 PRESET_EPSILON = 0.1  # iNNvestigate's LRPSequentialPreset{A,B}: epsilon=1e-1 on dense layers
 
@@ -22,7 +22,9 @@ class Composite:
         LRP) or "gradient" (copied back through the op's gradient, iNNvestigate's Deep Taylor);
     activation_layers: activations that are layers of their own (Activation, ReLU): "pass" (relevance
         unchanged, LRP) or "gradient" (Deep Taylor); a linear layer's fused activation always passes;
-    head: the relevance the target logit starts with: "value" (the logit) or "relu" (max(logit, 0)).
+    head: the relevance the target logit starts with: "value" (the logit) or "relu" (max(logit, 0));
+    transformer: the stabilizer of the AttnLRP steps (LayerNormalization, attention: lrp/transformer.py),
+        None where the composite has no AttnLRP counterpart (those layers are then refused).
     """
 
     name: str
@@ -33,6 +35,7 @@ class Composite:
     merge: str = "z"
     activation_layers: str = "pass"
     head: str = "value"
+    transformer: Optional[Callable] = None
 
     def rule(self, step, first):
         """The rule for linear `step` (first: whether it is a first layer)."""
@@ -50,18 +53,19 @@ class Composite:
 
 
 def uniform(name, rule):
-    """Every linear layer, batch norms included, gets `rule` (iNNvestigate's LRPZ, LRPEpsilon, ...)."""
-    return Composite(name, rule, rule, rule)
+    """Every linear layer, batch norms included, gets `rule` (iNNvestigate's LRPZ, LRPEpsilon, ...); AttnLRP steps its stabilizer if it has one."""
+    return Composite(name, rule, rule, rule, transformer=transformer.stabilizer(rule))
 
 
 def sequential_preset(name, conv, flat_first):
-    """Dense: epsilon 0.1; conv: `conv`; batch norm: AlphaBetaX (2,0),(1,0); first layer flat if flat_first."""
+    """Dense: epsilon 0.1; conv: `conv`; batch norm: AlphaBetaX (2,0),(1,0); first layer flat if flat_first; AttnLRP steps epsilon 0.1."""
     return Composite(
         name,
         dense=rules.epsilon_rule(PRESET_EPSILON),
         conv=conv,
         batch_norm=rules.alpha_beta_x_rule((2, 0), (1, 0)),
         first=rules.flat_rule() if flat_first else None,
+        transformer=rules.epsilon_stabilizer(PRESET_EPSILON),
     )
 
 
