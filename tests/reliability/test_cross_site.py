@@ -14,6 +14,11 @@ BODIES = {
     "attributions": {"models": [{"run": "m1", "step": 1}], "samples": SAMPLES, "indices": [0], "methods": [{"id": "gradient"}]},
     "suggestions": {"models": [{"run": "m1", "step": 1}], "samples": SAMPLES},
     "cancel": {"request_id": "victim"},
+    "scores": {"models": [{"run": "m1", "step": 1}], "samples": SAMPLES, "indices": [0], "methods": [{"id": "gradient"}]},
+    "sanity": {"models": [{"run": "m1", "step": 1}], "samples": SAMPLES, "indices": [0], "methods": [{"id": "gradient"}]},
+    "agreement": {"models": [{"run": "m1", "step": 1}], "samples": SAMPLES, "indices": [0], "methods": [{"id": "gradient"}]},
+    "first_last": {"runs": ["m1"], "samples": SAMPLES, "indices": [0], "methods": [{"id": "gradient"}]},
+    "applicability": {"run": "m1", "step": 1},
 }
 REFUSED = [
     ({}, "X-XAI-Request"),

@@ -180,7 +180,16 @@ ATTRIBUTIONS = dict(
     seed=index_value,
 )
 PREDICTIONS = dict(COMMON, top_k=index_value)
-SUGGESTIONS = dict(COMMON, layer=ATTRIBUTIONS["layer"], neuron=index_value)
+SUGGESTIONS = dict(COMMON, layer=ATTRIBUTIONS["layer"], neuron=index_value, evidence=json_leaf | json_value)
+SCORES = dict(
+    ATTRIBUTIONS,
+    metrics=st.lists(st.sampled_from(["deletion", "insertion", "morf", "lerf", "x"]) | json_leaf, max_size=5) | json_value,
+    fill=st.sampled_from(["mean", "zero", "blur", "x"]) | json_leaf,
+    steps=index_value,
+    region=index_value,
+)
+SANITY = dict(ATTRIBUTIONS, max_stages=index_value, randomization=st.sampled_from(["permute", "init", "x"]) | json_leaf)
+FIRST_LAST = dict({k: v for k, v in ATTRIBUTIONS.items() if k != "models"}, runs=st.lists(run_value, max_size=3) | json_value)
 
 
 @FUZZ
@@ -199,6 +208,30 @@ def test_predictions_fuzz(hostile, body):
 @given(body=body_strategy({"models": VALID["models"], "samples": SAMPLES}, SUGGESTIONS))
 def test_suggestions_fuzz(hostile, body):
     fuzz_check(hostile[0].post("suggestions", body), hostile)
+
+
+@FUZZ
+@given(body=body_strategy(dict(VALID, methods=[{"id": "gradient"}]), SCORES))
+def test_scores_fuzz(hostile, body):
+    fuzz_check(hostile[0].post("scores", body), hostile)
+
+
+@FUZZ
+@given(body=body_strategy(dict(VALID, methods=[{"id": "gradient"}]), SANITY))
+def test_sanity_fuzz(hostile, body):
+    fuzz_check(hostile[0].post("sanity", body), hostile)
+
+
+@FUZZ
+@given(body=body_strategy(dict(VALID, methods=[{"id": "gradient"}]), ATTRIBUTIONS))
+def test_agreement_fuzz(hostile, body):
+    fuzz_check(hostile[0].post("agreement", body), hostile)
+
+
+@FUZZ
+@given(body=body_strategy({"runs": ["m1"], "samples": SAMPLES, "indices": [0], "methods": [{"id": "gradient"}]}, FIRST_LAST))
+def test_first_last_fuzz(hostile, body):
+    fuzz_check(hostile[0].post("first_last", body), hostile)
 
 
 @FUZZ
