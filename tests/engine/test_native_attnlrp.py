@@ -139,8 +139,8 @@ def test_attnlrp_on_a_bias_free_vit_conserves_all_but_what_the_softmax_rule_abso
     assert np.all(np.abs(lost) > 100 * tolerance)  # the softmax rule does absorb: the check above is not the plain one
 
 
-def attention_reference(x, wq, wk, wv, wo, r_out):
-    """AttnLRP of bias-free attention(x, x) in float64 loops: LRP-z projections, uniform products, softmax x (R - s sum R)."""
+def attention_reference(x, wq, wk, wv, wo, r_out, magnitude=False):
+    """AttnLRP of bias-free attention(x, x) in float64: LRP-z projections, uniform products, softmax x (R - s sum R) (magnitude: x (R + s sum R))."""
     tokens, heads, key_dim = x.shape[0], wq.shape[1], wq.shape[2]
     q, k, v = (np.einsum("ti,ihd->thd", x, w) for w in (wq, wk, wv))
     scores = np.einsum("thd,shd->hts", q, k) / np.sqrt(key_dim)
@@ -151,7 +151,7 @@ def attention_reference(x, wq, wk, wv, wo, r_out):
     share = r_context / (2 * context)
     r_s = np.einsum("hts,shd,thd->hts", s, v, share)
     r_v = np.einsum("hts,shd,thd->shd", s, v, share)
-    r_scores = scores * (r_s - s * r_s.sum(-1, keepdims=True))
+    r_scores = scores * (r_s + (1 if magnitude else -1) * s * r_s.sum(-1, keepdims=True))
     half = r_scores / (2 * scores)
     r_q = np.einsum("thd,shd,hts->thd", q, k, half) / np.sqrt(key_dim)
     r_k = np.einsum("thd,shd,hts->shd", q, k, half) / np.sqrt(key_dim)
@@ -160,7 +160,7 @@ def attention_reference(x, wq, wk, wv, wo, r_out):
 
 
 def test_attention_rule_matches_the_papers_equations_summed_by_hand():
-    """attention_relevance on a 2-head attention equals the float64 loops of AttnLRP's rules (all values positive: no cancellation)."""
+    """attention_relevance on a 2-head attention equals the float64 einsums of AttnLRP's rules (all inputs and weights positive)."""
     import keras
     import tensorflow as tf
 
@@ -174,9 +174,11 @@ def test_attention_rule_matches_the_papers_equations_summed_by_hand():
     composite = composites.composite("lrp.z", lrp.DEFAULT_PARAMS)
     got = transformer.attention_relevance(layer, composite.dense, composite.transformer, [tf.constant(x, tf.float32)] * 2, tf.constant(r_out, tf.float32))
     want = attention_reference(x[0], *weights, r_out[0])
-    # 7 stages (4 projections' 4-term sums, 2 products' 2- and 3-term sums, softmax), each <= 6 roundings: <= 64 eps.
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(np.asarray(g)[0], w, rtol=0, atol=64 * EPS * np.abs(w).max())
+    # 7 stages (4 projections' 4-term sums, 2 products' 2- and 3-term sums, softmax), each <= 6 roundings: <= 64 eps
+    # of the terms' magnitude; all positive except the softmax rule's subtraction, so the magnitude is that with a +.
+    magnitude = attention_reference(x[0], *weights, r_out[0], magnitude=True)
+    for g, w, m in zip(got, want, magnitude):
+        assert np.all(np.abs(np.asarray(g)[0] - w) <= 64 * EPS * m)
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +201,21 @@ def test_rules_without_an_attnlrp_counterpart_refuse_naming_the_layer(vit, image
     """lrp.alpha_beta has no AttnLRP rule for LayerNorm: refused before compute, the layer named."""
     with pytest.raises(XaiError, match="layer_normalization.*LayerNormalization"):
         engine.attribute(vit, "lrp.alpha_beta", (images * 255).astype(np.uint8), target={"kind": "class", "index": 1})
+
+
+def test_a_first_token_head_passes_relevance_to_that_token_only():
+    """Tokens -> LayerNorm -> x[:, 0] -> Dense, bias-free: token 0 gets sum R = f_t(x), the others 0."""
+    import keras
+
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((4, WIDTH))
+    model = keras.Model(inputs, keras.layers.Dense(2, use_bias=False)(keras.layers.LayerNormalization(center=False)(inputs)[:, 0]))
+    tokens = np.random.default_rng(9).normal(0, 1, (2, 4, WIDTH)).astype(np.float32)
+    relevance = lrp.explain(model, tokens, np.array([0, 1], np.int32), "lrp.epsilon")
+    logit = model(tokens).numpy()[np.arange(2), [0, 1]]
+    tolerance = conservation_tolerance(relevance, (16, 8, 4 * WIDTH))  # LayerNorm 8 + 8, Dense 8, the input sum
+    np.testing.assert_array_less(np.abs(relevance[:, 0].sum(1) - logit), tolerance)
+    assert np.all(relevance[:, 1:] == 0)
 
 
 def test_a_masked_attention_call_is_refused_naming_the_layer():

@@ -15,7 +15,7 @@ Each step maps the relevance at its outputs to its inputs; a value read by sever
 - Rescaling and Normalization (in-model preprocessing, elementwise), Keras 3 op nodes x * c, x / c, x + c,
   x - c (preprocess_input inside the model: is_constant_affine), and the layers that are the identity
   at inference (augmentation, noise: model_info.INFERENCE_IDENTITY_TYPES): relevance unchanged;
-- max pooling, Flatten, Reshape, Concatenate, padding, cropping, Dropout: by gradient (the
+- max pooling, Flatten, Reshape, Concatenate, padding, cropping, Dropout, x[...]: by gradient (the
   op's vector-Jacobian product with the relevance: routed to the max, moved, split or copied);
 - LayerNormalization, MultiHeadAttention, Softmax, LayerScale and GELU: AttnLRP (lrp/transformer.py),
   in the composites that have its stabilizer (LRP-z, LRP-epsilon, the sequential presets).
@@ -33,6 +33,7 @@ GRADIENT_LAYERS = (
     "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
     "Flatten", "Reshape", "Concatenate", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
     "Cropping1D", "Cropping2D", "Cropping3D", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GetItem",  # Keras 3's x[:, 0] (a transformer's first-token head): relevance back to the selected entries
 )
 PASS_LAYERS = ("Rescaling", "Normalization") + model_info.INFERENCE_IDENTITY_TYPES
 # Layers a first layer's input may pass through and still be "the input" (iNNvestigate's
