@@ -1,5 +1,5 @@
 // Wiring: state changes -> requests -> views. Responses for a selection that changed meanwhile are dropped.
-import { ApiError, getLayers, getMethods, getRuns, getSessionGroups, getTensorBoardRuns, imageUrl, postApplicability, postSuggestions } from "./api";
+import { ApiError, getLayers, getMethods, getProgress, getRuns, getSessionGroups, getTensorBoardRuns, imageUrl, postApplicability, postCancel, postSuggestions } from "./api";
 import { withApplicability } from "./heads";
 import { classNames, sampleCount } from "./catalog";
 import { sessionHparams, type Hparams } from "./hparams";
@@ -9,6 +9,7 @@ import { columnName, mapsNpz, predictionsCsv } from "./gridExport";
 import { DataModel, messageOf, type MapQuery } from "./model";
 import { colorIds, colorOf, parseColorGroup, urlColorGroup } from "./runColors";
 import { initialState, readUrlState, sameModel, Store, writeUrlState, type ViewState } from "./state";
+import { LatestRequest } from "./suggest";
 import { currentTheme, type Theme } from "./theme";
 import { TrustController } from "./trustController";
 import type { LayersResponse, MethodInfo, ModelRef, RunInfo, SuggestionsResponse } from "./types";
@@ -61,6 +62,8 @@ export class App {
   private columns: Column[] = [];
   private generation = 0;
   private suggestGeneration = 0;
+  /** The suggestions request in flight; a new selection cancels it on the server (its rows stop being computed). */
+  private readonly suggestRequest = new LatestRequest();
   private stats: SuggestionsResponse | null = null;
   private images = new Map<string, HTMLImageElement>();
   private colorIds = new Map<string, number>();
@@ -437,6 +440,8 @@ export class App {
     const s = this.store.get();
     const gen = ++this.suggestGeneration;
     this.stats = null;
+    const stale = this.suggestRequest.drop();
+    if (stale) void postCancel(stale).catch(() => undefined);
     if (!s.samples || !s.models.length) {
       this.suggestions.message("Choose a sample set and at least one model.");
       return;
@@ -448,14 +453,35 @@ export class App {
       if (gen !== this.suggestGeneration) return;
       const layer = s.layer ?? (s.histogram === "activation" ? (this.layers?.default_layer ?? null) : null);
       const request = { models: s.models, samples: s.samples, layer, neuron: s.neuron, ...(s.axis === "evidence" && s.models.length >= 2 ? { evidence: true } : {}) };
-      const stats = await this.data.track("s", this.sampleCount(s.samples), (id) => postSuggestions({ ...request, request_id: id }));
+      const stats = await this.data.track("s", this.sampleCount(s.samples), (id) => this.trackSuggestions(id, postSuggestions({ ...request, request_id: id })));
       if (gen !== this.suggestGeneration) return;
       this.stats = stats;
       const now = this.store.get();
       this.suggestions.axis = now.axis;
       this.suggestions.show(stats, now.filters, now.histogram);
     } catch (e) {
-      if (gen === this.suggestGeneration) this.suggestions.message(`Suggestions failed: ${messageOf(e)}`);
+      const cancelled = e instanceof ApiError && e.cancelled;
+      if (gen === this.suggestGeneration) this.suggestions.message(cancelled ? "Suggestions cancelled; change the selection or press Refresh to compute them." : `Suggestions failed: ${messageOf(e)}`);
+    }
+  }
+
+  /** Show the progress of suggestions request `id` in the panel (GET progress every 400 ms) until `answer` settles. */
+  private async trackSuggestions<T>(id: string, answer: Promise<T>): Promise<T> {
+    this.suggestRequest.start(id);
+    const cancel = () => {
+      if (this.suggestRequest.drop() === id) void postCancel(id).catch(() => undefined);
+    };
+    this.suggestions.working(0, 0, cancel);
+    const timer = setInterval(() => {
+      void getProgress(id)
+        .then((p) => this.suggestRequest.isCurrent(id) && p.state === "running" && this.suggestions.working(p.done, p.total, cancel))
+        .catch(() => undefined); // progress is a courtesy
+    }, 400);
+    try {
+      return await answer;
+    } finally {
+      clearInterval(timer);
+      if (this.suggestRequest.isCurrent(id)) this.suggestRequest.drop();
     }
   }
 

@@ -13,13 +13,14 @@ import json
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import psutil
 import pytest
 
 from tests.plugin.test_tensorboard_cli import TENSORBOARD, fetch, wait_for_xai
-from tests.conftest import free_port
+from tests.conftest import CHROMIUM_ARGS, free_port
 from tb_xai_plugin.plugin import service
 from tests.scale.conftest import BIG_COUNT, RUN
 
@@ -137,3 +138,38 @@ def test_a_cancel_drops_the_chunks_not_started(tensorboard):
     time.sleep(1.5)
     # the other chunks were dropped from the queue: the worker stays idle (computing them takes about one core)
     assert sum(sum(c.cpu_times()[:2]) for c in children) - cpu < 0.3
+
+
+def test_the_tab_cancels_the_suggestions_of_a_stale_selection(tensorboard, chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    base, _ = tensorboard
+    # both models on the big set, with an activation nobody asked for yet: seconds of chunks to compute
+    state = {"s": [RUN, "big"], "m": [[RUN, 1], [RUN, 2]], "a": [], "l": "conv", "n": 3, "r": []}
+    sent = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            # every text the panel's progress line shows, recorded in the tab's frame as it changes
+            page.add_init_script(
+                "window.__progress = []; new MutationObserver(() => { const e = document.getElementById('xai-suggest-progress');"
+                " if (e) window.__progress.push(e.textContent); }).observe(document, {subtree: true, childList: true, characterData: true});"
+            )
+            page.on("request", lambda r: sent.append(json.loads(r.post_data)["request_id"]) if r.method == "POST" and r.url.endswith("/suggestions") else None)
+            page.goto(base + "/#xai&xai=" + urllib.parse.quote(json.dumps(state)))
+            page.wait_for_function("() => [...document.querySelectorAll('iframe')].some(f => (f.src || '').includes('name=xai'))", timeout=60_000)
+            frame = next(f for f in page.frames if "name=xai" in f.url)
+            frame.wait_for_selector('button.xai-chip[data-run="%s"][data-step="2"]' % RUN, timeout=60_000)
+            frame.wait_for_function("() => window.__progress.length > 0", timeout=60_000)  # the panel says it is computing
+            stale = sent[0]
+            wait_for_rows(base, stale, 1)
+            frame.click('button.xai-chip[data-run="%s"][data-step="2"]' % RUN)  # the selection changes: one model left
+            deadline = time.monotonic() + 30
+            while progress(base, stale)["state"] != "cancelled" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert progress(base, stale)["state"] == "cancelled"  # the tab cancelled the stale request on the server
+            assert len(sent) == 2 and sent[1] != stale
+            assert frame.evaluate("window.__progress")[0].startswith("computing statistics over the sample set")
+        finally:
+            browser.close()
