@@ -21,7 +21,7 @@ SIDE, WIDTH = 16, 8
 
 
 def convnext_like():
-    """A bias-free ConvNeXt block: patch conv, LayerNorm, grouped 3x3 conv, LayerNorm, Dense, GELU, Dense, LayerScale, residual, pooled LayerNorm head."""
+    """A bias-free ConvNeXt block: patch conv, LayerNorm, grouped conv, LayerNorm, Dense, GELU, Dense, LayerScale, residual, head."""
     import keras
     from keras.src.applications.convnext import LayerScale
 
@@ -172,7 +172,8 @@ def test_attention_rule_matches_the_papers_equations_summed_by_hand():
     layer.set_weights(weights)
     r_out = rng.uniform(0.1, 1, (1, 3, 4))
     composite = composites.composite("lrp.z", lrp.DEFAULT_PARAMS)
-    got = transformer.attention_relevance(layer, composite.dense, composite.transformer, [tf.constant(x, tf.float32)] * 2, tf.constant(r_out, tf.float32))
+    tokens, r = tf.constant(x, tf.float32), tf.constant(r_out, tf.float32)
+    got = transformer.attention_relevance(layer, composite.dense, composite.transformer, [tokens, tokens], r)
     want = attention_reference(x[0], *weights, r_out[0])
     # 7 stages (4 projections' 4-term sums, 2 products' 2- and 3-term sums, softmax), each <= 6 roundings: <= 64 eps
     # of the terms' magnitude; all positive except the softmax rule's subtraction, so the magnitude is that with a +.
@@ -216,6 +217,22 @@ def test_a_first_token_head_passes_relevance_to_that_token_only():
     tolerance = conservation_tolerance(relevance, (16, 8, 4 * WIDTH))  # LayerNorm 8 + 8, Dense 8, the input sum
     np.testing.assert_array_less(np.abs(relevance[:, 0].sum(1) - logit), tolerance)
     assert np.all(relevance[:, 1:] == 0)
+
+
+def test_a_softmax_layer_takes_the_softmax_rule():
+    """x -> Softmax -> Dense (no bias), LRP-z: R_s = s w_t, then R_in = x (R_s - s sum R_s), in float64 by hand."""
+    import keras
+
+    keras.utils.set_random_seed(10)
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.Dense(2, use_bias=False)(keras.layers.Softmax()(inputs)))
+    x = np.random.default_rng(11).normal(0, 1, (2, 6))
+    relevance = lrp.explain(model, x.astype(np.float32), np.array([0, 1], np.int32), "lrp.z")
+    s = np.exp(x) / np.exp(x).sum(1, keepdims=True)
+    r_s = s * model.layers[-1].get_weights()[0].T[[0, 1]]
+    want = x * (r_s - s * r_s.sum(1, keepdims=True))
+    magnitude = np.abs(x) * (np.abs(r_s) + s * np.abs(r_s).sum(1, keepdims=True))
+    assert np.all(np.abs(relevance - want) <= 32 * EPS * magnitude)  # softmax (6-term sum) and Dense (6 terms): <= 32 roundings
 
 
 def test_a_masked_attention_call_is_refused_naming_the_layer():

@@ -37,6 +37,10 @@ class EinsumLinear:
         z = ops.einsum(self.layer.equation, x, kernels[0])
         return z if bias is None else z + bias
 
+    def forward(self, x):
+        """The layer's own output: einsum(equation, x, W) + b."""
+        return self.linear(x, self.kernels, self.bias)
+
 
 def einsum_linear(layer):
     """The linear step of an EinsumDense layer (its kernel and bias)."""
@@ -84,8 +88,8 @@ def _attention_unsupported(step):
 
 def _node(step):
     """The Keras node a walk step re-calls (walk._recall's closure; None if the step was not made from one)."""
-    cells = dict(zip(getattr(step.call, "__code__", None) and step.call.__code__.co_freevars or (), step.call.__closure__ or ()))
-    cell = cells.get("node")
+    code = getattr(step.call, "__code__", None)
+    cell = dict(zip(code.co_freevars if code else (), getattr(step.call, "__closure__", None) or ())).get("node")
     return None if cell is None else cell.cell_contents
 
 
@@ -163,24 +167,34 @@ def bilinear_relevance(equation, a, b, relevance, stabilize):
     return 0.5 * a * grad_a, 0.5 * b * grad_b
 
 
-def attention_relevance(layer, dense_rule, stabilize, ins, relevance):
-    """[R_query_input, R_value_input] of MultiHeadAttention(query, value): projections by the dense rule, scores and weighting uniform, softmax by its rule."""
+def attention_values(layer, query_in, value_in):
+    """The attention's values, as MultiHeadAttention computes them: projections, scaled query, scores, softmax weights, context."""
     from keras import ops
 
-    query_in, value_in = ins
-    q_step, k_step, v_step, o_step = (einsum_linear(d) for d in (layer._query_dense, layer._key_dense, layer._value_dense, layer._output_dense))
-    query, key, value = q_step.linear(query_in, q_step.kernels, q_step.bias), k_step.linear(value_in, k_step.kernels, k_step.bias), v_step.linear(value_in, v_step.kernels, v_step.bias)
-    scaled = query * ops.cast(layer._inverse_sqrt_key_dim, query.dtype)
-    scores = ops.einsum(layer._dot_product_equation, key, scaled)
-    weights = layer._softmax(scores)
-    context = ops.einsum(layer._combine_equation, weights, value)
-    r_context = dense_rule.relevance(o_step, context, relevance)
-    r_weights, r_value = bilinear_relevance(layer._combine_equation, weights, value, r_context, stabilize)
-    r_scores = softmax_relevance(scores, weights, r_weights, layer._softmax.axis)
-    r_key, r_scaled = bilinear_relevance(layer._dot_product_equation, key, scaled, r_scores, stabilize)
-    r_query_in = dense_rule.relevance(q_step, query_in, r_scaled, None, query)  # query * c: diagonal, relevance unchanged
-    r_key_in = dense_rule.relevance(k_step, value_in, r_key, None, key)
-    r_value_in = dense_rule.relevance(v_step, value_in, r_value, None, value)
+    steps = {name: einsum_linear(getattr(layer, "_%s_dense" % name)) for name in ("query", "key", "value", "output")}
+    v = {"steps": steps, "query_in": query_in, "value_in": value_in}
+    v["query"] = steps["query"].forward(query_in)
+    v["key"] = steps["key"].forward(value_in)
+    v["value"] = steps["value"].forward(value_in)
+    v["scaled"] = v["query"] * ops.cast(layer._inverse_sqrt_key_dim, v["query"].dtype)
+    v["scores"] = ops.einsum(layer._dot_product_equation, v["key"], v["scaled"])
+    v["weights"] = layer._softmax(v["scores"])
+    v["context"] = ops.einsum(layer._combine_equation, v["weights"], v["value"])
+    return v
+
+
+def attention_relevance(layer, dense_rule, stabilize, ins, relevance):
+    """[R_query_input, R_value_input] of MultiHeadAttention(query, value): projections by the dense rule, products uniform, softmax by its rule."""
+    v = attention_values(layer, *ins)
+    steps = v["steps"]
+    r_context = dense_rule.relevance(steps["output"], v["context"], relevance)
+    r_weights, r_value = bilinear_relevance(layer._combine_equation, v["weights"], v["value"], r_context, stabilize)
+    r_scores = softmax_relevance(v["scores"], v["weights"], r_weights, layer._softmax.axis)
+    r_key, r_scaled = bilinear_relevance(layer._dot_product_equation, v["key"], v["scaled"], r_scores, stabilize)
+    # query * c is diagonal: LRP-z passes its relevance unchanged, so r_scaled is the query's.
+    r_query_in = dense_rule.relevance(steps["query"], v["query_in"], r_scaled, None, v["query"])
+    r_key_in = dense_rule.relevance(steps["key"], v["value_in"], r_key, None, v["key"])
+    r_value_in = dense_rule.relevance(steps["value"], v["value_in"], r_value, None, v["value"])
     return [r_query_in, r_key_in + r_value_in]
 
 
