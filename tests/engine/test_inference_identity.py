@@ -82,7 +82,7 @@ def preprocessing_ops(tmp_path_factory):
 
 def test_lrp_passes_preprocessing_ops_and_conserves_the_logit(preprocessing_ops, images):
     model = preprocessing_ops
-    assert all(engine.applicable_methods(model)[m]["ok"] for m in ("lrp.z", "lrp.flat", "deep_taylor.bounded"))
+    assert all(engine.applicable_methods(model)[m]["ok"] for m in ("lrp.z", "lrp.flat", "deep_taylor.bounded", "deeplift"))
     result = engine.attribute(model, "lrp.z", images)
     logits = model.scores(model.preprocess(images), "logit")[np.arange(len(images)), result.targets]
     np.testing.assert_allclose(result.maps.sum(axis=(1, 2)), logits, rtol=1e-4, atol=1e-4 * np.abs(logits).max())

@@ -18,6 +18,7 @@ import numpy as np
 
 from tb_xai_plugin import model_info
 from tb_xai_plugin.engine.backends.native import implements, walk
+from tb_xai_plugin.engine.backends.native.lrp.propagation import is_constant_affine
 from tb_xai_plugin.engine.deeplift_reference import reference
 
 EPSILON = 1e-6
@@ -148,7 +149,8 @@ def reason_unsupported(model):
 
 def _reason_unsupported(keras_model):
     """reason_unsupported for one Keras model, from its walk."""
-    unknown = sorted({type(step.layer).__name__ for step in walk.Walk(keras_model).steps} - set(SUPPORTED_LAYERS))
+    steps = [step for step in walk.Walk(keras_model).steps if not is_constant_affine(step)]  # linear: multiplier = gradient
+    unknown = sorted({type(step.layer).__name__ for step in steps} - set(SUPPORTED_LAYERS))
     if unknown:
         return "the rescale rule here covers linear, elementwise and max-pooling layers, not %s" % ", ".join(unknown)
     return None
