@@ -59,10 +59,14 @@ def test_a_nested_model_with_preprocessing_layers_is_logged_as_keras(trained, tm
     (manifest,) = files.checkpoint_manifests(str(tmp_path))
     assert manifest["format"] == "keras" and manifest["file"] == "step-000000001.keras"
     assert manifest["versions"]["keras"] == keras.__version__ and manifest["versions"]["keras_backend"] == "tensorflow"
-    types = [layer["type"] for layer in manifest["layers"]]
+    types = [layer["type"] for layer in manifest["layers"] if "/" not in layer["name"]]
     assert types == ["InputLayer", "Rescaling", "Normalization", "RandomFlip", "RandomRotation", "Functional",
                      "GlobalAveragePooling2D", "Dense"]
-    assert model_info.default_layer(manifest["layers"]).startswith("mobilenetv2")
+    base = next(layer["name"] for layer in manifest["layers"] if layer["type"] == "Functional")
+    inner = [layer for layer in manifest["layers"] if layer["name"].startswith(base + "/")]
+    own = [layer for layer in model.get_layer(base).layers if type(layer).__name__ != "InputLayer"]
+    assert [layer["name"] for layer in inner] == [base + "/" + layer.name for layer in own]  # named by path
+    assert model_info.default_layer(manifest["layers"]).startswith(base + "/")
     assert manifest["output_activation"] == "softmax" and manifest["input_shape"] == list(SIZE)
     path = os.path.join(files.checkpoints_dir(str(tmp_path)), manifest["file"])
     _check_round_trip(path, manifest, model, images)
