@@ -48,16 +48,23 @@ $(STATIC): frontend/node_modules/.stamp $(FRONT_SRC)
 
 frontend: $(STATIC)
 
-# Every test in the current stack; the Keras 2 stack runs the engine, logging and the compute routes again.
-# The engine runs under both oneDNN settings: they change float32 kernels the way another CPU does.
+# Every test in the current stack; the Keras 2 stack runs the engine, logging and what its backend changes
+# (compute routes, heads, scores, the sanity check, gs:// checkpoints) again. The engine runs under both
+# oneDNN settings: they change float32 kernels the way another CPU does. Two pytest workers per run
+# (pytest-xdist; a module's tests stay together and share their fixtures), one per core here.
+XDIST := -n 2 --dist loadfile
+KERAS2_AGAIN := tests/summary tests/retention tests/heads tests/plugin/test_compute_routes.py \
+  tests/plugin/test_table2_routes.py tests/trust/test_scores_engine.py tests/trust/test_scores_route.py \
+  tests/deploy/test_remote_logdir.py \
+  tests/trust/test_sanity_route.py::test_sanity_at_full_randomization_is_the_agreement_with_the_randomized_model_logged_as_a_checkpoint
 test: setup system
 	cd frontend && npm test
-	$(PY) -m pytest tests --ignore=tests/engine
-	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest tests/engine
-	TF_ENABLE_ONEDNN_OPTS=1 $(PY) -m pytest tests/engine
-	$(PY_INNV) -m pytest tests/summary tests/plugin/test_compute_routes.py tests/plugin/test_table2_routes.py
-	TF_ENABLE_ONEDNN_OPTS=0 $(PY_INNV) -m pytest tests/engine
-	TF_ENABLE_ONEDNN_OPTS=1 $(PY_INNV) -m pytest tests/engine
+	$(PY) -m pytest $(XDIST) tests --ignore=tests/engine
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest $(XDIST) tests/engine
+	TF_ENABLE_ONEDNN_OPTS=1 $(PY) -m pytest $(XDIST) tests/engine
+	$(PY_INNV) -m pytest $(XDIST) $(KERAS2_AGAIN)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY_INNV) -m pytest $(XDIST) tests/engine
+	TF_ENABLE_ONEDNN_OPTS=1 $(PY_INNV) -m pytest $(XDIST) tests/engine
 
 demo: setup system
 	$(PY) demo/train.py --logdir $(LOGDIR)
