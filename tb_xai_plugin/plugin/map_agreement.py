@@ -25,24 +25,8 @@ def collect_maps(service, ctx, eid, req, ckpts=None):
     finally:
         job.finish()
     for cell in cells:
-        _fill_maps(cell, req)
+        service.cell_maps(cell, req)
     return sref, cells
-
-
-def _fill_maps(cell, req):
-    """Set cell["maps"] (and cell["targets"]) from the cache rows and the finished task, or cell["error"]."""
-    if "error" in cell:
-        return
-    future = cell.get("future")
-    if future is not None:
-        if future.exception() is not None:
-            cell["error"] = str(future.exception())
-            return
-        result = future.result()
-        for n, i in enumerate(cell["missing"]):
-            cell["rows"][i] = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
-    cell["maps"] = np.stack([cell["rows"][i]["map"] for i in req.indices]).astype(np.float32)
-    cell["targets"] = np.asarray([int(cell["rows"][i]["target"]) for i in req.indices], np.int64)
 
 
 def agreement_body(service, ctx, eid, req):

@@ -25,7 +25,7 @@ def scores(service, ctx, eid, req):
         cells = [service._start_cell(job, ckpt, sref, maps_req, method, params) for ckpt in ckpts for method, params in maps_req.methods]
         service._wait(job, [c["future"] for c in cells if c.get("future") is not None])
         for cell in cells:
-            _collect_maps(cell, maps_req)
+            service.cell_maps(cell, maps_req)
         futures = [_start_group(service, job, group, sref, req) for group in _groups(service, cells, req)]
         service._wait(job, [f for f in futures if f is not None])
         for cell in cells:
@@ -33,22 +33,6 @@ def scores(service, ctx, eid, req):
         return _body(sref, cells, req)
     finally:
         job.finish()
-
-
-def _collect_maps(cell, req):
-    """Set cell["maps"] [n, H, W] and cell["targets"] [n] in request order, or cell["error"]."""
-    if "error" in cell:
-        return
-    future = cell.get("future")
-    if future is not None:
-        if future.exception() is not None:
-            cell["error"] = str(future.exception())
-            return
-        result = future.result()
-        for n, i in enumerate(cell["missing"]):
-            cell["rows"][i] = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
-    cell["maps"] = np.stack([cell["rows"][i]["map"] for i in req.indices]).astype(np.float32)
-    cell["targets"] = np.asarray([int(cell["rows"][i]["target"]) for i in req.indices], np.int64)
 
 
 def _score_key(service, cell, req, index):

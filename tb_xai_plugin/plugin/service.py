@@ -355,20 +355,34 @@ class XaiService:
             row = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
             self.cache.put(self._map_key(cell, req, i), row)
 
+    def cell_rows(self, cell, req):
+        """A started cell's rows ({map, target, score}) in request order, from the cache and its finished task; None and cell["error"] if it failed."""
+        if "error" in cell:
+            return None
+        future = cell.get("future")
+        if future is not None:
+            if future.exception() is not None:
+                cell["error"] = str(future.exception())
+                return None
+            result = future.result()
+            for n, i in enumerate(cell["missing"]):
+                cell["rows"][i] = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
+        return [cell["rows"][i] for i in req.indices]
+
+    def cell_maps(self, cell, req):
+        """Set cell["maps"] [n, H, W] and cell["targets"] [n] in request order, or leave cell["error"]."""
+        rows = self.cell_rows(cell, req)
+        if rows is not None:
+            cell["maps"] = np.stack([r["map"] for r in rows]).astype(np.float32)
+            cell["targets"] = np.asarray([int(r["target"]) for r in rows], np.int64)
+
     def _finish_cell(self, cell, req):
         """The JSON of one cell."""
         ckpt, method = cell["ckpt"], cell["method"]
         head = {"run": ckpt.run, "step": ckpt.step, "method": method}
-        if "error" in cell:
+        rows = self.cell_rows(cell, req)
+        if rows is None:
             return dict(head, ok=False, error=cell["error"])
-        future = cell.get("future")
-        if future is not None:
-            if future.exception() is not None:
-                return dict(head, ok=False, error=str(future.exception()))
-            result = future.result()
-            for n, i in enumerate(cell["missing"]):
-                cell["rows"][i] = {"map": result["maps"][n], "target": result["targets"][n], "score": result["scores"][n]}
-        rows = [cell["rows"][i] for i in req.indices]
         payload = encoding.float32_payload(np.stack([r["map"] for r in rows]))
         return dict(
             head,
