@@ -18,12 +18,14 @@ Each step maps the relevance at its outputs to its inputs; a value read by sever
 - max pooling, Flatten, Reshape, Concatenate, padding, cropping, Dropout, x[...]: by gradient (the
   op's vector-Jacobian product with the relevance: routed to the max, moved, split or copied);
 - LayerNormalization, MultiHeadAttention, Softmax, LayerScale and GELU: AttnLRP (lrp/transformer.py),
-  in the composites that have its stabilizer (LRP-z, LRP-epsilon, the sequential presets).
+  in the composites that have its stabilizer (LRP-z, LRP-epsilon, the sequential presets);
+- SiLU / swish: relevance unchanged in those same composites; a Multiply of a signal and a sigmoid gate
+  (squeeze-excite): all relevance to the signal; a Multiply of two signals: each half (lrp/gating.py).
 """
 
 from tb_xai_plugin import model_info
 from tb_xai_plugin.engine.backends.native.walk import LINEAR_CLASSES
-from tb_xai_plugin.engine.backends.native.lrp import rules, transformer
+from tb_xai_plugin.engine.backends.native.lrp import gating, rules, transformer
 
 MERGE_LAYERS = (
     "Add", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
@@ -69,6 +71,7 @@ def relevance_and_logits(walk, composite, x, targets, bounds=None):
     first = first_layers(walk)
     nonnegative = nonnegative_values(walk)
     layer_bounds = _bounds_at(walk, first, x, bounds) if composite.needs_bounds else {}
+    gates = gating.gate_indices(walk)
     for step in reversed(walk.steps):
         outs = [incoming.pop(k, None) for k in step.outputs]
         if all(r is None for r in outs):
@@ -77,14 +80,16 @@ def relevance_and_logits(walk, composite, x, targets, bounds=None):
         ins = [values[k] for k in step.inputs]
         zs = [values[k] for k in step.outputs]
         known = (step in first, layer_bounds.get(step), step.inputs[0] in nonnegative)
-        for key, r in zip(step.inputs, backward(step, composite, ins, zs, outs, *known)):
+        for key, r in zip(step.inputs, backward(step, composite, ins, zs, outs, *known, gate=gates.get(step))):
+            if r is None:  # a gate's input: no relevance
+                continue
             incoming[key] = r if key not in incoming else incoming[key] + r
     r = incoming.get(walk.inputs[0])
     return (tf.zeros_like(x) if r is None else r), logits
 
 
-def backward(step, composite, ins, ys, outs, first, bounds, nonnegative=False):
-    """The relevance at a step's inputs (values ins) from the relevance outs at its outputs (values ys)."""
+def backward(step, composite, ins, ys, outs, first, bounds, nonnegative=False, gate=None):
+    """The relevance at a step's inputs (values ins) from the relevance outs at its outputs (values ys); gate: a product's gate input."""
     if step.kind == "linear":
         rule = composite.rule(step, first)
         rule = rule.for_nonnegative_inputs() if nonnegative else rule
@@ -97,6 +102,8 @@ def backward(step, composite, ins, ys, outs, first, bounds, nonnegative=False):
         return gradient(step, ins, outs)
     if name in PASS_LAYERS or is_constant_affine(step):
         return outs
+    if gating.is_product(step):
+        return gating.signal_take_all(outs, gate) if gate is not None else gating.uniform_product(step, ins, outs[0], composite.transformer)
     if name in transformer.LAYERS:
         return transformer.backward(step, composite, ins, ys, outs)
     if name in MERGE_LAYERS and composite.merge == "z":
@@ -170,9 +177,13 @@ def _bounds_at(walk, first, x, bounds):
 
 
 def unsupported(walk, composite):
-    """None if every step has a rule here, else a sentence naming the first layer that has none."""
+    """None if every step that receives relevance has a rule here, else a sentence naming the first layer that has none."""
+    gates = gating.gate_indices(walk)
+    live = gating.reached(walk, gates)
     for step in walk.steps:
-        why = _unsupported_step(step, composite)
+        if not any(k in live for k in step.outputs):
+            continue
+        why = _unsupported_step(step, composite, step in gates)
         if why:
             return "%s cannot explain layer %r (%s): %s" % (composite.name, step.layer.name, type(step.layer).__name__, why)
     if len(walk.inputs) != 1 or len(walk.outputs) != 1:
@@ -180,17 +191,21 @@ def unsupported(walk, composite):
     return None
 
 
-def _unsupported_step(step, composite):
-    """Why `step` has no rule in `composite` ("" if it has one)."""
+def _unsupported_step(step, composite, gated=False):
+    """Why `step` has no rule in `composite` ("" if it has one; gated: a signal-times-gate product)."""
     name = type(step.layer).__name__
     if step.kind == "linear":
         return ""
     if step.kind == "activation":
         if _activation_name(step) in transformer.ACTIVATIONS:
             return "" if composite.transformer is not None else "activation %s has no rule here" % _activation_name(step) + _attn_hint(composite)
+        if _activation_name(step) in gating.SELF_GATED_ACTIVATIONS:
+            return "" if composite.transformer is not None else "activation %s has no rule here" % _activation_name(step) + _gated_hint("SiLU's identity rule")
         return "" if _activation_name(step) in ACTIVATIONS else "activation %s is not ReLU, ReLU6 or linear" % _activation_name(step)
-    if name in MERGE_LAYERS + GRADIENT_LAYERS + PASS_LAYERS or is_constant_affine(step):
+    if name in MERGE_LAYERS + GRADIENT_LAYERS + PASS_LAYERS or is_constant_affine(step) or gated:
         return ""
+    if gating.is_product(step):
+        return "" if composite.transformer is not None else "a product of two signals (no sigmoid gate) has no rule here" + _gated_hint("the half-half product rule")
     if name in transformer.LAYERS:
         return transformer.unsupported(step) if composite.transformer is not None else "no LRP rule for this layer type" + _attn_hint(composite)
     return "no LRP rule for this layer type"
@@ -201,6 +216,11 @@ def _attn_hint(composite):
     if composite.transformer is not None:
         return ""
     return " (AttnLRP's GELU, LayerNormalization and attention rules come with lrp.z, lrp.epsilon and the sequential presets)"
+
+
+def _gated_hint(rule):
+    """Where `rule` (SiLU's identity, the two-signal product's half-half) is, for a composite that lacks it."""
+    return " (%s comes with lrp.z, lrp.epsilon and the sequential presets)" % rule
 
 
 def _activation_name(step):
