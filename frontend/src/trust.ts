@@ -143,15 +143,21 @@ export function curvePath(values: number[], width: number, height: number): stri
     .join("");
 }
 
-/** The sanity check's threshold when the answer names none: the mean correlation after full randomization above
- * which a method is flagged. */
+/** The sanity check's threshold when the answer names none: the mean correlation once the top layers are randomized
+ * (the first stage) at or above which a method is flagged. */
 export const DEFAULT_SANITY_THRESHOLD = 0.5;
 
 /** Why the badge is there, in the words the tab shows beside it. */
 export const SANITY_EXPLANATION =
-  "A flagged method barely depends on the weights here: after the model's layers were randomized, from the output layer down, " +
-  "its maps still correlate with the trained model's. A map that survives randomizing the model cannot show what the model " +
-  "learned (Adebayo et al., 2018, “Sanity Checks for Saliency Maps”).";
+  "A flagged method barely depends on the weights here: after the model's top layers were randomized, its maps still " +
+  "correlate with the trained model's. A map that survives randomizing them cannot show what the model learned " +
+  "(Adebayo et al., 2018, “Sanity Checks for Saliency Maps”: guided backprop's maps change only as the first layers go).";
+
+/** The correlation after the first randomization stage (the top layers randomized), or null. */
+export function topRandomization(cell: SanityCell): number | null {
+  const first = cell.mean?.[0];
+  return finite(first) ? first : null;
+}
 
 /** The correlation after the last randomization stage (every layer randomized), or null. */
 export function fullRandomization(cell: SanityCell): number | null {
@@ -159,20 +165,22 @@ export function fullRandomization(cell: SanityCell): number | null {
   return finite(last) ? last : null;
 }
 
-/** Whether a cell earns the badge: the server's flag, else its full-randomization correlation at the threshold or above. */
+/** Whether a cell earns the badge: the server's flag, else its correlation once the top is randomized at the threshold or above. */
 export function flagged(cell: SanityCell, threshold: number): boolean {
   if (!cell.ok) return false;
   if (typeof cell.badge === "boolean") return cell.badge;
-  const r = fullRandomization(cell);
+  const r = topRandomization(cell);
   return r !== null && r >= threshold;
 }
 
-/** One line per checked cell: "ρ = 0.93 with all 4 weighted layers randomized (flagged at 0.50 or above)". */
+/** One line per checked cell: "ρ = 0.85 with the top 1 weighted layer randomized, 0.35 with all 6 (flagged at 0.50 or above after the top)". */
 export function sanitySummary(cell: SanityCell, threshold: number): string {
   if (!cell.ok) return cell.error ?? "the sanity check failed";
-  const r = fullRandomization(cell);
+  const show = (r: number | null) => (r === null ? "–" : r.toFixed(2));
+  const top = cell.randomized?.[0] ?? 1;
   const n = cell.randomized?.[cell.randomized.length - 1] ?? cell.stages?.length ?? 0;
-  return `ρ = ${r === null ? "–" : r.toFixed(2)} with all ${n} weighted layer${n === 1 ? "" : "s"} randomized (flagged at ${threshold.toFixed(2)} or above)`;
+  return `ρ = ${show(topRandomization(cell))} with the top ${top} weighted layer${top === 1 ? "" : "s"} randomized, ` +
+    `${show(fullRandomization(cell))} with all ${n} (flagged at ${threshold.toFixed(2)} or above after the top)`;
 }
 
 /** Background of an agreement cell: RdBu over [-1, 1] (blue: agree, red: disagree), as an rgb() string. */

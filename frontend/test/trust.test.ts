@@ -96,15 +96,18 @@ test("a curve is drawn over the unit square, y up, values clamped", () => {
   assert.equal(curvePath([0.5], 10, 10), "");
 });
 
-test("the sanity badge: the server's flag wins; without one, full randomization's correlation above the threshold", () => {
-  const base = { run: "a", step: 1, method: "guided_backprop", ok: true, stages: ["dense", "conv2", "conv1"], mean: [0.95, 0.9, 0.8] };
-  assert.equal(flagged(base, 0.5), true);
-  assert.equal(flagged({ ...base, mean: [0.9, 0.3, 0.1] }, 0.5), false);
-  assert.equal(flagged({ ...base, mean: [0.9, 0.3, null] }, 0.5), false); // every map constant at the end: no verdict
-  assert.equal(sanitySummary({ ...base, randomized: [1, 3, 5] }, 0.5).includes("all 5 weighted layers randomized"), true);
+test("the sanity badge: the server's flag wins; without one, the correlation once the top is randomized, at the threshold or above", () => {
+  const base = { run: "a", step: 1, method: "guided_backprop", ok: true, stages: ["dense", "conv2", "conv1"], mean: [0.95, 0.9, 0.3] };
+  assert.equal(flagged(base, 0.5), true); // the paper's finding: it holds through the top, falls only at the first layers
+  assert.equal(flagged({ ...base, mean: [0.2, 0.1, 0.05] }, 0.5), false);
+  assert.equal(flagged({ ...base, mean: [null, 0.9, 0.9] }, 0.5), false); // every map constant after the top: no verdict
+  assert.equal(sanitySummary({ ...base, randomized: [1, 3, 5] }, 0.5).includes("with all 5 (flagged"), true);
   assert.equal(flagged({ ...base, badge: false }, 0.5), false);
   assert.equal(flagged({ ...base, ok: false, badge: true }, 0.5), false);
-  assert.equal(sanitySummary(base, 0.5), "ρ = 0.80 with all 3 weighted layers randomized (flagged at 0.50 or above)");
+  assert.equal(
+    sanitySummary({ ...base, randomized: [1, 2, 3] }, 0.5),
+    "ρ = 0.95 with the top 1 weighted layer randomized, 0.30 with all 3 (flagged at 0.50 or above after the top)",
+  );
   assert.equal(sanitySummary({ ...base, ok: false, error: "no such layer" }, 0.5), "no such layer");
 });
 

@@ -134,5 +134,5 @@ def _cell_json(cell):
     return dict(
         head, ok=True, stages=[str(name) for name in result["stages"]], randomized=[int(c) for c in result["randomized"]],
         correlations=agreement.to_json(result["correlations"]), mean=agreement.to_json(means),
-        badge=sanity.badge(float(means[-1])),
+        badge=sanity.badge(float(means[0])),
     )  # fmt: skip

@@ -115,7 +115,7 @@ def test_sanity_cells_say_what_they_computed_and_why_a_cell_failed(served):
         got = np.asarray(cell["correlations"], dtype=np.float64)
         assert got.shape == (2, 3) and np.isfinite(got).all() and (np.abs(got) <= 1).all()
         assert cell["mean"] == pytest.approx(got.mean(axis=1).tolist(), abs=1e-12)
-        assert cell["badge"] == (cell["mean"][-1] >= body["threshold"])
+        assert cell["badge"] == (cell["mean"][0] >= body["threshold"])
     # The dense model's gradient is the same for every pixel (a constant map): rho is undefined, never a badge.
     assert cells[("dense", "gradient")]["correlations"] == [[None] * 3] and cells[("dense", "gradient")]["badge"] is False
     assert cells[("dense", "grad_cam")]["ok"] is False and "Grad-CAM" in cells[("dense", "grad_cam")]["error"]

@@ -113,7 +113,7 @@ export class TrustPanel {
     this.verdict.classList.toggle("xai-hidden", !sentences.length);
   }
 
-  /** The sanity check's verdict per (model, method): the correlation left after full randomization, and the badge. */
+  /** The sanity check's verdict per (model, method): the correlation left once the top layers, then all, are randomized, and the badge. */
   showSanity(cells: SanityCell[], threshold: number, label: (id: string) => string, flaggedOf: (c: SanityCell) => boolean, randomization?: string): void {
     const how = randomization === "permute" ? " (each layer's weights shuffled)" : randomization === "init" ? " (each layer's weights drawn anew)" : "";
     const rows = cells.map((c) =>
@@ -134,7 +134,7 @@ export class TrustPanel {
         "table",
         { class: "xai-rank", id: "xai-sanity-table" },
         h("caption", {}, `Cascading randomization: the model's layers randomized from the output down${how}; ρ is the Spearman rank correlation of the absolute maps with the trained model's, mean over the grid's samples.`),
-        h("thead", {}, h("tr", {}, ...["model", "method", "after full randomization", "verdict"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ...["model", "method", "after randomizing the top, then all layers", "verdict"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, ...rows),
       ),
       anyFlagged ? h("p", { class: "xai-explain", id: "xai-sanity-explain" }, SANITY_EXPLANATION) : null,
