@@ -8,9 +8,11 @@ Integrated Gradients runs iNNvestigate's gradient at the midpoints of the path (
 IntegratedGradients includes both ends, biased by O(1/steps)); both in engine.gradient_averages.
 Deconvnet starts its backward pass from 1, as gradients do: iNNvestigate's starts from the
 explained logit's value (ReverseAnalyzerBase's identity head mapping, which only its Gradient
-overrides), so its maps came out scaled by the logit. Guided backprop is this backend's cam module's
-(gradient override on the ReLUs, started from 1), with iNNvestigate's model check. LRP keeps the
-logit's value: it redistributes it.
+overrides), so its maps came out scaled by the logit. Its ReLU rule re-makes each ReLU layer
+without its activation, which a Keras ReLU layer (MobileNetV2's ReLU(6.)) cannot be: those layers
+get the rule directly (the signal's positive part, as the native backend's Relu / Relu6 override).
+Guided backprop is this backend's cam module's (gradient override on the ReLUs, started from 1),
+with iNNvestigate's model check. LRP keeps the logit's value: it redistributes it.
 """
 
 import functools
@@ -75,6 +77,8 @@ class CompiledAnalyzer:
                 analyzer = create_checked(method_id, model, kwargs)
                 if method_id in START_FROM_ONE:
                     start_backward_from_one(analyzer)
+                if method_id == "deconvnet":
+                    deconvnet_relu_layers(analyzer)
                 analyzer.create_analyzer_model()
             except (NotImplementedError, ValueError, TypeError, AssertionError) as e:
                 raise XaiError("iNNvestigate cannot build %s for this model: %s" % (method_id, e or type(e).__name__)) from e
@@ -94,6 +98,20 @@ def start_backward_from_one(analyzer):
     import tensorflow as tf
 
     analyzer._head_mapping = tf.ones_like
+
+
+def deconvnet_relu_layers(analyzer):
+    """Deconvnet at a Keras ReLU layer: R -> relu(R), ahead of iNNvestigate's rule (which cannot copy the layer)."""
+    import tensorflow as tf
+    from innvestigate.backend import apply
+
+    relu = tf.keras.layers.Activation("relu")
+    analyzer._add_conditional_reverse_mapping(
+        lambda layer: isinstance(layer, tf.keras.layers.ReLU),
+        lambda xs, ys, rs, state: apply(relu, rs),
+        priority=1,
+        name="deconvnet_relu_layer",
+    )
 
 
 def create_checked(method_id, model, kwargs):
