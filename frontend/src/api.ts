@@ -159,16 +159,8 @@ export const postScores = (req: ScoresRequest, signal?: AbortSignal): Promise<Sc
 
 export const postSanity = (req: AttributionsRequest, signal?: AbortSignal): Promise<SanityResponse> => postJson("sanity", req, signal);
 
-export interface FirstLastRequest {
-  runs: string[];
-  samples: SampleSetRef;
-  indices: number[];
-  methods: MethodChoice[];
-  target: Target;
-  layer: string | null;
-  neuron: number | null;
-  request_id?: string;
-}
+/** An attributions request that names runs (their first and last checkpoints) instead of models. */
+export type FirstLastRequest = Omit<AttributionsRequest, "models"> & { runs: string[] };
 
 export const postFirstLast = (req: FirstLastRequest, signal?: AbortSignal): Promise<FirstLastResponse> => postJson("first_last", req, signal);
 
