@@ -6,6 +6,10 @@ backends.innvestigate.loading.LoadedModel):
     head                            model_info.HEADS: how logits become probabilities (see docs/heads.md)
     backend                         "native" | "innvestigate"
     preprocess(images)              stored images (uint8 / float, NHWC) -> float32 model input
+    folded                          None, or (scale, offset) float32 [C]: the model's leading elementwise
+                                    preprocessing (Rescaling, Normalization, x * c + d ops) that the
+                                    backend's canonizer took out of the model; preprocess applies it,
+                                    so every method explains the model from its first real layer
 Each backend adds the forward calls that backend-neutral code (predict, the perturbation methods) uses:
     scores(x, score)                float32 [N, K]: probabilities ("probability") or logits ("logit")
     probabilities(x)                scores(x, "probability")
@@ -65,6 +69,7 @@ class ModelBase:
         self.layers = manifest["layers"]
         self.head = model_info.manifest_head(manifest)
         self.cache = BoundedCache()
+        self.folded = None
         self._probe = None  # see probs_of
 
     def preprocess(self, images):
@@ -77,7 +82,8 @@ class ModelBase:
                 "images have shape %s; this model takes [N, %s]"
                 % (list(np.shape(images)), ", ".join(map(str, self.input_shape)))
             )
-        return preprocess_array(x, self.manifest["preprocessing"])
+        x = preprocess_array(x, self.manifest["preprocessing"])
+        return x if self.folded is None else apply_folded(x, self.folded)
 
     def probabilities(self, x):
         """float32 [N, K] class probabilities of preprocessed inputs x (one forward pass)."""
@@ -103,6 +109,12 @@ def preprocess_array(x, preprocessing):
     if kind == "keras_app":
         return _keras_app_preprocess(preprocessing.get("module"))(x).astype(np.float32)
     raise XaiError("unknown preprocessing %r in the manifest" % (preprocessing,))
+
+
+def apply_folded(x, folded):
+    """x * scale + offset per channel: the preprocessing folded out of the model."""
+    scale, offset = folded
+    return (x * np.float32(scale) + np.float32(offset)).astype(np.float32)
 
 
 def _keras_app_preprocess(module):
