@@ -50,7 +50,7 @@ def save(keras_model, directory):
 
 def plain_occlusion(model, image, target, window, stride):
     """The plain loop: one Keras predict per window position (what occlusion computes, unbatched)."""
-    from tb_xai_plugin.engine.perturbation.occlusion import window_starts
+    from tb_xai_plugin.engine.perturbation.common import window_starts
 
     fill = image.mean(axis=(0, 1))
     with model.in_graph():

@@ -72,16 +72,16 @@ def test_a_small_memory_budget_gives_the_same_maps_in_more_batches(cnn, x):
 
 
 def test_windows_cover_every_pixel_up_to_the_edge():
-    assert occlusion.window_starts(16, 5, 3) == [0, 3, 6, 9, 11]
-    assert occlusion.window_starts(16, 4, 4) == [0, 4, 8, 12]
-    assert occlusion.window_starts(16, 16, 7) == [0]
+    assert common.window_starts(16, 5, 3) == [0, 3, 6, 9, 11]
+    assert common.window_starts(16, 4, 4) == [0, 4, 8, 12]
+    assert common.window_starts(16, 16, 7) == [0]
 
 
 @given(st.integers(1, 300), st.integers(1, 300), st.integers(1, 300))
 def test_window_starts_cover_the_axis_in_bounds_for_any_sizes(size, window, stride):
     window = min(window, size)
     stride = min(stride, window)
-    starts = occlusion.window_starts(size, window, stride)
+    starts = common.window_starts(size, window, stride)
     covered = np.zeros(size, bool)
     for start in starts:
         covered[start : start + window] = True

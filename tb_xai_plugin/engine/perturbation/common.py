@@ -1,4 +1,4 @@
-"""What the perturbation methods share: feature segments, fill values, scoring in bounded batches.
+"""What the perturbation methods share: feature segments, sliding windows, fill values, scoring in bounded batches.
 
 Occlusion, LIME, Shapley value sampling and prediction difference analysis all score many altered
 copies of one image through the backend-neutral forward call model.scores(x, score) (every backend's
@@ -79,6 +79,28 @@ def scores_of(model, make_copies, count, target, score, budget_bytes=MEMORY_BUDG
 def sigmoid_head(model):
     """Whether the model's probabilities are a sigmoid per class (binary and multi-label heads), not a softmax."""
     return getattr(model, "head", None) in model_info.SIGMOID_HEADS
+
+
+def window_starts(size, window, stride):
+    """Top-left offsets along one axis: 0, stride, 2 stride, ... and size - window (stride <= window: all covered)."""
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] != size - window:
+        starts.append(size - window)
+    return starts
+
+
+def windows(height, width, window, stride):
+    """[(r, c)]: top-left corners of the window x window squares sliding by stride, row by row, the last flush with the edge."""
+    return [(r, c) for r in window_starts(height, window, stride) for c in window_starts(width, window, stride)]
+
+
+def mean_over_windows(values, corners, window, shape):
+    """float32 [H, W]: map[p] = mean of values[k] over the windows at corners[k] that cover p."""
+    total, count = np.zeros(shape, np.float64), np.zeros(shape, np.float64)
+    for value, (r, c) in zip(values, corners):
+        total[r : r + window, c : c + window] += value
+        count[r : r + window, c : c + window] += 1
+    return (total / count).astype(np.float32)
 
 
 def paint(values, labels):

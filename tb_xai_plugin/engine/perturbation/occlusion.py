@@ -32,20 +32,12 @@ def window_and_stride(params, height, width):
     return window, stride
 
 
-def window_starts(size, window, stride):
-    """Top-left offsets along one axis: 0, stride, 2 stride, ... and size - window (stride <= window: all covered)."""
-    starts = list(range(0, size - window + 1, stride))
-    if starts[-1] != size - window:
-        starts.append(size - window)
-    return starts
-
-
 def _occlude_one(model, image, target, base, params, budget_bytes):
     """[H, W]: per pixel, mean over windows covering it of `base` (the image's score) - score(occluded)."""
     height, width, _ = image.shape
     window, stride = window_and_stride(params, height, width)
     fill = image.mean(axis=(0, 1)) if params["fill"] == "mean" else np.zeros(image.shape[-1], image.dtype)
-    boxes = [(r, c) for r in window_starts(height, window, stride) for c in window_starts(width, window, stride)]
+    boxes = common.windows(height, width, window, stride)
 
     def copies(rows):
         out = np.repeat(image[None], rows.stop - rows.start, axis=0)  # [B, H, W, C]
@@ -54,12 +46,7 @@ def _occlude_one(model, image, target, base, params, budget_bytes):
         return out
 
     drops = base - common.scores_of(model, copies, len(boxes), target, params["score"], budget_bytes)  # [windows]
-    total = np.zeros((height, width), np.float64)
-    count = np.zeros((height, width), np.float64)
-    for drop, (r, c) in zip(drops, boxes):
-        total[r : r + window, c : c + window] += drop
-        count[r : r + window, c : c + window] += 1
-    return (total / count).astype(np.float32)
+    return common.mean_over_windows(drops, boxes, window, (height, width))
 
 
 @implements_everywhere("occlusion")

@@ -113,7 +113,7 @@ def _difference_one(model, image, target, params, rng, budget_bytes):
         sampler = ConditionalSampler(image, window, params["padding"])
     else:
         sampler = MarginalSampler(image, window)
-    boxes = [(r, c) for r in occlusion.window_starts(height, window, stride) for c in occlusion.window_starts(width, window, stride)]
+    boxes = common.windows(height, width, window, stride)
     samples, base_seed = params["samples"], int(rng.integers(2**63))
     draw_size = window * window * channels
 
@@ -135,11 +135,7 @@ def _difference_one(model, image, target, params, rng, budget_bytes):
         probs = common.scores_of(model, copies, len(boxes) * samples, target, "probability", budget_bytes)
         base = common.scores_of(model, lambda rows: image[None], 1, target, "probability", budget_bytes)[0]
         evidence = log2_odds(base) - log2_odds(probs.reshape(len(boxes), samples).mean(axis=1))  # [windows]
-    total, count = np.zeros((height, width)), np.zeros((height, width))
-    for value, (r, c) in zip(evidence, boxes):
-        total[r : r + window, c : c + window] += value
-        count[r : r + window, c : c + window] += 1
-    return (total / count).astype(np.float32)
+    return common.mean_over_windows(evidence, boxes, window, (height, width))
 
 
 def log2_odds_of_mean_sigmoid(z):
