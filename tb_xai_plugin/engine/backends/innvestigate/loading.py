@@ -8,7 +8,9 @@ Needs eager execution disabled (`graph_mode.enable_graph_mode()`), like iNNvesti
 num_classes, layers, cache, preprocess, and its scores / probabilities_and_means forward calls):
     backend         "innvestigate"
     graph, session  its own tf.Graph and tf.compat.v1.Session (never the global ones)
-    keras_model     the model as saved (softmax included)
+    keras_model     the model as canonize.py rebuilt it (softmax included): its leading preprocessing folded
+                    into `folded`, nested models flattened, inference identities dropped; the model as saved
+                    where the rebuild does not apply. The file and the manifest are never changed.
     logits_model    the same model with its final softmax / sigmoid stripped (shares the weights); for a
                     binary head (one unit, logit z), two logits [-z, z] (binary_logits_model)
     input           the model's input placeholder; probs: its output probabilities tensor [N, K]
@@ -16,8 +18,8 @@ num_classes, layers, cache, preprocess, and its scores / probabilities_and_means
     in_graph()                   context for building ops: graph, session and Keras' session
     building()                   in_graph() for building whole Keras models / analyzers fast (below);
                                  yields a list to append the tensors to fetch (see its docstring)
-    layer_output(name)           the output tensor of layer `name` on the path to the outputs (a nested
-                                 model: its call in this model, not its own graph); XaiError if unknown
+    layer_output(name)           the output tensor of layer `name` (or path "base/layer") of the saved
+                                 model, in keras_model's graph; XaiError if unknown
     probs_of(x)                  context: the first run() feeding exactly the array x as the model
                                  input also fetches model.probs, so scores cost no extra forward pass
 Build ops only inside `in_graph()` (or `building()`); compute only through `run()`.
@@ -36,8 +38,11 @@ created that are still uninitialized, in one session run.
 import contextlib
 import os
 
+import numpy as np
+
 from tb_xai_plugin import model_info, safety
 from tb_xai_plugin.engine import checkpoint, local_copy
+from tb_xai_plugin.engine.backends.innvestigate import canonize
 from tb_xai_plugin.errors import XaiError
 
 FORMATS = ("h5", "savedmodel")
@@ -56,6 +61,16 @@ class LoadedModel(checkpoint.ModelBase):
         self.logits_model = logits_model
         self.input = keras_model.input
         self.probs = _probabilities(keras_model.output, manifest["output_activation"])
+        self.outputs_by_path = {}  # canonize.Canonical.outputs of the rebuilt model
+        self._ancestors = None
+
+    def adopt(self, canonical):
+        """Explain the rebuilt model of a canonize.Canonical: its keras_model, input, probs, folded, outputs."""
+        self.keras_model = canonical.keras_model
+        self.input = canonical.keras_model.input
+        self.probs = _probabilities(canonical.keras_model.output, self.manifest["output_activation"])
+        self.folded = None if canonical.folded is None else tuple(np.asarray(a, np.float32) for a in canonical.folded)
+        self.outputs_by_path = canonical.outputs
         self._ancestors = None
 
     @contextlib.contextmanager
@@ -114,6 +129,12 @@ class LoadedModel(checkpoint.ModelBase):
 
     def layer_output(self, name):
         """The output tensor of layer `name` inside this model (a nested model: its outer call); XaiError if unknown."""
+        if name in self.outputs_by_path:
+            with self.in_graph():
+                tensor = canonize.tensor_of(self.outputs_by_path[name], self.input, self.folded)
+            if tensor is None:
+                raise XaiError("layer %r lies inside the preprocessing folded out of the model" % name)
+            return tensor
         layer = model_info.find_nested_layer(self.keras_model, name)  # "outer/inner": a layer inside a nested base
         if layer is None:
             raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(layer["name"] for layer in self.layers)))
@@ -223,9 +244,10 @@ def load_checkpoint(path, manifest, allow_unsafe=False):
             reserve_layer_names(keras_model)
             model = LoadedModel(manifest, graph, session, keras_model, None)
             with model.building() as fetches:
-                model.logits_model = strip_output_activation(keras_model)
+                model.adopt(canonize.canonize(keras_model, session))
+                model.logits_model = strip_output_activation(model.keras_model)
                 if model.head in model_info.BINARY_HEADS:
-                    model.logits_model = binary_logits_model(keras_model, session)
+                    model.logits_model = binary_logits_model(model.keras_model, session)
                     model.probs = tf.nn.sigmoid(model.logits_model.output)  # [1 - p, p] = sigmoid([-z, z])
                 fetches.append(model.logits_model.output)
     except BaseException:
@@ -288,7 +310,7 @@ def binary_logits_model(keras_model, session):
     config = dict(dense.get_config(), units=2, activation="linear", name=dense.name + "_two_classes", kernel_initializer=doubled[0])
     if len(doubled) > 1:
         config["bias_initializer"] = doubled[1]  # building() initializes the new variables to these values
-    outputs = type(dense).from_config(config)(dense.input)
+    outputs = type(dense).from_config(config)(canonize.node_in(keras_model, dense).input_tensors)
     return tf.keras.Model(keras_model.inputs, outputs, name=keras_model.name + "_logits")
 
 
@@ -301,7 +323,7 @@ def strip_output_activation(keras_model):
     if isinstance(last, (tf.keras.layers.Softmax,)) or (
         isinstance(last, tf.keras.layers.Activation) and model_info.output_activation(keras_model) in ("softmax", "sigmoid")
     ):
-        return tf.keras.Model(keras_model.inputs, last.input, name=keras_model.name + "_logits")
+        return tf.keras.Model(keras_model.inputs, canonize.node_in(keras_model, last).input_tensors, name=keras_model.name + "_logits")
     activation = model_info.output_activation(keras_model)
     if activation in ("softmax", "sigmoid"):
         outputs = igraph.pre_output_tensors(keras_model.outputs, activation=activation)
