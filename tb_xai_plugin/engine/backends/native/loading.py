@@ -4,8 +4,12 @@
 unless allow_unsafe) and Keras 2 `.h5` files (Keras 3's legacy loader); the safety check runs first,
 then the weights checksum and the input / output shapes are compared with the manifest.
 
-NativeModel (besides checkpoint.ModelBase's manifest, input_shape, num_classes, layers, cache, preprocess):
-    keras_model       the model as saved (softmax included)
+NativeModel (besides checkpoint.ModelBase's manifest, input_shape, num_classes, layers, cache, preprocess, folded):
+    saved_model       the model as saved (softmax included)
+    keras_model       the model every method explains: saved_model from its first real layer, its leading
+                      preprocessing (Rescaling, Normalization, x / 127.5 - 1 ops, inside a nested base too)
+                      folded into `folded`, which preprocess applies (native/folding.py); the same layer
+                      objects; saved_model itself when there is nothing to fold
     logits_model      a Functional model without the final softmax / sigmoid (the model itself if linear):
                       the last layer re-made with a linear activation and the same weight values; for a
                       binary head (one unit, logit z), two logits [-z, z] (binary_logits_model)
@@ -24,6 +28,7 @@ import numpy as np
 
 from tb_xai_plugin import keras2_config, model_info
 from tb_xai_plugin.engine import backends, checkpoint, local_copy
+from tb_xai_plugin.engine.backends.native import folding
 from tb_xai_plugin.errors import XaiError
 
 FORMATS = ("keras", "h5")
@@ -38,10 +43,11 @@ class NativeModel(checkpoint.ModelBase):
 
     def __init__(self, manifest, keras_model):
         super().__init__(manifest)
-        self.keras_model = keras_model
-        self.logits_model = strip_output_activation(keras_model)
+        self.saved_model = keras_model
+        self.keras_model, self.folded = folding.fold(keras_model)
+        self.logits_model = strip_output_activation(self.keras_model)
         if self.head in model_info.BINARY_HEADS:
-            self.logits_model = binary_logits_model(keras_model)
+            self.logits_model = binary_logits_model(self.keras_model)
 
     def probabilities_from_logits(self, logits):
         """TF op [N, K]: sigmoid of each logit for a binary or multi-label head, else their softmax (a linear output's too)."""
@@ -190,11 +196,11 @@ def strip_output_activation(keras_model):
     last = keras_model.layers[-1]
     activation = getattr(getattr(last, "activation", None), "__name__", None)
     if type(last).__name__ == "Softmax" or (type(last).__name__ == "Activation" and activation in STRIPPED):
-        return keras.Model(keras_model.inputs, last.input, name=keras_model.name + "_logits")
+        return keras.Model(keras_model.inputs, called_input(keras_model, last), name=keras_model.name + "_logits")
     if activation not in STRIPPED:
         return keras_model
     linear = type(last).from_config(dict(last.get_config(), activation="linear", name=last.name + "_logits"))
-    outputs = linear(last.input)
+    outputs = linear(called_input(keras_model, last))
     linear.set_weights(last.get_weights())
     return keras.Model(keras_model.inputs, outputs, name=keras_model.name + "_logits")
 
@@ -212,10 +218,19 @@ def binary_logits_model(keras_model):
         raise XaiError("a binary head's logit must come from a Dense layer; this model ends in %s" % type(keras_model.layers[-1]).__name__)
     config = dict(dense.get_config(), units=2, activation="linear", name=dense.name + "_two_classes")
     doubled = type(dense).from_config(config)
-    outputs = doubled(dense.input)
+    outputs = doubled(called_input(keras_model, dense))
     weights = dense.get_weights()
     doubled.set_weights([np.concatenate([-w, w], axis=-1) for w in weights])
     return keras.Model(keras_model.inputs, outputs, name=keras_model.name + "_logits")
+
+
+def called_input(keras_model, layer):
+    """The input tensor of the call of `layer` that keras_model's output comes from (a folded model re-calls its layers)."""
+    upstream = _upstream_tensors(keras_model.outputs[0])
+    for node in getattr(layer, "_inbound_nodes", []):
+        if any(id(tensor) in upstream for tensor in node.output_tensors):
+            return node.input_tensors[0]
+    return layer.input
 
 
 def _layer_and_logits(model, name):
@@ -231,6 +246,9 @@ def _layer_and_logits(model, name):
         inner = model_info.find_nested_layer(model.keras_model, name, keras3_name)
         if inner is not None:
             return _inner_layer_and_logits(model, inner, name)
+        if model.folded is not None and model_info.find_nested_layer(model.saved_model, name, keras3_name) is not None:
+            raise XaiError("layer %r is input preprocessing, folded into the recorded preprocessing: every method "
+                           "explains the model from its first real layer" % name)
         raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(e["name"] for e in model.layers)))
     logits = model.logits_model.outputs[0]
     upstream = _upstream_tensors(logits)

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 
+from tb_xai_plugin.engine import checkpoint
 from tb_xai_plugin.engine.backends.native import implements, lrp
 from tb_xai_plugin.errors import XaiError
 
@@ -32,11 +33,16 @@ def reason_unusable(method_id, model):
 
 
 def input_bounds(model, low, high):
-    """Stored-image bounds [low, high] mapped through the model's recorded preprocessing to scalar input bounds."""
+    """Stored-image bounds [low, high] through the recorded preprocessing: scalars, then per channel through the folded part (tuples [C])."""
     if not low < high:
         raise XaiError("deep_taylor.bounded needs low < high, got low=%g, high=%g" % (low, high))
-    ends = model.preprocess(np.stack([np.full(model.input_shape, low), np.full(model.input_shape, high)]))
-    return float(ends.min()), float(ends.max())
+    stored = np.stack([np.full(model.input_shape, low), np.full(model.input_shape, high)]).astype(np.float32)
+    ends = checkpoint.preprocess_array(stored, model.manifest["preprocessing"])
+    bounds = float(ends.min()), float(ends.max())
+    if model.folded is None:
+        return bounds
+    mapped = checkpoint.apply_folded(np.array(bounds, np.float32)[:, None], model.folded)  # [2, C]
+    return tuple(mapped.min(axis=0).tolist()), tuple(mapped.max(axis=0).tolist())
 
 
 def rule_params(method_id, params, model):

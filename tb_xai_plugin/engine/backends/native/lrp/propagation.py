@@ -14,7 +14,8 @@ Each step maps the relevance at its outputs to its inputs; a value read by sever
 - Add and average pooling: LRP-z over their inputs (Deep Taylor: by gradient);
 - Rescaling and Normalization (in-model preprocessing, elementwise), Keras 3 op nodes x * c, x / c, x + c,
   x - c (preprocess_input inside the model: is_constant_affine), and the layers that are the identity
-  at inference (augmentation, noise: model_info.INFERENCE_IDENTITY_TYPES): relevance unchanged;
+  at inference (augmentation, noise: model_info.INFERENCE_IDENTITY_TYPES): relevance unchanged (a loaded
+  model's leading ones are folded out first, native/folding.py; these rules meet the others);
 - max pooling, Flatten, Reshape, Concatenate, padding, cropping, Dropout, x[...]: by gradient (the
   op's vector-Jacobian product with the relevance: routed to the max, moved, split or copied);
 - LayerNormalization, MultiHeadAttention, Softmax, LayerScale and GELU: AttnLRP (lrp/transformer.py),
@@ -24,6 +25,7 @@ Each step maps the relevance at its outputs to its inputs; a value read by sever
 """
 
 from tb_xai_plugin import model_info
+from tb_xai_plugin.engine.backends.native import folding
 from tb_xai_plugin.engine.backends.native.walk import LINEAR_CLASSES
 from tb_xai_plugin.engine.backends.native.lrp import gating, rules, transformer
 
@@ -42,15 +44,11 @@ PASS_LAYERS = ("Rescaling", "Normalization") + model_info.INFERENCE_IDENTITY_TYP
 # is_input_layer ignores Flatten, Permute, Reshape; in-model preprocessing is elementwise too).
 TRANSPARENT_LAYERS = ("Flatten", "Permute", "Reshape") + PASS_LAYERS
 ACTIVATIONS = ("relu", "relu6", "linear")
-# Keras 3 op nodes that, with one tensor input and a constant, are elementwise affine preprocessing: passed like Rescaling.
-AFFINE_OPS = ("Add", "Subtract", "Multiply", "TrueDivide", "Divide")
 
 
 def is_constant_affine(step):
     """True for a Keras 3 op node x * c, x / c, x + c or x - c with one tensor input (preprocess_input, x / 127.5 - 1)."""
-    layer = step.layer
-    return (step.kind == "layer" and len(step.inputs) == 1 and type(layer).__module__.startswith("keras.src.ops")
-            and type(layer).__name__ in AFFINE_OPS)
+    return step.kind == "layer" and len(step.inputs) == 1 and folding.is_affine_op(step.layer)
 
 
 def relevance(walk, composite, x, targets, bounds=None):
