@@ -23,8 +23,9 @@ import tempfile
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from tests.browser.conftest import BUNDLE, build_logdir, wait_for_xai  # noqa: E402
+from tests.browser.conftest import BUNDLE, build_logdir  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from tests.processes import wait_for_xai  # noqa: E402
 
 APP = "(await import('./index.js')).current()"
 
@@ -99,7 +100,7 @@ def main():
                 stdout=log, stderr=subprocess.STDOUT,
             )
             try:
-                wait_for_xai(port, tb)
+                wait_for_xai("http://127.0.0.1:%d" % port, tb)
                 run(port, os.path.join(tmp, "profile"), args.repeat, sync_playwright)
             finally:
                 tb.terminate()

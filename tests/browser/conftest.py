@@ -6,12 +6,9 @@ grayscale images in "alpha".
 """
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -21,7 +18,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 if REPO not in sys.path:  # plain `pytest` (not `python -m pytest`) leaves the repository off the path
     sys.path.insert(0, REPO)
 
-from tests.conftest import CHROMIUM_ARGS, free_port  # noqa: E402
+from tests import processes  # noqa: E402
+from tests.conftest import CHROMIUM_ARGS  # noqa: E402
 BUNDLE = os.path.join(REPO, "tb_xai_plugin", "static", "index.js")
 # Screenshots land in the git-ignored build folder; `make screenshots` copies them to docs/images on purpose.
 SCREENSHOTS = os.path.join(REPO, "build", "screenshots")
@@ -90,24 +88,6 @@ def build_logdir(root):
     return root
 
 
-def wait_for_xai(port, process, timeout=120):
-    """Block until TensorBoard lists the xai plugin as active, or fail with its log."""
-    deadline = time.time() + timeout
-    url = "http://127.0.0.1:%d/data/plugins_listing" % port
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("tensorboard exited with %s" % process.returncode)
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                listing = json.load(r)
-            if listing.get("xai", {}).get("enabled"):
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("the xai plugin did not become active within %ss" % timeout)
-
-
 @pytest.fixture(scope="session")
 def bundle():
     """The built dashboard (make frontend / npm run build)."""
@@ -119,27 +99,8 @@ def bundle():
 @contextlib.contextmanager
 def serve_tensorboard(logdir, cache):
     """Base URL of a real `tensorboard` process on a free port over `logdir`, stopped on exit; its log in `cache`."""
-    port = free_port()
-    log = open(os.path.join(cache, "tensorboard.log"), "w")
-    command = [
-        os.path.join(os.path.dirname(sys.executable), "tensorboard"),
-        "--logdir", logdir,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--reload_interval", "1",
-        "--xai_cache_dir", cache,
-    ]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_xai(port, process)
+    with processes.tensorboard(logdir, cache) as (port, _):
         yield "http://127.0.0.1:%d" % port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")

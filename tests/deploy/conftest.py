@@ -1,19 +1,15 @@
 """One real `tensorboard --path_prefix /tb` over a tiny logdir on gs:// (tests/deploy/gcs.py), shared by the proxy and
 remote-logdir tests, and the self-signed certificate the TLS proxies use."""
 
-import contextlib
 import json
 import os
 import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
 
-from tests.conftest import free_port
 from tests.deploy.gcs import GcsEmulator
+from tests.processes import tensorboard
 
 CLASSES = ["dark", "light"]
 CKPT = "plugins/xai/checkpoints/step-000000001"
@@ -52,42 +48,6 @@ def write_run(logdir, run="cnn"):
     writer.flush()
     writer.close()
     return model
-
-
-def wait_for_xai(base, process, timeout=120):
-    """Block until the TensorBoard at `base` lists the xai plugin as enabled, or fail with its exit."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("tensorboard exited with %s" % process.returncode)
-        try:
-            with urllib.request.urlopen(base + "/data/plugins_listing", timeout=5) as r:
-                if json.load(r).get("xai", {}).get("enabled"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("the xai plugin did not become active within %ss" % timeout)
-
-
-@contextlib.contextmanager
-def tensorboard(logdir, cache, args=(), env=None, prefix=""):
-    """(port, process) of a real `tensorboard` over `logdir` with extra `args` and environment; its log in `cache`."""
-    port = free_port()
-    command = [os.path.join(os.path.dirname(sys.executable), "tensorboard"), "--logdir", logdir, "--host", "127.0.0.1",
-               "--port", str(port), "--reload_interval", "1", "--xai_cache_dir", cache, *args]  # fmt: skip
-    log = open(os.path.join(cache, "tensorboard.log"), "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
-    try:
-        wait_for_xai("http://127.0.0.1:%d%s" % (port, prefix), process)
-        yield port, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="package")

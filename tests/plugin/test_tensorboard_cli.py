@@ -1,10 +1,7 @@
 """The installed `tensorboard` command finds the plugin through its entry point and serves attributions."""
 
 import json
-import os
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -12,8 +9,7 @@ import pytest
 
 from tb_xai_plugin.plugin import encoding
 from tests.conftest import free_port
-
-TENSORBOARD = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+from tests.processes import TENSORBOARD, wait_for_xai
 
 
 def fetch(url, body=None, headers=None, timeout=120):
@@ -25,21 +21,6 @@ def fetch(url, body=None, headers=None, timeout=120):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
-
-
-def wait_for_xai(base, process, timeout_s=120):
-    """Poll plugins_listing until the xai plugin is enabled (its data loaded)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "tensorboard exited early"
-        try:
-            _, listing = fetch(base + "/data/plugins_listing", timeout=5)
-            if listing.get("xai", {}).get("enabled"):
-                return listing["xai"]
-        except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
-            pass
-        time.sleep(0.5)
-    pytest.fail("the xai plugin did not become active within %d s" % timeout_s)
 
 
 @pytest.mark.parametrize("load_fast", ["true", "false"])  # true: the Rust data server, as by default
