@@ -246,6 +246,13 @@ def test_gradient_explains_the_first_real_layer(rescaling_first):
     np.testing.assert_allclose(ours, expected, rtol=0, atol=2 * accumulated * EPS * np.abs(expected).max())
 
 
+def test_pattern_methods_apply_once_the_preprocessing_is_folded(rescaling_first):
+    """PatternNet needs a chain of Dense / Conv2D layers: a Rescaling + Normalization in front no longer refuses it."""
+    model, _ = rescaling_first
+    applicable = engine.applicable_methods(model)
+    assert applicable["pattern.net"]["ok"] and applicable["pattern.attribution"]["ok"], applicable["pattern.net"]
+
+
 def test_deep_taylor_bounded_gets_the_bounds_through_preprocess(rescaling_first):
     """deep_taylor.bounded (pixels in [0, 255]) == the plain body's with per-channel bounds (0 - mean) / std, (1 - mean) / std."""
     from tb_xai_plugin.engine.backends.native import lrp, lrp_methods

@@ -57,8 +57,10 @@ def kernel_layers(model):
 
 
 def reason_unsupported(model):
-    """None if the model is a chain of layers with pattern estimators, else why not."""
-    unknown = sorted({layer["type"] for layer in model.layers} - set(KERNEL_LAYERS + PASS_LAYERS))
+    """None if the model is a chain of layers with pattern estimators, else why not (its leading preprocessing is folded out)."""
+    explained = {type(layer).__name__ for layer in model.keras_model.layers}  # a nested model stays refused by name
+    explained |= {type(step.layer).__name__ for step in walk.Walk(model.keras_model).steps}
+    unknown = sorted(explained - set(KERNEL_LAYERS + PASS_LAYERS))
     if unknown:
         return "patterns are estimated for dense / conv layers with ReLU or linear activations, not %s" % ", ".join(unknown)
     try:
