@@ -55,24 +55,24 @@ def test_bad_requests_raise_xai_error(cnn, images, change, message):
     np.testing.assert_array_equal(engine.attribute(cnn, "gradient", images[:3]).maps, before)
 
 
-def depthwise_net():
-    """A small net with a depthwise convolution, which iNNvestigate's LRP rules refuse."""
+def layer_norm_net():
+    """A small net with a LayerNormalization, which iNNvestigate's LRP has no rule for (the native LRP has AttnLRP's)."""
     import tensorflow as tf
 
     inputs = tf.keras.Input((8, 8, 2))
-    h = tf.keras.layers.DepthwiseConv2D(3, activation="relu", name="depthwise")(inputs)
-    h = tf.keras.layers.Flatten()(h)
+    h = tf.keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
+    h = tf.keras.layers.Flatten()(tf.keras.layers.LayerNormalization(name="norm")(h))
     return tf.keras.Model(inputs, tf.keras.layers.Dense(3, activation="softmax")(h))
 
 
-@innvestigate_only  # the native LRP explains depthwise convolutions; its refusals: test_non_relu_models
+@innvestigate_only  # the native LRP's refusals: test_non_relu_models
 def test_architectures_iNNvestigate_refuses_are_reported_per_method(tmp_path):
-    model = engine.load_checkpoint(*write_checkpoint(depthwise_net(), tmp_path))
+    model = engine.load_checkpoint(*write_checkpoint(layer_norm_net(), tmp_path))
     applicable = engine.applicable_methods(model)
     assert not applicable["lrp.epsilon"]["ok"]
-    assert "DepthwiseConv2D" in applicable["lrp.epsilon"]["reason"]
+    assert "'norm' (LayerNormalization)" in applicable["lrp.epsilon"]["reason"]
     assert applicable["gradient"]["ok"] and applicable["gradient"]["reason"] == ""
     x = np.random.default_rng(0).uniform(size=(2, 8, 8, 2)).astype(np.float32)
-    with pytest.raises(XaiError, match="DepthwiseConv2D"):
+    with pytest.raises(XaiError, match="LayerNormalization"):
         engine.attribute(model, "lrp.epsilon", x)
     assert engine.attribute(model, "gradient", x).maps.shape == (2, 8, 8)

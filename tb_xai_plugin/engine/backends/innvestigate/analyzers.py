@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 from tb_xai_plugin.engine import gradient_averages
-from tb_xai_plugin.engine.backends.innvestigate import implements
+from tb_xai_plugin.engine.backends.innvestigate import implements, lrp_rules
 from tb_xai_plugin.errors import XaiError
 
 # Gradient-style backward passes that iNNvestigate starts from the output value instead of 1.
@@ -79,6 +79,8 @@ class CompiledAnalyzer:
                     start_backward_from_one(analyzer)
                 if method_id == "deconvnet":
                     deconvnet_relu_layers(analyzer)
+                if method_id in lrp_rules.LRP_METHODS:
+                    lrp_rules.add_mappings(analyzer)
                 analyzer.create_analyzer_model()
             except (NotImplementedError, ValueError, TypeError, AssertionError) as e:
                 raise XaiError("iNNvestigate cannot build %s for this model: %s" % (method_id, e or type(e).__name__)) from e
@@ -115,15 +117,23 @@ def deconvnet_relu_layers(analyzer):
 
 
 def create_checked(method_id, model, kwargs):
-    """innvestigate.create_analyzer on the logits model; a refused architecture raises XaiError with the layer types."""
+    """innvestigate.create_analyzer on the logits model; a refused architecture raises XaiError with the layer types.
+
+    LRP analyzers are checked by lrp_rules instead (iNNvestigate's check refuses DepthwiseConv2D and ReLU layers)."""
     import innvestigate
 
+    if method_id in lrp_rules.LRP_METHODS:
+        kwargs = dict(kwargs, disable_model_checks=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            return innvestigate.create_analyzer(method_id, own_graph_of(model.logits_model), neuron_selection_mode="index", **kwargs)
+            analyzer = innvestigate.create_analyzer(method_id, own_graph_of(model.logits_model), neuron_selection_mode="index", **kwargs)
         except (NotImplementedError, innvestigate.NotAnalyzeableModelException) as e:
             raise XaiError(_refusal(method_id, e, caught)) from e
+    reason = lrp_rules.reason_unusable(analyzer, method_id) if method_id in lrp_rules.LRP_METHODS else None
+    if reason:
+        raise XaiError(reason)
+    return analyzer
 
 
 def own_graph_of(keras_model):
