@@ -103,7 +103,19 @@ def small_vit():
     return tf.keras.Model(inputs, outputs, name="small_vit"), "patch_embedding", None
 
 
-MODELS = {"from_scratch": from_scratch, "transfer": transfer, "efficientnet_nested": efficientnet_nested,
+def rescaled_chain():
+    """The Keras tutorials' first CNN, Sequential: Rescaling(1/255), Conv2D(relu), MaxPooling2D, Flatten, Dense softmax."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([
+        tf.keras.Input((16, 16, 3)), layers.Rescaling(1.0 / 255), layers.Conv2D(4, 3, activation="relu", name="conv"),
+        layers.MaxPooling2D(), layers.Flatten(), layers.Dense(3, activation="softmax"),
+    ], name="rescaled_chain")  # fmt: skip
+    return model, "conv", None
+
+
+MODELS = {"rescaled_chain": rescaled_chain, "from_scratch": from_scratch, "transfer": transfer, "efficientnet_nested": efficientnet_nested,
           "convnext_block": convnext_block, "small_vit": small_vit}  # fmt: skip
 
 

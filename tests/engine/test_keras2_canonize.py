@@ -1,7 +1,7 @@
 """The Keras 2 canonizer (backends/innvestigate/canonize.py): the rebuilt model computes the saved one, and explains more.
 
-Small Keras 2 models (tests/engine/keras2_canonize_models.py, written once per module by a subprocess):
-from-scratch (augmentation, Rescaling), transfer learning (preprocess_input ops, nested MobileNetV2, Dropout,
+Small Keras 2 models (tests/engine/keras2_canonize_models.py, written once per module by a subprocess): a
+Rescaling-first Sequential CNN, from-scratch (augmentation, Rescaling), transfer learning (preprocess_input ops, nested MobileNetV2, Dropout,
 Dense(1)), EfficientNetB0 nested, a ConvNeXt-like block with a grouped conv, a small vision transformer.
 The saved model itself (Keras' load, no rebuild) is the reference, run in its own graph. Tolerances from float32
 (tests/engine/float32_error.py): each layer's accumulation of n products carries n eps of relative rounding.
@@ -16,7 +16,7 @@ from tb_xai_plugin.engine.backends.innvestigate import analyzers, canonize, load
 
 pytestmark = pytest.mark.stack("keras2")
 
-NAMES = ["from_scratch", "transfer", "efficientnet_nested", "convnext_block", "small_vit"]
+NAMES = ["rescaled_chain", "from_scratch", "transfer", "efficientnet_nested", "convnext_block", "small_vit"]
 LRP_METHODS = [method for method in analyzers.ANALYZER_METHODS if method.startswith("lrp.")]
 TARGET = {"kind": "class", "index": 1}
 
@@ -146,3 +146,22 @@ def test_the_gradient_is_the_logits_gradient_of_the_rebuilt_model(written, loade
     expected = model.run(gradient, {model.input: model.preprocess(images)})
     assert np.abs(expected).max() > 0
     np.testing.assert_allclose(maps, expected, rtol=0, atol=64 * EPS * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("name, method", [("from_scratch", "deeplift"), ("transfer", "deeplift"),
+                                          ("rescaled_chain", "pattern.attribution")])  # fmt: skip
+def test_deeplift_and_patterns_see_the_rebuilt_layers(written, loaded, name, method):
+    model = loaded[name]
+    maps = engine.attribute(model, method, images_for(written, model), target=TARGET).maps
+    assert np.isfinite(maps).all()
+    assert all(np.ptp(one) > 0 for one in maps)
+
+
+@pytest.mark.parametrize("name", ["rescaled_chain", "from_scratch"])
+def test_the_first_real_layer_is_an_input_layer_for_innvestigate(loaded, name):
+    from innvestigate.backend import checks
+
+    model = loaded[name]
+    with model.in_graph():
+        first = [layer for layer in model.keras_model.layers[1:] if checks.is_input_layer(layer)]  # [0]: the InputLayer
+    assert [layer.name for layer in first] == ["conv"]  # the flat rule of the sequential presets applies to it

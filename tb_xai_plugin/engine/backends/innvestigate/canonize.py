@@ -17,6 +17,7 @@ re-applies the SAME layer objects (weights shared, nothing copied) to a new inpu
 BatchNormalization is left to iNNvestigate's own LRP rule for it.
 `outputs` maps each layer's name, or path "base/layer" inside a nested model, to its output in the rebuilt
 graph: a tensor, or an Affine of the raw input for a layer inside the folded chain (tensor_of computes it).
+call_tensors(model, layer) and layer_types(model) read the rebuilt graph (patterns and DeepLIFT use them).
 A model with several inputs, or one the walk does not know, is kept as it is (canonize returns it unchanged,
 folded None), as is a model the walk would not change.
 """
@@ -104,6 +105,7 @@ class Walk:
             raise Unchanged()  # the output is an affine map of the input: nothing real to explain
         unique_names(self.layers)
         rebuilt = tf.keras.Model(self.input, outputs if len(outputs) > 1 else outputs[0], name=self.model.name)
+        point_first_layers_at_input(rebuilt)
         return Canonical(rebuilt, self.folded, self.outputs)
 
     def graph(self, network, inputs, prefix):
@@ -258,6 +260,22 @@ def unique_names(layers):
             taken.add(layer._name)
 
 
+def point_first_layers_at_input(keras_model):
+    """Make the saved model's calls of the layers the new input feeds read that input too, in place.
+
+    iNNvestigate takes a layer for an input layer (the sequential presets' flat rule) only if every call of it
+    reads an InputLayer; the saved model's call read the folded preprocessing. That model is not used after the
+    rebuild, and only its calls' first argument changes.
+    """
+    model_input = keras_model.inputs[0]
+    for layer in keras_model.layers:
+        if type(layer).__name__ == "InputLayer" or node_in(keras_model, layer).input_tensors is not model_input:
+            continue
+        for index, node in enumerate(layer.inbound_nodes):
+            if "%s_ib-%d" % (layer.name, index) not in keras_model._network_nodes and _is_keras_tensor(node.call_args[0]):
+                node.call_args = (model_input,) + tuple(node.call_args[1:])
+
+
 def unique_sublayer_names(keras_model):
     """Prefix the layer's name to sublayers whose names repeat ("query" of every MultiHeadAttention), in place.
 
@@ -291,6 +309,20 @@ def node_in(keras_model, layer):
         if "%s_ib-%d" % (layer.name, index) in keras_model._network_nodes:
             return node
     return layer.inbound_nodes[0]
+
+
+def call_tensors(keras_model, layer):
+    """(input, output) tensors of `layer`'s call inside `keras_model` (not its first call, which may be the saved model's)."""
+    node = node_in(keras_model, layer)
+    return node.input_tensors, node.outputs
+
+
+def layer_types(model):
+    """Type names of the layers an iNNvestigate-backend model computes with: its rebuilt keras_model's, else the manifest's."""
+    keras_model = getattr(model, "keras_model", None)
+    if keras_model is None:
+        return {layer["type"] for layer in model.layers}
+    return {type(layer).__name__ for layer in keras_model.layers}
 
 
 def _flat(structure):

@@ -16,7 +16,7 @@ attention) are not covered: `applies` refuses the layer types that make them.
 
 import numpy as np
 
-from tb_xai_plugin.engine.backends.innvestigate import implements
+from tb_xai_plugin.engine.backends.innvestigate import canonize, implements
 from tb_xai_plugin.engine.deeplift_reference import reference
 
 EPSILON = 1e-6
@@ -122,7 +122,7 @@ def deeplift(model, x, targets, params, layer, neuron, rng):
 
 def reason_unsupported(model):
     """None if every layer's type is one the rescale rule covers, else the ones it does not."""
-    unknown = sorted({layer["type"] for layer in model.layers} - set(SUPPORTED_LAYERS))
+    unknown = sorted(canonize.layer_types(model) - set(SUPPORTED_LAYERS))
     if unknown:
         return "the rescale rule here covers linear, elementwise and max-pooling layers, not %s" % ", ".join(unknown)
     return None

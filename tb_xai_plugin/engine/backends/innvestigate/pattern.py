@@ -26,7 +26,7 @@ import numpy as np
 
 from tb_xai_plugin.engine import batching, pattern_fit
 from tb_xai_plugin.engine.attribution import DEFAULT_MEMORY_BUDGET
-from tb_xai_plugin.engine.backends.innvestigate import implements
+from tb_xai_plugin.engine.backends.innvestigate import canonize, implements
 from tb_xai_plugin.errors import XaiError
 
 # What both backends share (the layer lists, the fitted patterns, the estimator math): engine/pattern_fit.py.
@@ -38,7 +38,7 @@ uses_relu_estimator, _activation = pattern_fit.uses_relu_estimator, pattern_fit.
 
 def reason_unsupported(model):
     """None if the model is a chain of layers with pattern estimators, else why not."""
-    unknown = sorted({layer["type"] for layer in model.layers} - set(KERNEL_LAYERS + PASS_LAYERS))
+    unknown = sorted(canonize.layer_types(model) - set(KERNEL_LAYERS + PASS_LAYERS))
     if unknown:
         return "patterns are estimated for dense / conv layers with ReLU or linear activations, not %s" % ", ".join(unknown)
     if getattr(model, "keras_model", None) is not None:
@@ -54,13 +54,14 @@ def chain(model):
     """The model's layers in order, each fed by the one before; XaiError for branches or other activations."""
     layers = [layer for layer in model.keras_model.layers if type(layer).__name__ != "InputLayer"]
     previous = model.keras_model.inputs[0]
-    for layer in layers:  # node 0: the layer's call in the saved model (other methods may call it again)
-        if getattr(layer.get_input_at(0), "name", None) != previous.name:
+    for layer in layers:  # the layer's call in this model (other methods may call it again)
+        inputs, outputs = canonize.call_tensors(model.keras_model, layer)
+        if getattr(inputs, "name", None) != previous.name:
             raise XaiError("patterns need a chain of layers; layer %r takes another input than the layer before" % layer.name)
         activation = _activation(layer)
         if activation not in ACTIVATIONS or (activation == "softmax" and layer is not layers[-1]):
             raise XaiError("layer %r has the activation %r; patterns cover ReLU and linear units" % (layer.name, activation))
-        previous = layer.get_output_at(0)
+        previous = outputs
     return layers
 
 
@@ -78,7 +79,7 @@ def _stat_tensors(model):
         out = {}
         with model.in_graph():
             for layer in kernel_layers(model):
-                x = tf.cast(pattern_fit.unit_inputs(layer, layer.get_input_at(0)), tf.float64)  # [M, D]
+                x = tf.cast(pattern_fit.unit_inputs(layer, canonize.call_tensors(model.keras_model, layer)[0]), tf.float64)  # [M, D]
                 kernel = tf.cast(tf.reshape(layer.kernel, [-1, layer.kernel.shape[-1]]), tf.float64)  # [D, K]
                 y = x @ kernel  # [M, K]
                 if layer.use_bias:
