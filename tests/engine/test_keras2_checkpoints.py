@@ -52,7 +52,7 @@ def test_the_translated_model_has_the_same_weights_and_predictions(keras2, loade
     (_, manifest), images, predictions = keras2[0][name], keras2[1], keras2[2]
     model = loaded[name]
     assert model.backend == "native"
-    assert model_info.weights_checksum(model.keras_model.get_weights()) == manifest["weights_sha256"]
+    assert model_info.weights_checksum(model.saved_model.get_weights()) == manifest["weights_sha256"]  # keras_model: preprocessing folded
     probs = model.probabilities(model.preprocess(images))
     # float32: ~1e3 roundings on the way (depth x accumulation), each of relative size eps, on probabilities <= 1.
     assert np.abs(probs - predictions[name]).max() <= 1e3 * EPS

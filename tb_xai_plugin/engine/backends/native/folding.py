@@ -75,11 +75,12 @@ def leading_chain(graph):
         node = nodes[0]
         if _is_model(node.operation):
             inner = leading_chain(_functional(node.operation))
+            if not inner.whole and (not inner.affine or _calls(graph, node.operation) > 1):
+                break  # a base called twice keeps its preprocessing: the rebuilt one would serve both calls
             chain.then(inner.scale, inner.offset)
             chain.affine = chain.affine or inner.affine
             if not inner.whole:
-                if inner.affine:
-                    chain.substitutes = {id(node.operation): rebuild(_functional(node.operation), inner, node.operation.name)}
+                chain.substitutes = {id(node.operation): rebuild(_functional(node.operation), inner, node.operation.name)}
                 break
         else:
             step = elementwise_affine(node, chain.end, channels)
@@ -175,7 +176,7 @@ def replay(graph, values, substitutes):
     for depth in sorted(graph._nodes_by_depth, reverse=True):
         for node in graph._nodes_by_depth[depth]:
             tensors = node.arguments.keras_tensors
-            if node.is_input or node.operation is None or not all(id(t) in values for t in tensors):
+            if node.is_input or node.operation is None or not tensors or not all(id(t) in values for t in tensors):
                 continue
             args, kwargs = node.arguments.fill_in(values)
             operation = substitutes.get(id(node.operation), node.operation)
@@ -193,6 +194,11 @@ def _readers(graph):
             for tensor in node.arguments.keras_tensors:
                 found.setdefault(id(tensor), []).append(node)
     return found
+
+
+def _calls(graph, operation):
+    """How many nodes of the graph call `operation`."""
+    return sum(node.operation is operation for nodes in graph._nodes_by_depth.values() for node in nodes)
 
 
 def _functional(model):
