@@ -14,16 +14,10 @@ from tb_xai_plugin.plugin import parsing, suggestions
 CORRELATION = "spearman_abs"
 
 
-def collect_maps(service, ctx, eid, req, ckpts=None):
+def collect_maps(service, ctx, eid, req):
     """(sample-set ref, cells) with cell["maps"] [n, H, W] in request order, or cell["error"], for every (model, method)."""
-    sref = service.sample_set(ctx, eid, req.samples, req.indices)
-    ckpts = ckpts or [service.catalog.checkpoint(ctx, eid, run, step) for run, step in req.models]
-    job = service.jobs.start(req.request_id)
-    try:
-        cells = [service._start_cell(job, ckpt, sref, req, method, params) for ckpt in ckpts for method, params in req.methods]
-        service._wait(job, [c["future"] for c in cells if c.get("future") is not None])
-    finally:
-        job.finish()
+    with service.begin(ctx, eid, req) as (sref, ckpts, job):
+        cells = service.computed_cells(job, ckpts, sref, req)
     for cell in cells:
         service.cell_maps(cell, req)
     return sref, cells

@@ -7,27 +7,21 @@ randomization's parameters: a repeated request reaches no worker.
 
 import numpy as np
 
-from tb_xai_plugin.engine import agreement, registry, sanity
+from tb_xai_plugin.engine import agreement, sanity
 from tb_xai_plugin.plugin import service as service_module
 
 
 def sanity_body(service, ctx, eid, req):
     """The body of POST sanity: per (model, method) the rho per stage and sample, its means and the badge."""
-    maps_req = req.maps
-    sref = service.sample_set(ctx, eid, maps_req.samples, maps_req.indices)
-    ckpts = [service.catalog.checkpoint(ctx, eid, run, step) for run, step in maps_req.models]
-    job = service.jobs.start(maps_req.request_id)
-    try:
+    with service.begin(ctx, eid, req.maps) as (sref, ckpts, job):
         groups = [_cells_of(service, ckpt, sref, req) for ckpt in ckpts]
         futures = [_start(service, job, ckpt, sref, req, cells) for ckpt, cells in zip(ckpts, groups)]
         service._wait(job, [f for f in futures if f is not None])
         for future, cells in zip(futures, groups):
             _collect(future, cells)
-    finally:
-        job.finish()
     return {
         "samples_sha256": sref.manifest["sha256"],
-        "indices": list(maps_req.indices),
+        "indices": list(req.maps.indices),
         "threshold": sanity.BADGE_THRESHOLD,
         "correlation": "spearman_abs",
         "randomization": req.randomization,
@@ -40,29 +34,14 @@ def _cells_of(service, ckpt, sref, req):
     """One cell per method, with its cached result or error; those without either are computed."""
     cells = []
     for method, params in req.maps.methods:
-        cell = _cell_spec(ckpt, sref, req.maps, method, params)
+        # no fitting set in the key: the sanity task sends none (a pattern method fits on the request's images)
+        cell = dict(service_module.cell_spec(ckpt, sref, req.maps, method, params), fit=None)
         if "error" not in cell:
             map_key = service._map_key(cell, req.maps, tuple(req.maps.indices))
             cell["key"] = ("sanity", map_key, req.max_stages, req.randomization, req.maps.seed)
             cell["result"] = service.cache.get(cell["key"])
         cells.append(cell)
     return cells
-
-
-def _cell_spec(ckpt, sref, req, method, params):
-    """A cell as service._map_key reads it (layer, neuron and seed only where the method uses them), or with its "error"."""
-    takes = registry.get(method)
-    cell = {
-        "ckpt": ckpt, "sref": sref, "method": method, "params": params, "fit": None,
-        "layer": req.layer if takes.takes_layer else None, "neuron": req.neuron if takes.takes_neuron else None,
-        "seed": req.seed if takes.sampling else 0,
-    }  # fmt: skip
-    error = service_module.shape_mismatch(ckpt, sref)
-    if error is None and req.target.kind == "class" and req.target.index >= int(ckpt.manifest["num_classes"]):
-        error = "class %d is out of range: this model has %d classes" % (req.target.index, ckpt.manifest["num_classes"])
-    if error is not None:
-        cell["error"] = error
-    return cell
 
 
 def _start(service, job, ckpt, sref, req, cells):

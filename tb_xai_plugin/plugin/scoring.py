@@ -17,22 +17,15 @@ REGION_METRICS = ("morf", "lerf")
 
 def scores(service, ctx, eid, req):
     """The body of POST scores: one cell per (model, method) with each metric's curves and areas."""
-    maps_req = req.maps
-    sref = service.sample_set(ctx, eid, maps_req.samples, maps_req.indices)
-    ckpts = [service.catalog.checkpoint(ctx, eid, run, step) for run, step in maps_req.models]
-    job = service.jobs.start(maps_req.request_id)
-    try:
-        cells = [service._start_cell(job, ckpt, sref, maps_req, method, params) for ckpt in ckpts for method, params in maps_req.methods]
-        service._wait(job, [c["future"] for c in cells if c.get("future") is not None])
+    with service.begin(ctx, eid, req.maps) as (sref, ckpts, job):
+        cells = service.computed_cells(job, ckpts, sref, req.maps)
         for cell in cells:
-            service.cell_maps(cell, maps_req)
+            service.cell_maps(cell, req.maps)
         futures = [_start_group(service, job, group, sref, req) for group in _groups(service, cells, req)]
         service._wait(job, [f for f in futures if f is not None])
         for cell in cells:
             _collect_scores(cell, req)
         return _body(sref, cells, req)
-    finally:
-        job.finish()
 
 
 def _score_key(service, cell, req, index):

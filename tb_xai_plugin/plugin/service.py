@@ -7,6 +7,7 @@ cancelled. One model or method failing only marks its own cells `ok: false`.
 """
 
 import concurrent.futures
+import contextlib
 
 import numpy as np
 
@@ -94,6 +95,24 @@ def shape_mismatch(ckpt, sref):
         ckpt.run, ckpt.step, model, sref.name, images)  # fmt: skip
 
 
+def cell_spec(ckpt, sref, req, method, params):
+    """A (checkpoint, method) cell as XaiService._map_key reads it, with its "error" if the checkpoint cannot take the request."""
+    takes = registry.get(method)
+    cell = {
+        "ckpt": ckpt, "sref": sref, "method": method, "params": params,
+        "layer": req.layer if takes.takes_layer else None,
+        "neuron": req.neuron if takes.takes_neuron else None,
+        "seed": req.seed if takes.sampling else 0,
+        "fit": {"samples_sha256": sref.manifest["sha256"], "cap": PATTERN_FIT_CAP} if takes.family == "pattern" else None,
+    }  # fmt: skip
+    error = shape_mismatch(ckpt, sref)
+    if error is None and req.target.kind == "class" and req.target.index >= int(ckpt.manifest["num_classes"]):
+        error = "class %d is out of range: this model has %d classes" % (req.target.index, ckpt.manifest["num_classes"])
+    if error is not None:
+        cell["error"] = error
+    return cell
+
+
 def top_k(probs, k):
     """(classes [N, k], scores [N, k]) of the k largest probabilities per row, largest first."""
     k = min(k, probs.shape[1])
@@ -139,6 +158,17 @@ class XaiService:
             return None
         labels = self.catalog.reader(ref).labels
         return labels if indices is None else labels[indices]
+
+    @contextlib.contextmanager
+    def begin(self, ctx, eid, req):
+        """(sample-set ref, checkpoints of req.models, job) of a request over req.samples at req.indices; the job finishes on exit."""
+        sref = self.sample_set(ctx, eid, req.samples, req.indices)
+        ckpts = [self.catalog.checkpoint(ctx, eid, run, step) for run, step in req.models]
+        job = self.jobs.start(req.request_id)
+        try:
+            yield sref, ckpts, job
+        finally:
+            job.finish()
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -290,15 +320,15 @@ class XaiService:
 
     def attributions(self, ctx, eid, req):
         """The body of POST attributions: one cell per (model, method)."""
-        sref = self.sample_set(ctx, eid, req.samples, req.indices)
-        ckpts = [self.catalog.checkpoint(ctx, eid, run, step) for run, step in req.models]
-        job = self.jobs.start(req.request_id)
-        try:
-            cells = [self._start_cell(job, ckpt, sref, req, method, params) for ckpt in ckpts for method, params in req.methods]
-            self._wait(job, [c["future"] for c in cells if c.get("future") is not None])
+        with self.begin(ctx, eid, req) as (sref, ckpts, job):
+            cells = self.computed_cells(job, ckpts, sref, req)
             return {"samples_sha256": sref.manifest["sha256"], "cells": [self._finish_cell(cell, req) for cell in cells]}
-        finally:
-            job.finish()
+
+    def computed_cells(self, job, ckpts, sref, req):
+        """One cell per (checkpoint, method), its task (if any) finished: read its maps with cell_rows or cell_maps."""
+        cells = [self._start_cell(job, ckpt, sref, req, method, params) for ckpt in ckpts for method, params in req.methods]
+        self._wait(job, [c["future"] for c in cells if c.get("future") is not None])
+        return cells
 
     def _map_key(self, cell, req, index):
         """The cache key of one sample's map in a cell (layer, neuron and seed only where the method uses them;
@@ -311,20 +341,8 @@ class XaiService:
 
     def _start_cell(self, job, ckpt, sref, req, method, params):
         """A cell's cached maps, plus a task for the samples not in the cache."""
-        takes = registry.get(method)
-        cell = {
-            "ckpt": ckpt, "sref": sref, "method": method, "params": params,
-            "layer": req.layer if takes.takes_layer else None,
-            "neuron": req.neuron if takes.takes_neuron else None,
-            "seed": req.seed if takes.sampling else 0,
-            "fit": {"samples_sha256": sref.manifest["sha256"], "cap": PATTERN_FIT_CAP} if takes.family == "pattern" else None,
-        }  # fmt: skip
-        if shape_mismatch(ckpt, sref):
-            cell["error"] = shape_mismatch(ckpt, sref)
-            return cell
-        if req.target.kind == "class" and req.target.index >= int(ckpt.manifest["num_classes"]):
-            cell["error"] = "class %d is out of range: this model has %d classes" % (
-                req.target.index, ckpt.manifest["num_classes"])  # fmt: skip
+        cell = cell_spec(ckpt, sref, req, method, params)
+        if "error" in cell:
             return cell
         cell["rows"] = {i: self._lookup(ckpt, self._map_key(cell, req, i)) for i in req.indices}
         cell["missing"] = [i for i, row in cell["rows"].items() if row is None]
