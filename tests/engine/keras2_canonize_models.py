@@ -6,7 +6,7 @@ Runs eager in the Keras 2 stack: logs each model of MODELS as run DIRECTORY/<nam
 uint8 images as DIRECTORY/images.npy, and into DIRECTORY/reference.npz Keras 2's own outputs on them:
 "<name>" the model's output, "<name>:logits" its last Dense layer's output before the activation (float64
 from Keras' features), "<name>:first" the input of its first real layer (after the preprocessing the
-canonizer folds), computed by Keras from the model as built. stdout: {name: [path, manifest]}.
+canonizer folds), "transfer:Conv1" the output of Conv1 inside its base, computed by Keras from the model as built. stdout: {name: [path, manifest]}.
 `run(directory)` does all that from the test process.
 """
 
@@ -189,6 +189,10 @@ def main():
         features = tf.keras.Model(model.input, dense.input)(x, training=False).numpy().astype(np.float64)
         reference[name + ":logits"] = features @ dense.kernel.numpy() + dense.bias.numpy()
         reference[name + ":first"] = first_layer_input(model, first)(x, training=False).numpy()
+        if name == "transfer":
+            base = model.get_layer(first.partition("/")[0])
+            conv = tf.keras.Model(base.input, base.get_layer("Conv1").output)
+            reference["transfer:Conv1"] = conv(reference[name + ":first"], training=False).numpy()
     np.savez(os.path.join(directory, "reference.npz"), **reference)
     json.dump(written, sys.stdout)
 

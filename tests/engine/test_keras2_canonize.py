@@ -3,7 +3,7 @@
 Small Keras 2 models (tests/engine/keras2_canonize_models.py, written once per module by a subprocess): a
 Rescaling-first Sequential CNN, from-scratch (augmentation, Rescaling), transfer learning (preprocess_input ops, nested MobileNetV2, Dropout,
 Dense(1)), EfficientNetB0 nested, a ConvNeXt-like block with a grouped conv, a small vision transformer.
-The saved model itself (Keras' load, no rebuild) is the reference, run in its own graph. Tolerances from float32
+Keras' own outputs (eager, as built) are the reference. Tolerances from float32
 (tests/engine/float32_error.py): each layer's accumulation of n products carries n eps of relative rounding.
 """
 
@@ -40,8 +40,8 @@ def images_for(written, model):
     return written[1][model.input_shape[0]]
 
 
-def saved_outputs(path, feeds, fetch):
-    """Run fetch(keras_model) on feeds(keras_model) in the saved model as Keras loads it (no rebuild), in its own graph."""
+def saved_logits(path, raw, runs=1):
+    """[float32 [N, K]] * runs: the logits of the saved model as Keras loads it (no rebuild) on raw inputs, own graph."""
     import tensorflow as tf
 
     graph = tf.Graph()
@@ -49,18 +49,10 @@ def saved_outputs(path, feeds, fetch):
     try:
         keras_model = loading._load_keras(path, graph, session, False)
         with graph.as_default(), session.as_default(), loading.keras_session(session):
-            return session.run(fetch(keras_model), feeds(keras_model))
+            logits = loading.strip_output_activation(keras_model).output
+            return [session.run(logits, {keras_model.input: raw}) for _ in range(runs)]
     finally:
         session.close()
-
-
-def saved_logits(path, raw):
-    """(float32 [N, K] logits of the saved model on raw inputs, its accumulation_length)."""
-    length = []
-    logits = saved_outputs(path, lambda keras_model: {keras_model.input: raw},
-                           lambda keras_model: length.append(accumulation_length(keras_model))
-                           or loading.strip_output_activation(keras_model).output)
-    return logits, length[0]
 
 
 def accumulation_length(keras_model):
@@ -86,8 +78,7 @@ def test_the_rebuilt_model_computes_the_logits_keras_computes(written, loaded, n
 
 def test_the_saved_model_augments_in_graph_mode_and_the_rebuilt_one_does_not(written, loaded):
     model, raw = loaded["from_scratch"], images_for(written, loaded["from_scratch"]).astype(np.float32)
-    path = written[0]["from_scratch"][0]
-    saved = [saved_logits(path, raw)[0] for _ in range(2)]  # Keras 2.14's RandomFlip / RandomRotation default to training
+    saved = saved_logits(written[0]["from_scratch"][0], raw, runs=2)  # Keras 2.14's RandomFlip / RandomRotation augment
     assert np.abs(saved[0] - saved[1]).max() > 1e-3
     rebuilt = [model.scores(model.preprocess(raw), "logit") for _ in range(2)]
     np.testing.assert_array_equal(rebuilt[0], rebuilt[1])
@@ -115,15 +106,19 @@ def test_the_rebuilt_model_has_no_nested_model_identity_layer_or_grouped_conv(lo
 
 
 def test_a_layer_inside_the_nested_base_is_its_call_in_the_rebuilt_graph(written, loaded):
-    model, first = loaded["transfer"], written[2]["transfer:first"]
+    model, expected = loaded["transfer"], written[2]["transfer:Conv1"]
+    images = images_for(written, model)
     base = next(layer["name"] for layer in model.layers if layer["type"] == "Functional")
-    got = model.run(model.layer_output(base + "/Conv1"), {model.input: model.preprocess(images_for(written, model))})
-    expected = saved_outputs(written[0]["transfer"][0], lambda keras_model: {keras_model.get_layer(base).input: first},
-                             lambda keras_model: keras_model.get_layer(base).get_layer("Conv1").output)
+    x = model.preprocess(images)
+    got = model.run(model.layer_output(base + "/Conv1"), {model.input: x})
+    kernel = model.run(next(layer for layer in model.keras_model.layers if layer.name == "Conv1").kernel)
     assert np.abs(expected).max() > 0
-    np.testing.assert_allclose(got, expected, rtol=0, atol=2 * 28 * EPS * np.abs(expected).max())  # 27 products + bias
-    inside_the_fold = model.run(model.layer_output("tf.math.truediv"), {model.input: model.preprocess(images_for(written, model))})
-    np.testing.assert_allclose(inside_the_fold, images_for(written, model) / 127.5, rtol=8 * EPS)
+    # Each output sums 27 products (rounded in Keras' eager kernel and in the graph's: 2 x 27 eps of sum |w x|), of
+    # inputs that differ by the fold's rounding (8 eps of |x|, test_folded_...): both within sum |w| max |x|.
+    bound = (2 * 27 + 8) * EPS * np.abs(x).max() * np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0).max()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=bound)
+    inside_the_fold = model.run(model.layer_output("tf.math.truediv"), {model.input: model.preprocess(images)})
+    np.testing.assert_allclose(inside_the_fold, images / 127.5, rtol=8 * EPS)
 
 
 @pytest.mark.parametrize("method", LRP_METHODS)
@@ -148,8 +143,7 @@ def test_the_gradient_is_the_logits_gradient_of_the_rebuilt_model(written, loade
     np.testing.assert_allclose(maps, expected, rtol=0, atol=64 * EPS * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("name, method", [("from_scratch", "deeplift"), ("transfer", "deeplift"),
-                                          ("rescaled_chain", "pattern.attribution")])  # fmt: skip
+@pytest.mark.parametrize("name, method", [("from_scratch", "deeplift"), ("rescaled_chain", "pattern.attribution")])
 def test_deeplift_and_patterns_see_the_rebuilt_layers(written, loaded, name, method):
     model = loaded[name]
     maps = engine.attribute(model, method, images_for(written, model), target=TARGET).maps

@@ -10,7 +10,7 @@ re-applies the SAME layer objects (weights shared, nothing copied) to a new inpu
   layer's input, so maps lie on the image's own pixel grid and channels;
 - flattens nested models (Functional / Sequential used as a layer: a transfer-learning base) into the outer graph,
   so iNNvestigate's graph walk sees their layers; colliding layer names get their path ("base__conv");
-- drops layers that are the identity at inference (augmentation, noise, dropout: IDENTITY_TYPES);
+- drops layers that are the identity at inference (augmentation, noise, dropout, stochastic depth: IDENTITY_TYPES);
 - re-makes a grouped Conv2D with groups == input channels == filters (ConvNeXt's depthwise convolution in Keras
   2.14, whose gradient TF 2.14's graph mode cannot build) as a DepthwiseConv2D with the same weights (a copy);
   other groups are left as they are.
@@ -28,7 +28,10 @@ import numpy as np
 
 from tb_xai_plugin import model_info
 
-IDENTITY_TYPES = model_info.INFERENCE_IDENTITY_TYPES + ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
+# ConvNeXt's StochasticDepth returns its input unless training, as Dropout does.
+IDENTITY_TYPES = model_info.INFERENCE_IDENTITY_TYPES + (
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "StochasticDepth",
+)
 # TFOpLambda symbols of elementwise arithmetic with a constant: (x, c) -> (scale, offset) of x * scale + offset.
 ARITHMETIC = {
     "math.multiply": lambda c, first: (c, 0.0),
