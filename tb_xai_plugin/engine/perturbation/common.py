@@ -4,7 +4,7 @@ Occlusion, LIME, Shapley value sampling and prediction difference analysis all s
 copies of one image through the backend-neutral forward call model.scores(x, score) (every backend's
 loaded model has it), so one implementation serves every backend. Copies are built and run a chunk
 at a time (batching.forward_batch_size under a byte budget), so memory does not grow with the number
-of samples. Every image draws its random numbers from the same per-call stream (image_rng), so an
+of samples. Every image draws its random numbers from the same per-call stream (per_image), so an
 image's map does not depend on the batch it is in.
 """
 
@@ -17,10 +17,10 @@ MEMORY_BUDGET_BYTES = 256 * 2**20  # per batch of altered copies: inputs plus ev
 BLUR_SIGMA_FRACTION = 1 / 16  # "blur" fill: Gaussian sigma as a fraction of the image's shorter side
 
 
-def image_rng(rng):
-    """A factory of generators that all replay one stream drawn from `rng`: one per image, batch-independent."""
+def per_image(one, model, x, targets, params, rng, budget_bytes):
+    """[N, H, W]: one(model, image, target, params, rng_n, budget_bytes) per image, every rng_n replaying one stream drawn from rng."""
     state = int(rng.integers(2**63))
-    return lambda: np.random.default_rng(state)
+    return np.stack([one(model, image, target, params, np.random.default_rng(state), budget_bytes) for image, target in zip(x, targets)])
 
 
 def segment(image, params):

@@ -47,5 +47,4 @@ def _lime_one(model, image, target, params, rng, budget_bytes):
 @implements_everywhere("lime")
 def lime(model, x, targets, params, layer, neuron, rng, budget_bytes=common.MEMORY_BUDGET_BYTES):
     """map[p] = b_s(p): ridge fit of f_c(x with segments z on) ~ b0 + sum_s b_s z_s, kernel-weighted."""
-    stream = common.image_rng(rng)
-    return np.stack([_lime_one(model, image, target, params, stream(), budget_bytes) for image, target in zip(x, targets)])
+    return common.per_image(_lime_one, model, x, targets, params, rng, budget_bytes)

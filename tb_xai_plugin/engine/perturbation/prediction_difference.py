@@ -153,5 +153,4 @@ def prediction_difference(model, x, targets, params, layer, neuron, rng, budget_
         raise XaiError("conditional sampling needs a padding of at least 1 pixel around the window")
     if params["padding"] >= min(x.shape[1:3]):
         raise XaiError("padding %d must be smaller than the image side %d" % (params["padding"], min(x.shape[1:3])))
-    stream = common.image_rng(rng)
-    return np.stack([_difference_one(model, image, target, params, stream(), budget_bytes) for image, target in zip(x, targets)])
+    return common.per_image(_difference_one, model, x, targets, params, rng, budget_bytes)

@@ -54,5 +54,4 @@ def _shapley_one(model, image, target, params, rng, budget_bytes):
 @implements_everywhere("shapley_sampling")
 def shapley_sampling(model, x, targets, params, layer, neuron, rng, budget_bytes=common.MEMORY_BUDGET_BYTES):
     """map[p] = phi_s(p) ~ mean over random orders pi of f(pre_pi(s) + s) - f(pre_pi(s)), s = the segment of p."""
-    stream = common.image_rng(rng)
-    return np.stack([_shapley_one(model, image, target, params, stream(), budget_bytes) for image, target in zip(x, targets)])
+    return common.per_image(_shapley_one, model, x, targets, params, rng, budget_bytes)
