@@ -71,10 +71,11 @@ def test_every_lrp_method_gives_a_finite_non_constant_map(shortcut, method_id):
     assert all(m.max() > m.min() for m in maps)
 
 
-@pytest.mark.parametrize("method_id", LRP_IDS)
+@pytest.mark.parametrize("method_id", ["gradient", *LRP_IDS])
 def test_rescaling_first_maps_equal_the_plain_models(shortcut, logged, method_id):
     # The canonizer's rewrite keeps the function: folding Rescaling into the preprocessing gives the maps of the same
-    # layers with that scale recorded (the first rule, e.g. the flat presets' flat rule, still lands on conv1).
+    # layers with that scale recorded (the first rule, e.g. the flat presets' flat rule, still lands on conv1; the
+    # gradient is taken at conv1's input, x / 255, not at the raw pixels).
     # Both feed conv1 the same float32 x / 255, so only float32 rounding of the two runs separates them.
     folded, plain = marked_maps(shortcut, method_id), marked_maps(shortcut, method_id, logged["plain"])
     np.testing.assert_allclose(folded, plain, rtol=0, atol=TOLERANCE * np.abs(plain).max())
