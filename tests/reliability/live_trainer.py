@@ -1,7 +1,7 @@
 """A training run in its own process, as a user's would be: it continues the model logged at step 0
-of run 'live', trains one epoch and logs a checkpoint about every second.
+of run 'live', and STEPS times trains one epoch and logs a checkpoint, about one a second.
 
-    python -m tests.reliability.live_trainer LOGDIR OUT SECONDS
+    python -m tests.reliability.live_trainer LOGDIR OUT STEPS
 
 Before logging step k it saves the model's probabilities on the run's samples to OUT/step-k.npy
 (what the plugin must answer for step k); it prints 'ready' once TensorFlow is up.
@@ -16,8 +16,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main(logdir, out, seconds):
-    """Train and log until `seconds` have passed since 'ready'."""
+def main(logdir, out, steps):
+    """Train and log checkpoints 1..steps, each at least a second after the one before."""
     import tensorflow as tf
 
     from tb_xai_plugin import files, summary
@@ -30,12 +30,10 @@ def main(logdir, out, seconds):
     y = np.arange(len(x)) % 3
     writer = summary.create_file_writer(run_dir)
     print("ready", flush=True)
-    deadline, step = time.monotonic() + seconds, 0
     with writer.as_default():
-        while time.monotonic() < deadline:
+        for step in range(1, steps + 1):
             started = time.monotonic()
             model.fit(x, y, epochs=1, verbose=0)
-            step += 1
             np.save(os.path.join(out, "step-%d.npy" % step), model.predict(x, verbose=0))
             summary.checkpoint(model, step=step, class_names=["zero", "one", "two"],
                                preprocessing={"type": "scale", "scale": 1.0 / 255.0, "offset": 0.0})  # fmt: skip
@@ -45,4 +43,4 @@ def main(logdir, out, seconds):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -1,11 +1,14 @@
 """Live training: a training process logs a checkpoint about every second while clients poll the
 runs and ask for predictions of the newest step. No errors, new checkpoints appear, and every
-answer equals the model as it was logged at that step (nothing half-written is ever loaded)."""
+answer equals the model as it was logged at that step (nothing half-written is ever loaded).
+The trainer logs a fixed number of steps and the clients poll until it is done, so a loaded
+machine makes the test slower, not false."""
 
 import concurrent.futures
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,9 +18,10 @@ from tb_xai_plugin import summary
 from tests.plugin.conftest import CLASSES, SCALE, body_of, cnn_images, tiny_cnn
 from tests.reliability.conftest import ROOT, HttpServed
 
-TRAIN_S = 8
+STEPS = 6
 CLIENTS = 3
 POLL_S = 0.05
+DEADLINE_S = 300  # how long clients poll at most on a very slow machine
 
 
 @pytest.fixture()
@@ -42,11 +46,11 @@ def live(tmp_path):
     server.close()
 
 
-def client(server, number):
-    """Poll runs and ask predictions of the newest step for TRAIN_S: [(step, sample indices, model entry)]."""
+def client(server, number, done):
+    """Poll runs and ask predictions of the newest step until the last step is answered after `done`: [(step, indices, entry)]."""
     answers = []
-    deadline = time.monotonic() + TRAIN_S
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline and not (done.is_set() and answers and answers[-1][0] == STEPS):
         runs = server.get("runs")
         assert runs.status_code == 200
         steps = [c["step"] for r in body_of(runs)["runs"] if r["run"] == "live" for c in r["checkpoints"]]
@@ -63,16 +67,19 @@ def client(server, number):
 def test_clients_follow_a_run_that_logs_a_checkpoint_every_second(live):
     server, logdir, out = live
     trainer = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.live_trainer", logdir, out, str(TRAIN_S + 1)],
+        [sys.executable, "-m", "tests.reliability.live_trainer", logdir, out, str(STEPS)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
+    done = threading.Event()
+    threading.Thread(target=lambda: (trainer.wait(), done.set()), daemon=True).start()
     try:
         assert trainer.stdout.readline().strip() == "ready"
         with concurrent.futures.ThreadPoolExecutor(CLIENTS) as executor:
-            answers = [a for part in executor.map(lambda n: client(server, n), range(CLIENTS)) for a in part]
+            answers = [a for part in executor.map(lambda n: client(server, n, done), range(CLIENTS)) for a in part]
     finally:
-        assert trainer.wait(60) == 0
-    assert len({step for step, _, _ in answers}) >= 4  # clients saw new checkpoints appear
+        assert trainer.wait(DEADLINE_S) == 0
+    seen = {step for step, _, _ in answers}
+    assert STEPS in seen and len(seen) >= 2, sorted(seen)  # clients saw new checkpoints appear, up to the last
     for step, indices, entry in answers:
         assert entry["ok"] is True, entry
         probs = np.load(os.path.join(out, "step-%d.npy" % step))[indices]
