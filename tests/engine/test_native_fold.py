@@ -20,7 +20,7 @@ import pytest
 
 from conftest import write_checkpoint
 from float32_error import EPS
-from tb_xai_plugin import engine
+from tb_xai_plugin import engine, model_info
 from tb_xai_plugin.errors import XaiError
 
 pytestmark = pytest.mark.stack("keras3")  # the native backend's canonizer
@@ -151,6 +151,7 @@ def first_real_input(model, x):
 
 
 def test_the_model_starts_at_its_first_real_layer_with_the_same_layer_objects(loaded):
+    from tb_xai_plugin.engine import sanity
     from tb_xai_plugin.engine.backends.native.walk import Walk
 
     name, model, _ = loaded
@@ -161,6 +162,8 @@ def test_the_model_starts_at_its_first_real_layer_with_the_same_layer_objects(lo
     assert not kinds & {"Rescaling", "Normalization", "RandomFlip", "TrueDivide", "Subtract"}, kinds
     assert {id(step.layer) for step in body} <= {id(step.layer) for step in saved}, "no layer copies"
     assert Walk(model.logits_model).steps[0].layer is body[0].layer
+    randomized = {type(layer).__name__ for layer in sanity.weighted_layers(model.keras_model)}  # the sanity check's stages
+    assert "Normalization" not in randomized, "the folded statistics are not the model's to randomize"
 
 
 def test_folded_composes_the_chain(loaded):
@@ -213,6 +216,9 @@ def test_a_folded_layer_is_refused_as_folded(loaded):
     path = layer.name if name != "efficientnet_nested" else "%s/%s" % (model.saved_model.layers[1].name, layer.name)
     with pytest.raises(XaiError, match="folded into the recorded preprocessing"):
         model.layer_and_logits(path)
+    if name == "efficientnet_nested":  # a layer inside the rebuilt base is still found by its path, the same object
+        inner = "%s/stem_conv" % model.saved_model.layers[1].name
+        assert model_info.find_nested_layer(model.keras_model, inner) is model_info.find_nested_layer(model.saved_model, inner) is not None
 
 
 @pytest.fixture(scope="module")
