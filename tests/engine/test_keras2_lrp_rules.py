@@ -15,6 +15,8 @@ import pytest
 from conftest import method, write_checkpoint
 from float32_error import EPS
 
+import keras2_mobilenet
+
 from tb_xai_plugin import engine
 from tb_xai_plugin.errors import XaiError
 
@@ -255,23 +257,10 @@ def test_a_product_of_two_signals_is_refused_by_name(tmp_path):
     assert "'product' (Multiply): a product of two signals" in method("lrp.epsilon").reason_unusable(model)
 
 
-def mobilenet_v2():
-    """MobileNetV2 (alpha 0.35, 32x32, 3 classes, weights=None), its depthwise kernels He-normal (Keras' Glorot shrinks the
-    signal each block, to logits ~1e-12 that LRP-epsilon's 1e-7 absorbs whole)."""
-    import tensorflow as tf
-
-    model = tf.keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(32, 32, 3), classes=3)
-    rng = np.random.default_rng(6)
-    for layer in model.layers:
-        if type(layer).__name__ == "DepthwiseConv2D":
-            layer.set_weights([rng.normal(scale=np.sqrt(2 / 9), size=w.shape).astype(np.float32) for w in layer.get_weights()])
-    return model
-
-
 @pytest.fixture(scope="module")
 def mobilenet(tmp_path_factory):
-    """MobileNetV2 loaded by the engine."""
-    return engine.load_checkpoint(*write_checkpoint(mobilenet_v2(), tmp_path_factory.mktemp("mobilenet_v2")))
+    """MobileNetV2 (alpha 0.35, 32 px), logged eager by keras2_mobilenet.py, loaded by the engine."""
+    return engine.load_checkpoint(*keras2_mobilenet.run(tmp_path_factory.mktemp("mobilenet_v2")))
 
 
 # The preset with the flat first layer stands for the four (each builds for ~20 s here; the blocks test all four).

@@ -99,7 +99,7 @@ def verdict(layer, inputs, method_id):
     name, activation = type(layer).__name__, activation_name(layer)
     if activation in SELF_GATED_ACTIVATIONS:
         if method_id not in SILU_METHODS:
-            return "activation %s has no rule here (SiLU's identity rule comes with %s)" % (activation, ", ".join(SILU_METHODS))
+            return "activation %s has no rule here (SiLU's identity rule comes with lrp.z, lrp.epsilon and the sequential presets)" % activation
         return ""
     if name == "ReLU":
         return "" if activation in PASSING_ACTIVATIONS else "a %s has no rule here" % activation
