@@ -186,8 +186,8 @@ def with_positive_weights(model, seed):
         if type(layer).__name__ == "BatchNormalization":
             bias_free_batch_norm(layer, rng)
         elif layer.weights:
-            make = (lambda shape: rng.normal(size=shape).astype(np.float32)) if layer.name.startswith("se_") else (lambda shape: positive(rng, shape, 1))
-            layer.set_weights([make(w.shape) for w in layer.get_weights()])
+            signs = layer.name.startswith("se_")
+            layer.set_weights([rng.normal(size=w.shape).astype(np.float32) if signs else positive(rng, w.shape, 1) for w in layer.get_weights()])
     return model
 
 
@@ -239,7 +239,8 @@ def test_silu_is_refused_by_name_where_it_has_no_rule(blocks):
     reason = method("lrp.alpha_beta").reason_unusable(blocks["efficientnet"])
     assert "'expand_activation' (Activation): activation swish has no rule here" in reason
     with pytest.raises(XaiError, match="expand_activation"):
-        method("lrp.alpha_beta").compute(blocks["efficientnet"], block_images(blocks["efficientnet"]), np.array([0, 1]), {"alpha": 2.0, "beta": 1.0}, None, None, None)
+        model = blocks["efficientnet"]
+        method("lrp.alpha_beta").compute(model, block_images(model), np.array([0, 1]), {"alpha": 2.0, "beta": 1.0}, None, None, None)
 
 
 def two_signal_product():
@@ -268,4 +269,5 @@ def mobilenet(tmp_path_factory):
 def test_mobilenet_v2_gets_lrp_maps(mobilenet, method_id):
     assert method(method_id).reason_unusable(mobilenet) is None
     images = np.random.default_rng(8).uniform(-1, 1, size=(2, 32, 32, 3)).astype(np.float32)
-    assert finite_and_varying(method(method_id).compute(mobilenet, images, np.array([0, 2]), method(method_id).validate_params({}), None, None, None))
+    params = method(method_id).validate_params({})
+    assert finite_and_varying(method(method_id).compute(mobilenet, images, np.array([0, 2]), params, None, None, None))

@@ -78,7 +78,7 @@ def gate_position(layer, inputs):
 
 
 def relevance_calls(model):
-    """[(layer, its input tensors)] for every layer call that receives relevance (from the output back, never into a gate), in the model's layer order."""
+    """[(layer, its input tensors)] of the layer calls that receive relevance (from the output back, never into a gate), in layer order."""
     calls, seen, stack = [], set(), list(model.outputs)
     while stack:
         tensor = stack.pop()
@@ -105,27 +105,24 @@ def verdict(layer, inputs, method_id):
         return "" if activation in PASSING_ACTIVATIONS else "a %s has no rule here" % activation
     if name == "Multiply":
         return "" if gate_position(layer, inputs) is not None else "a product of two signals (no sigmoid gate) has no rule here"
-    if name == "DepthwiseConv2D" and activation in PASSING_ACTIVATIONS or name in PASS_LAYERS:
+    if (name == "DepthwiseConv2D" and activation in PASSING_ACTIVATIONS) or name in PASS_LAYERS:
         return ""
     return None
 
 
 def reason_unusable(analyzer, method_id):
     """None if LRP method `method_id` explains every layer of the analyzer's model that receives relevance, else why not."""
-    from innvestigate.backend import checks as ichecks
-
-    calls = relevance_calls(analyzer._model)
-    for layer, inputs in calls:
-        why = verdict(layer, inputs, method_id)
+    verdicts = [(layer, verdict(layer, inputs, method_id)) for layer, inputs in relevance_calls(analyzer._model)]
+    for layer, why in verdicts:
         if why:
             return "%s cannot explain layer %r (%s): %s" % (method_id, layer.name, type(layer).__name__, why)
-    left = [layer for layer, inputs in calls if verdict(layer, inputs, method_id) is None]
+    left = [layer for layer, why in verdicts if why is None]
     for check in analyzer._model_checks:
         hit = sorted({layer.name: type(layer).__name__ for layer in left if check["check"](layer)}.items())
         if hit:
             named = ", ".join("%r (%s)" % pair for pair in hit[:3]) + (" and %d more" % (len(hit) - 3) if len(hit) > 3 else "")
             return "iNNvestigate's %s does not support layer %s: %s" % (method_id, named, check["message"].split("\n")[0])
-    return None if all(not ichecks.is_module(layer) for layer, _ in calls) else "iNNvestigate's %s does not support tf.Module layers" % method_id
+    return None
 
 
 def add_mappings(analyzer):
