@@ -1,4 +1,4 @@
-import type { ApplicabilityResponse, LayersResponse } from "./types";
+import type { ApplicabilityResponse, LayerInfo, LayersResponse } from "./types";
 
 /** What a model's head kind (GET layers' `head`, docs/heads.md) and a method's applicability mean, as the tab says them. */
 
@@ -24,7 +24,16 @@ export function applicabilityNote(usable: Applicability | undefined): string | n
   return `not for this model: ${usable.reason || "unsupported"}`;
 }
 
-/** GET layers' answer with the methods a worker checked on the loaded model in place of the manifest's guess. */
+/** GET layers' answer with the methods (and the layers' folded marks, where the server sends them) a worker checked
+ * on the loaded model in place of the manifest's guess. */
 export function withApplicability(layers: LayersResponse, checked: ApplicabilityResponse): LayersResponse {
-  return { ...layers, methods: checked.methods, methods_from: "model" };
+  const marked = checked.layers ? { layers: checked.layers, default_layer: checked.default_layer ?? null, folded_layers: checked.folded_layers ?? null } : {};
+  return { ...layers, ...marked, methods: checked.methods, methods_from: "model" };
+}
+
+/** A layer as the picker offers it: greyed out (disabled) with the reason as its title where the backend folded it. */
+export function layerChoice(layer: LayerInfo, defaultLayer: string | null | undefined): { label: string; disabled: boolean; title: string | null } {
+  const folded = layer.folded === true;
+  const label = `${layer.name} (${layer.type} ${layer.output_shape.join("x")})${layer.name === defaultLayer ? " — default" : ""}${folded ? " — folded into the preprocessing" : ""}`;
+  return { label, disabled: folded, title: folded ? (layer.reason ?? "folded into the recorded preprocessing") : null };
 }

@@ -80,11 +80,17 @@ export interface LayerInfo {
   type: string;
   output_shape: (number | null)[];
   conv: boolean;
+  /** folded into the recorded preprocessing (refused by name), false, or null: unknown until a worker looked (docs/http_api.md) */
+  folded?: boolean | null;
+  /** why it cannot be chosen, when folded */
+  reason?: string;
 }
 
 export interface LayersResponse {
   layers: LayerInfo[];
   default_layer: string | null;
+  /** the layers the backend folded into the recorded preprocessing; null: unknown until a worker looked */
+  folded_layers?: string[] | null;
   /** ok null: unknown until a worker computed it (methods_from "manifest"); see docs/http_api.md */
   methods: Record<string, { ok: boolean | null; reason?: string }>;
   head?: string;
@@ -98,6 +104,10 @@ export interface ApplicabilityResponse {
   step: number;
   methods: LayersResponse["methods"];
   methods_from: "model";
+  /** the manifest's layers with their folded marks, the default layer, and the folded layers (absent from older servers) */
+  layers?: LayerInfo[];
+  default_layer?: string | null;
+  folded_layers?: string[] | null;
 }
 
 export type Target = { kind: "predicted" } | { kind: "label" } | { kind: "class"; index: number };

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { applicabilityNote, headNote, withApplicability } from "../src/heads";
+import { applicabilityNote, headNote, layerChoice, withApplicability } from "../src/heads";
 
 test("a binary or multi-label head gets its note; softmax and logits read as usual", () => {
   assert.match(headNote("binary_sigmoid"), /1 − p/);
@@ -31,4 +31,22 @@ test("the worker's answer replaces the manifest's guess, layers and head kept", 
   assert.deepEqual(merged.methods["lrp.epsilon"], { ok: false, reason: "layer 'x'" });
   assert.equal(merged.head, "binary_sigmoid");
   assert.equal(merged.default_layer, "conv");
+});
+
+test("the worker's folded marks replace the unknown ones, and a folded layer is greyed out with the reason", () => {
+  const conv = { name: "conv", type: "Conv2D", output_shape: [4, 4, 2], conv: true };
+  const rescaling = { name: "rescaling", type: "Rescaling", output_shape: [6, 6, 1], conv: false };
+  const layers = { layers: [{ ...rescaling, folded: null }, { ...conv, folded: null }], default_layer: "conv", folded_layers: null, methods: {}, methods_from: "manifest" as const };
+  const reason = "layer 'rescaling' is input preprocessing, folded into the recorded preprocessing";
+  const checked = {
+    run: "r", step: 1, methods: {}, methods_from: "model" as const,
+    layers: [{ ...rescaling, folded: true, reason }, { ...conv, folded: false }], default_layer: "conv", folded_layers: ["rescaling"],
+  };
+  const merged = withApplicability(layers, checked);
+  assert.deepEqual(merged.folded_layers, ["rescaling"]);
+  assert.deepEqual(layerChoice(merged.layers[0], merged.default_layer), { label: "rescaling (Rescaling 6x6x1) — folded into the preprocessing", disabled: true, title: reason });
+  assert.deepEqual(layerChoice(merged.layers[1], merged.default_layer), { label: "conv (Conv2D 4x4x2) — default", disabled: false, title: null });
+  assert.equal(layerChoice(layers.layers[0], "conv").disabled, false); // unknown: offered, never claimed folded
+  // an older server's answer (no layers) keeps GET layers' records
+  assert.equal(withApplicability(layers, { run: "r", step: 1, methods: {}, methods_from: "model" }).layers, layers.layers);
 });

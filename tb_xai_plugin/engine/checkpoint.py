@@ -10,6 +10,9 @@ backends.innvestigate.loading.LoadedModel):
                                     preprocessing (Rescaling, Normalization, x * c + d ops) that the
                                     backend's canonizer took out of the model; preprocess applies it,
                                     so every method explains the model from its first real layer
+    folded_layer(name)              whether manifest layer `name` lies inside that folded preprocessing
+                                    (the backend's; False here); asked by name, it is refused (FOLDED_LAYER)
+    folded_layer_names()            the manifest layers folded_layer says are folded, in manifest order
 Each backend adds the forward calls that backend-neutral code (predict, the perturbation methods) uses:
     scores(x, score)                float32 [N, K]: probabilities ("probability") or logits ("logit")
     probabilities(x)                scores(x, "probability")
@@ -30,6 +33,8 @@ from tb_xai_plugin.errors import NotFoundError, XaiError
 
 FORMATS = ("h5", "savedmodel", "keras")
 CACHE_SIZE = 64  # compiled functions / analyzers and small entries per model
+FOLDED_LAYER = ("layer %r is input preprocessing, folded into the recorded preprocessing: every method "
+                "explains the model from its first real layer")
 
 
 class BoundedCache(collections.OrderedDict):
@@ -84,6 +89,14 @@ class ModelBase:
             )
         x = preprocess_array(x, self.manifest["preprocessing"])
         return x if self.folded is None else apply_folded(x, self.folded)
+
+    def folded_layer(self, name):
+        """Whether manifest layer `name` lies inside the folded preprocessing (the backends say; none here)."""
+        return False
+
+    def folded_layer_names(self):
+        """The manifest's layer names that lie inside the folded preprocessing, in manifest order."""
+        return [layer["name"] for layer in self.layers if self.folded_layer(layer["name"])]
 
     def probabilities(self, x):
         """float32 [N, K] class probabilities of preprocessed inputs x (one forward pass)."""

@@ -6,7 +6,7 @@
     catalog.py      runs from the data provider, checkpoints and sample sets from their manifests
     service.py      the compute routes' work: resolve, consult the cache, submit worker tasks, collect
     suggestions.py  the suggestion panel's per-sample statistics (pure numpy), per label on a multi-label head
-    applicability.py  the picker's answer: which methods apply to a checkpoint, from a worker's loaded model, cached
+    applicability.py  the picker's answer: which methods apply to a checkpoint and which layers were folded, from a worker's loaded model, cached
     cache.py        results in memory (byte budget, LRU) and on disk (atomic files)
     workers.py      the pool of spawned worker processes, merged tasks, progress, death -> 503
     worker_main.py  the worker process: graph mode, the engine, LRU of loaded models

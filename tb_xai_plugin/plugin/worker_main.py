@@ -224,9 +224,10 @@ def op_activation(worker, message):
 
 
 def op_applicable(worker, message):
-    """{"methods": {method id: {"ok", "reason"}}} for one loaded model, from its real graph (the layers route's picker)."""
+    """{"methods": {method id: {"ok", "reason"}}, "folded_layers": [name]} for one loaded model, from its real graph
+    (the layers route's picker; folded_layers: the manifest layers folded into the recorded preprocessing)."""
     model = worker.model(message["checkpoint"])
-    return {"methods": worker.engine.applicable_methods(model)}
+    return {"methods": worker.engine.applicable_methods(model), "folded_layers": model.folded_layer_names()}
 
 
 def op_scores(worker, message):

@@ -228,31 +228,32 @@ class XaiPlugin(base_plugin.TBPlugin):
 
     @route("GET")
     def _serve_layers(self, request):
-        """GET layers: one checkpoint's layers, default layer, head, and which methods apply (the worker's cached answer, else the manifest's)."""
+        """GET layers: one checkpoint's layers (folded ones marked), default layer, head, and which methods apply
+        (the worker's cached answer, else the manifest's)."""
         ctx, eid = request_context(request)
         run = parsing.run_name(request.args.get("run"))
         step = parsing.integer_text(request.args.get("step"), "step", parsing.MAX_STEP)
         ckpt = self.catalog.checkpoint(ctx, eid, run, step)
         manifest = ckpt.manifest
-        methods = applicability.cached_methods(self.cache, ckpt)  # a GET only reads: no worker, no model load
+        answer = applicability.cached_answer(self.cache, ckpt)  # a GET only reads: no worker, no model load
         body = {
-            "layers": manifest["layers"],
-            "default_layer": model_info.default_layer(manifest["layers"]),
+            **applicability.layer_records(manifest, answer["folded_layers"] if answer is not None else None),
             "head": model_info.manifest_head(manifest),
             "class_names": manifest["class_names"],
-            "methods": methods if methods is not None else method_applicability(manifest),
-            "methods_from": "model" if methods is not None else "manifest",
+            "methods": answer["methods"] if answer is not None else method_applicability(manifest),
+            "methods_from": "model" if answer is not None else "manifest",
         }
         return http_util.Respond(request, body, JSON)
 
     @route("POST")
     def _serve_applicability(self, request):
-        """POST applicability: which methods apply to one checkpoint, from a worker's look at the loaded model (cached)."""
+        """POST applicability: which methods apply to one checkpoint and which layers were folded (a worker's look; cached)."""
         ctx, eid = request_context(request)
         run, step = parsing.parse_applicability(parsing.read_json(request))
         ckpt = self.catalog.checkpoint(ctx, eid, run, step)
-        methods = applicability.methods_of(self.cache, self.pool, ckpt, [m["id"] for m in registry.describe_methods()])
-        return http_util.Respond(request, {"run": run, "step": step, "methods": methods, "methods_from": "model"}, JSON)
+        answer = applicability.answer_of(self.cache, self.pool, ckpt, [m["id"] for m in registry.describe_methods()])
+        body = {"run": run, "step": step, "methods": answer["methods"], "methods_from": "model"}
+        return http_util.Respond(request, {**body, **applicability.layer_records(ckpt.manifest, answer["folded_layers"])}, JSON)
 
     @route("GET")
     def _serve_image(self, request):

@@ -1,5 +1,5 @@
 // The setup bar: sample set, models (runs x steps), methods with their parameters, layer, neuron, target.
-import { applicabilityNote, headNote } from "../heads";
+import { applicabilityNote, headNote, layerChoice } from "../heads";
 import type { ViewState } from "../state";
 import type { LayersResponse, MethodChoice, MethodInfo, ModelRef, ParamSpec, ParamValues, RunInfo, Target } from "../types";
 import { h, replaceChildren } from "./dom";
@@ -246,9 +246,10 @@ export class SetupView {
     const select = h(
       "select",
       { id: "xai-layer", onchange: (e) => this.actions.update({ layer: (e.target as HTMLSelectElement).value || null, neuron: null }) },
-      ...layers.map((l) =>
-        h("option", { value: l.name, selected: l.name === current }, `${l.name} (${l.type} ${l.output_shape.join("x")})${l.name === data.layers?.default_layer ? " — default" : ""}`),
-      ),
+      ...layers.map((l) => {
+        const choice = layerChoice(l, data.layers?.default_layer);
+        return h("option", { value: l.name, selected: l.name === current, disabled: choice.disabled, title: choice.title }, choice.label);
+      }),
     );
     const layer = layers.find((l) => l.name === current);
     const channels = layer ? layer.output_shape[layer.output_shape.length - 1] : null;

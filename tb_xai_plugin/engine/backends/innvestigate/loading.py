@@ -127,14 +127,20 @@ class LoadedModel(checkpoint.ModelBase):
                 output = output[..., int(neuron)]
             return tf.reduce_mean(tf.reshape(output, [tf.shape(output)[0], -1]), axis=1)
 
+    def folded_layer(self, name):
+        """Whether layer `name` (or path "base/layer") lies inside the folded preprocessing (an Affine of the input);
+        a fold of inference identities alone (augmentation) is x * 1 + 0, which the native backend keeps in the model."""
+        if self.folded is None or (np.all(self.folded[0] == 1) and np.all(self.folded[1] == 0)):
+            return False
+        return isinstance(self.outputs_by_path.get(name), canonize.Affine)
+
     def layer_output(self, name):
         """The output tensor of layer `name` inside this model (a nested model: its outer call); XaiError if unknown."""
+        if self.folded_layer(name):
+            raise XaiError(checkpoint.FOLDED_LAYER % name)
         if name in self.outputs_by_path:
             with self.in_graph():
-                tensor = canonize.tensor_of(self.outputs_by_path[name], self.input, self.folded)
-            if tensor is None:
-                raise XaiError("layer %r lies inside the preprocessing folded out of the model" % name)
-            return tensor
+                return canonize.tensor_of(self.outputs_by_path[name], self.input, self.folded)
         layer = model_info.find_nested_layer(self.keras_model, name)  # "outer/inner": a layer inside a nested base
         if layer is None:
             raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(layer["name"] for layer in self.layers)))

@@ -49,6 +49,14 @@ class NativeModel(checkpoint.ModelBase):
         if self.head in model_info.BINARY_HEADS:
             self.logits_model = binary_logits_model(self.keras_model)
 
+    def folded_layer(self, name):
+        """Whether layer `name` (or path "base/layer") is in the saved model but folded out of keras_model."""
+        from tb_xai_plugin.keras2_config import keras3_name
+
+        if self.folded is None or model_info.find_nested_layer(self.keras_model, name, keras3_name) is not None:
+            return False
+        return model_info.find_nested_layer(self.saved_model, name, keras3_name) is not None
+
     def probabilities_from_logits(self, logits):
         """TF op [N, K]: sigmoid of each logit for a binary or multi-label head, else their softmax (a linear output's too)."""
         import tensorflow as tf
@@ -246,9 +254,8 @@ def _layer_and_logits(model, name):
         inner = model_info.find_nested_layer(model.keras_model, name, keras3_name)
         if inner is not None:
             return _inner_layer_and_logits(model, inner, name)
-        if model.folded is not None and model_info.find_nested_layer(model.saved_model, name, keras3_name) is not None:
-            raise XaiError("layer %r is input preprocessing, folded into the recorded preprocessing: every method "
-                           "explains the model from its first real layer" % name)
+        if model.folded_layer(name):
+            raise XaiError(checkpoint.FOLDED_LAYER % name)
         raise XaiError("unknown layer %r; this model has %s" % (name, ", ".join(e["name"] for e in model.layers)))
     logits = model.logits_model.outputs[0]
     upstream = _upstream_tensors(logits)
