@@ -56,13 +56,14 @@ def _run(*args):
 def zoo(tmp_path_factory):
     """{"stack", "models": {name: {method: cell}}, "layers": {name: [...]}} for this stack's zoo."""
     logdir = tmp_path_factory.mktemp("zoo")
+    label = zoo_matrix.run_label()  # when the run starts, and the commit its code is at
     chosen = ({name: None for name in SUBSET} if SUBSET else {}) if FULL else QUICK
     _run("log", str(logdir), *chosen)
     out = logdir / "zoo.json"
     _run("explain", str(logdir), str(out), json.dumps(chosen))
     result = json.loads(out.read_text())
     if FULL:
-        zoo_matrix.write_section(result, zoo_matrix.run_label())
+        zoo_matrix.write_section(result, label)
     return result
 
 

@@ -39,7 +39,7 @@ def row(name, cells, seconds, label):
 
 
 def run_label():
-    """This run's label for its rows: the UTC date and time, and the commit the working tree is at."""
+    """A run's label for its rows, taken as it starts: the UTC date and time, and the commit the working tree is at."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return "%s, %s" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit or "no git")
 
