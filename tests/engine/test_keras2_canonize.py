@@ -160,3 +160,14 @@ def test_the_first_real_layer_is_an_input_layer_for_innvestigate(loaded, name):
     with model.in_graph():
         first = [layer for layer in model.keras_model.layers[1:] if checks.is_input_layer(layer)]  # [0]: the InputLayer
     assert [layer.name for layer in first] == ["conv"]  # the flat rule of the sequential presets applies to it
+
+
+def test_grad_cam_below_the_grouped_conv_works_after_a_forward_run(written, loaded):
+    model = loaded["convnext_block"]
+    images = images_for(written, model)
+    model.scores(model.preprocess(images), "probability")  # the session has run the grouped conv's op
+    # TF 2.14 cannot then differentiate Keras' jit-compiled grouped conv: "Connecting to invalid output 1 of ...".
+    for layer in ("stem", None):
+        maps = engine.attribute(model, "grad_cam", images, target=TARGET, layer=layer).maps
+        assert np.isfinite(maps).all() and np.abs(maps).max() > 0
+    assert np.ptp(engine.attribute(model, "gradient", images, target=TARGET).maps) > 0
