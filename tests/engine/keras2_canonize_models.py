@@ -115,7 +115,30 @@ def rescaled_chain():
     return model, "conv", None
 
 
-MODELS = {"rescaled_chain": rescaled_chain, "from_scratch": from_scratch, "transfer": transfer, "efficientnet_nested": efficientnet_nested,
+def two_readers():
+    """The input read twice, scaled (Rescaling -> conv) and raw (conv): one input cannot carry both, nothing is folded."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((16, 16, 3))
+    scaled = layers.Conv2D(4, 3, name="conv")(layers.Rescaling(1.0 / 255)(inputs))
+    raw = layers.Conv2D(4, 3, name="raw_conv")(layers.Dropout(0.5)(inputs))
+    x = layers.GlobalAveragePooling2D()(layers.add([scaled, raw]))
+    return tf.keras.Model(inputs, layers.Dense(3, activation="softmax")(x), name="two_readers"), "conv", None
+
+
+def caffe_style():
+    """ResNet50's preprocess_input (channel flip, then the mean per channel) in front of a small CNN: nothing folds."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((16, 16, 3))
+    x = layers.Conv2D(4, 3, activation="relu", name="conv")(tf.keras.applications.resnet50.preprocess_input(inputs))
+    x = layers.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(inputs, layers.Dense(3, activation="softmax")(x), name="caffe_style"), "conv", None
+
+
+MODELS = {"two_readers": two_readers, "caffe_style": caffe_style, "rescaled_chain": rescaled_chain, "from_scratch": from_scratch, "transfer": transfer, "efficientnet_nested": efficientnet_nested,
           "convnext_block": convnext_block, "small_vit": small_vit}  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 Small Keras 2 models (tests/engine/keras2_canonize_models.py, written once per module by a subprocess): a
 Rescaling-first Sequential CNN, from-scratch (augmentation, Rescaling), transfer learning (preprocess_input ops, nested MobileNetV2, Dropout,
-Dense(1)), EfficientNetB0 nested, a ConvNeXt-like block with a grouped conv, a small vision transformer.
+Dense(1)), EfficientNetB0 nested, a ConvNeXt-like block with a grouped conv, a small vision transformer; and two
+whose preprocessing cannot fold (the input read twice, caffe-style channel flip), rebuilt without folding or kept.
 Keras' own outputs (eager, as built) are the reference. Tolerances from float32
 (tests/engine/float32_error.py): each layer's accumulation of n products carries n eps of relative rounding.
 """
@@ -33,7 +34,7 @@ def written(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded(written):
     """{name: the engine's LoadedModel (canonized)}, loaded once."""
-    return {name: engine.load_checkpoint(*written[0][name]) for name in NAMES}
+    return {name: engine.load_checkpoint(*pair) for name, pair in written[0].items()}
 
 
 def images_for(written, model):
@@ -171,3 +172,13 @@ def test_grad_cam_below_the_grouped_conv_works_after_a_forward_run(written, load
         maps = engine.attribute(model, "grad_cam", images, target=TARGET, layer=layer).maps
         assert np.isfinite(maps).all() and np.abs(maps).max() > 0
     assert np.ptp(engine.attribute(model, "gradient", images, target=TARGET).maps) > 0
+
+
+@pytest.mark.parametrize("name", ["two_readers", "caffe_style"])
+def test_a_preprocessing_that_cannot_fold_stays_in_the_model(written, loaded, name):
+    model, expected = loaded[name], written[2][name + ":logits"]
+    assert model.folded is None
+    got = model.scores(model.preprocess(images_for(written, model)), "logit")
+    assert np.abs(got - expected).max() <= 2 * accumulation_length(model.keras_model) * EPS * max(np.abs(expected).max(), 1.0)
+    kinds = [type(layer).__name__ for layer in model.keras_model.layers]
+    assert ("Rescaling" in kinds and "Dropout" not in kinds) if name == "two_readers" else "SlicingOpLambda" in kinds

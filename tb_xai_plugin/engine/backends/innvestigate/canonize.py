@@ -109,7 +109,8 @@ class Walk:
         unique_names(self.layers)
         rebuilt = tf.keras.Model(self.input, outputs if len(outputs) > 1 else outputs[0], name=self.model.name)
         point_first_layers_at_input(rebuilt)
-        return Canonical(rebuilt, self.folded, self.outputs)
+        identity = self.folded is not None and not np.any(self.folded[0] != 1) and not np.any(self.folded[1])
+        return Canonical(rebuilt, None if identity else self.folded, self.outputs)
 
     def graph(self, network, inputs, prefix):
         """Values of the outputs of functional `network` given values of its inputs; records outputs by path."""
