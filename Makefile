@@ -55,7 +55,7 @@ frontend: $(STATIC)
 XDIST := -n 2 --dist loadfile
 KERAS2_AGAIN := tests/summary tests/retention tests/heads tests/plugin/test_compute_routes.py \
   tests/plugin/test_table2_routes.py tests/trust/test_scores_engine.py tests/trust/test_scores_route.py \
-  tests/deploy/test_remote_logdir.py tests/zoo \
+  tests/deploy/test_remote_logdir.py tests/zoo tests/plugin/test_folded_layers.py \
   tests/trust/test_sanity_route.py::test_sanity_at_full_randomization_is_the_agreement_with_the_randomized_model_logged_as_a_checkpoint
 test: setup system
 	cd frontend && npm test
