@@ -16,7 +16,7 @@ re-applies the SAME layer objects (weights shared, nothing copied) to a new inpu
   other groups are left as they are.
 BatchNormalization is left to iNNvestigate's own LRP rule for it.
 `outputs` maps each layer's name, or path "base/layer" inside a nested model, to its output in the rebuilt
-graph: a tensor, or an Affine of the raw input for a layer inside the folded chain (tensor_of computes it).
+graph: a tensor, or an Affine of the raw input for a layer inside the folded chain (loading refuses those by name).
 call_tensors(model, layer) and layer_types(model) read the rebuilt graph (patterns and DeepLIFT use them).
 A model with several inputs, or one the walk does not know, is kept as it is (canonize returns it unchanged,
 folded None), as is a model the walk would not change.
