@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 from tb_xai_plugin.engine import gradient_averages
-from tb_xai_plugin.engine.backends.innvestigate import implements, lrp_rules
+from tb_xai_plugin.engine.backends.innvestigate import batch_norm_fold, implements, lrp_rules
 from tb_xai_plugin.errors import XaiError
 
 # Gradient-style backward passes that iNNvestigate starts from the output value instead of 1.
@@ -119,7 +119,8 @@ def deconvnet_relu_layers(analyzer):
 def create_checked(method_id, model, kwargs):
     """innvestigate.create_analyzer on the logits model; a refused architecture raises XaiError with the layer types.
 
-    LRP analyzers are checked by lrp_rules instead (iNNvestigate's check refuses DepthwiseConv2D and ReLU layers)."""
+    LRP analyzers are checked by lrp_rules instead (iNNvestigate's check refuses DepthwiseConv2D and ReLU layers);
+    LRP and Deep Taylor explain the logits model with its BatchNormalizations folded (batch_norm_fold)."""
     import innvestigate
 
     if method_id in lrp_rules.LRP_METHODS:
@@ -127,7 +128,7 @@ def create_checked(method_id, model, kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            analyzer = innvestigate.create_analyzer(method_id, own_graph_of(model.logits_model), neuron_selection_mode="index", **kwargs)
+            analyzer = innvestigate.create_analyzer(method_id, own_graph_of(batch_norm_fold.logits_model_for(method_id, model)), neuron_selection_mode="index", **kwargs)
         except (NotImplementedError, innvestigate.NotAnalyzeableModelException) as e:
             raise XaiError(_refusal(method_id, e, caught)) from e
     reason = lrp_rules.reason_unusable(analyzer, method_id) if method_id in lrp_rules.LRP_METHODS else None
