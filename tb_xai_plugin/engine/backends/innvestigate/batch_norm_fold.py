@@ -30,8 +30,10 @@ def folded_logits(model):
     pairs = foldable_pairs(model.logits_model)
     if not pairs:
         return model.logits_model
+    variables = [v for producer, bn in pairs for v in producer.layer.weights + bn.layer.weights]
+    values = dict(zip(map(id, variables), model.session.run(variables)))  # one run: MobileNetV2 has 52 BNs
     with model.building() as fetches:
-        merges = {id(bn): merged_layer(producer, bn, model.session, i) for i, (producer, bn) in enumerate(pairs)}
+        merges = {id(bn): merged_layer(producer, bn, values, i) for i, (producer, bn) in enumerate(pairs)}
         rebuilt = rebuild(model.logits_model, merges)
         fetches.extend(rebuilt.outputs)
     return rebuilt
@@ -85,20 +87,20 @@ def last_axis(bn, tensor):
     return len(axis) == 1 and axis[0] in (-1, len(tensor.shape) - 1)
 
 
-def batch_norm_affine(bn, session):
-    """float64 (k, c) with BN(z) = k * z + c at inference: k = gamma / sqrt(var + eps), c = beta - mean * k."""
-    mean, variance = (np.asarray(a, np.float64) for a in session.run([bn.moving_mean, bn.moving_variance]))
-    gamma = np.asarray(session.run(bn.gamma), np.float64) if bn.scale else 1.0
-    beta = np.asarray(session.run(bn.beta), np.float64) if bn.center else 0.0
+def batch_norm_affine(bn, values):
+    """float64 (k, c) of BN(z) = k z + c, from values (id(variable) -> value): k = gamma / sqrt(var + eps), c = beta - mean k."""
+    mean, variance = (np.asarray(values[id(v)], np.float64) for v in (bn.moving_mean, bn.moving_variance))
+    gamma = np.asarray(values[id(bn.gamma)], np.float64) if bn.scale else 1.0
+    beta = np.asarray(values[id(bn.beta)], np.float64) if bn.center else 0.0
     k = gamma / np.sqrt(variance + bn.epsilon)
     return k, beta - mean * k
 
 
-def folded_weights(layer, bn, session):
+def folded_weights(layer, bn, values):
     """float32 (kernel', bias') of linear `layer` followed by `bn`: W' = W * k on the output channels, b' = b * k + c."""
-    k, c = batch_norm_affine(bn, session)
-    kernel = np.asarray(session.run(layer.weights[0]), np.float64)
-    bias = np.asarray(session.run(layer.bias), np.float64) if layer.use_bias else 0.0
+    k, c = batch_norm_affine(bn, values)
+    kernel = np.asarray(values[id(layer.weights[0])], np.float64)
+    bias = np.asarray(values[id(layer.bias)], np.float64) if layer.use_bias else 0.0
     if type(layer).__name__ == "DepthwiseConv2D":
         kernel = kernel * k.reshape(kernel.shape[-2:])  # output channel c * multiplier + m
     else:
@@ -106,12 +108,12 @@ def folded_weights(layer, bn, session):
     return kernel.astype(np.float32), np.broadcast_to(bias * k + c, k.shape).astype(np.float32)
 
 
-def merged_layer(producer, bn, session, index):
+def merged_layer(producer, bn, values, index):
     """(producer node, a new layer of the producer's type computing bn(producer(x)), named '<producer>_<bn>_folded<index>')."""
     import tensorflow as tf
 
     layer = producer.layer
-    kernel, bias = folded_weights(layer, bn.layer, session)
+    kernel, bias = folded_weights(layer, bn.layer, values)
     kernel_key = "depthwise_initializer" if type(layer).__name__ == "DepthwiseConv2D" else "kernel_initializer"
     config = dict(layer.get_config(), name="%s_%s_folded%d" % (layer.name, bn.layer.name, index), use_bias=True)
     config.update({kernel_key: tf.keras.initializers.Constant(kernel), "bias_initializer": tf.keras.initializers.Constant(bias)})
