@@ -2,7 +2,7 @@
 
 iNNvestigate 2.1.2 refused every LRP method on a model with a DepthwiseConv2D or a Keras ReLU layer
 (innvestigate/lrp_rules.py has the rules now):
-- a DepthwiseConv2D's LRP-epsilon and alpha-beta relevance equals numpy's in float64, the layer written
+- a DepthwiseConv2D's LRP-epsilon, alpha-beta and z+ (fast) relevance equals numpy's in float64, the layer written
   as its matrix, within a first-order float32 bound;
 - relevance is conserved (sum over the input = the explained logit, bias-free, positive weights and
   inputs so that every sum is well conditioned) through a MobileNetV2 block (ReLU(6.) clipping many
@@ -94,6 +94,11 @@ def alpha_beta_rule(matrix, bias, x, relevance, alpha, beta):
     return out, alpha * active_error + beta * inhibit_error + EPS * (alpha * np.abs(active) + beta * np.abs(inhibit))
 
 
+def z_plus_fast_rule(matrix, x, relevance):
+    """iNNvestigate's ZPlusFastRule: w+ on the input as it is, no bias."""
+    return rule_term([(matrix * (matrix > 0), *x)], 0, relevance, lambda z: z + SAFE * (z == 0))
+
+
 def depthwise_reference(weights, image, target, rule):
     """(R at the input [5, 5, 3], its float32 error): `rule` on the dense layer, then on the depthwise one, in float64."""
     kernel, dw_bias, dense, dense_bias = weights
@@ -123,6 +128,7 @@ def depthwise(tmp_path_factory):
 @pytest.mark.parametrize("method_id, params, rule", [
     ("lrp.epsilon", {"epsilon": 0.01}, lambda m, b, x, r: epsilon_rule(m, b, x, r, 0.01)),
     ("lrp.alpha_beta", {"alpha": 2.0, "beta": 1.0}, lambda m, b, x, r: alpha_beta_rule(m, b, x, r, 2.0, 1.0)),
+    ("lrp.z_plus_fast", {}, lambda m, b, x, r: z_plus_fast_rule(m, x, r)),
 ])  # fmt: skip
 def test_depthwise_relevance_equals_numpy(depthwise, method_id, params, rule):
     model, weights = depthwise
@@ -264,7 +270,7 @@ def mobilenet(tmp_path_factory):
     return engine.load_checkpoint(*keras2_mobilenet.run(tmp_path_factory.mktemp("mobilenet_v2")))
 
 
-# The preset with the flat first layer stands for the four (each builds for ~20 s here; the blocks test all four).
+# The preset with the flat first layer stands for the four (each builds for seconds to tens of seconds; the blocks test all four).
 @pytest.mark.parametrize("method_id", ["lrp.epsilon", "lrp.sequential_preset_a_flat"])
 def test_mobilenet_v2_gets_lrp_maps(mobilenet, method_id):
     assert method(method_id).reason_unusable(mobilenet) is None
