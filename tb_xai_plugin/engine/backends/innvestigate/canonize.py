@@ -14,7 +14,8 @@ re-applies the SAME layer objects (weights shared, nothing copied) to a new inpu
 - re-makes a grouped Conv2D with groups == input channels == filters (ConvNeXt's depthwise convolution in Keras
   2.14, whose gradient TF 2.14's graph mode cannot build) as a DepthwiseConv2D with the same weights (a copy);
   other groups are left as they are.
-BatchNormalization is left to iNNvestigate's own LRP rule for it.
+BatchNormalization stays here (Grad-CAM and activation maps read a convolution's own output); the LRP and
+Deep Taylor analyzers fold it into a copy of their own (batch_norm_fold.py).
 `outputs` maps each layer's name, or path "base/layer" inside a nested model, to its output in the rebuilt
 graph: a tensor, or an Affine of the raw input for a layer inside the folded chain (loading refuses those by name).
 call_tensors(model, layer) and layer_types(model) read the rebuilt graph (patterns and DeepLIFT use them).
