@@ -12,14 +12,14 @@ canonizer folds), "transfer:Conv1" the output of Conv1 inside its base, computed
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 
+import keras2_checkpoints
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-PYTHON = os.path.join(REPO, ".venv-innvestigate", "bin", "python")
 SIDE = 32
 IMAGES = 2
 NONE = {"type": "none"}
@@ -144,15 +144,11 @@ MODELS = {"two_readers": two_readers, "caffe_style": caffe_style, "rescaled_chai
 
 def run(directory):
     """({name: (path, manifest)}, {side: uint8 images}, {key: Keras 2's reference output}) from this script."""
-    done = subprocess.run(
-        [PYTHON, os.path.abspath(__file__), str(directory)], capture_output=True, text=True, cwd=REPO,
-        timeout=600, check=False, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    logged = keras2_checkpoints.logged_by(__file__, directory)
     with np.load(os.path.join(str(directory), "reference.npz")) as npz:
         reference = {key: npz[key] for key in npz.files}
     images = {side: np.load(os.path.join(str(directory), "images_%d.npy" % side)) for side in (16, SIDE)}
-    return {name: tuple(pair) for name, pair in json.loads(done.stdout).items()}, images, reference
+    return logged, images, reference
 
 
 def first_layer_input(model, path):

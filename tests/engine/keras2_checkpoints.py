@@ -91,15 +91,21 @@ MODELS = {
 
 def run(directory):
     """({name: (path, manifest)}, uint8 images, {name: Keras 2 probabilities}) from this script in the Keras 2 stack."""
-    done = subprocess.run(
-        [PYTHON, os.path.abspath(__file__), str(directory)], capture_output=True, text=True, cwd=REPO,
-        timeout=600, check=False, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    logged = logged_by(__file__, directory)
     with np.load(os.path.join(str(directory), "predictions.npz")) as npz:
         predictions = {name: npz[name] for name in npz.files}
     images = np.load(os.path.join(str(directory), "images.npy"))
-    return {name: tuple(pair) for name, pair in json.loads(done.stdout).items()}, images, predictions
+    return logged, images, predictions
+
+
+def logged_by(script, directory):
+    """{name: (path, manifest)} that `script DIRECTORY` logs and prints as JSON, run in the Keras 2 stack."""
+    done = subprocess.run(
+        [PYTHON, os.path.abspath(script), str(directory)], capture_output=True, text=True, cwd=REPO,
+        timeout=600, check=False, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {name: tuple(pair) for name, pair in json.loads(done.stdout).items()}
 
 
 def randomize_batch_norm(model, rng):
